@@ -1,0 +1,1 @@
+//! Data: image folders, IDX files, splits and batches.

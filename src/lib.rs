@@ -1,0 +1,2 @@
+//! crest: image classifiers built from scratch.
+pub mod data;
