@@ -1,2 +1,3 @@
 //! crest: image classifiers built from scratch.
 pub mod data;
+pub mod rng;
