@@ -1,3 +1,6 @@
 //! crest: image classifiers built from scratch.
 pub mod data;
 pub mod rng;
+pub mod tensor;
+
+pub use tensor::Tensor;

@@ -1,0 +1,156 @@
+//! `+ - * /` with broadcasting, as methods and as operators on `&Tensor`, `Tensor` and `f32`.
+
+use crate::tensor::broadcast::{broadcast_shape, layout, reduce_to_shape};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
+    let out_shape = broadcast_shape(a.shape(), b.shape());
+    let (la, lb) = (layout(a.shape(), &out_shape), layout(b.shape(), &out_shape));
+    let n: usize = out_shape.iter().product();
+    let data = {
+        let (ad, bd) = (a.data(), b.data());
+        let f = |x: f32, y: f32| match op {
+            Op::Add => x + y,
+            Op::Sub => x - y,
+            Op::Mul => x * y,
+            Op::Div => x / y,
+        };
+        (0..n).map(|i| f(ad[la.at(i)], bd[lb.at(i)])).collect()
+    };
+    let (ac, bc) = (a.clone(), b.clone());
+    let name = match op {
+        Op::Add => "AddBackward",
+        Op::Sub => "SubBackward",
+        Op::Mul => "MulBackward",
+        Op::Div => "DivBackward",
+    };
+    let shape = out_shape.clone();
+    Tensor::from_op(data, &out_shape, name, &[a, b], move |ctx| {
+        let g = ctx.g;
+        let (la, lb) = (layout(ac.shape(), &shape), layout(bc.shape(), &shape));
+        // d(a∘b)/da and d(a∘b)/db per element, then summed back over broadcast axes.
+        let (ga, gb): (Option<Vec<f32>>, Option<Vec<f32>>) = match op {
+            Op::Add => (Some(g.to_vec()), Some(g.to_vec())),
+            Op::Sub => (Some(g.to_vec()), Some(g.iter().map(|v| -v).collect())),
+            Op::Mul => {
+                let (ad, bd) = (ac.data(), bc.data());
+                let ga = ctx.needs[0].then(|| g.iter().enumerate().map(|(i, gi)| gi * bd[lb.at(i)]).collect());
+                let gb = ctx.needs[1].then(|| g.iter().enumerate().map(|(i, gi)| gi * ad[la.at(i)]).collect());
+                (ga, gb)
+            }
+            Op::Div => {
+                let (ad, bd) = (ac.data(), bc.data());
+                let ga = ctx.needs[0].then(|| g.iter().enumerate().map(|(i, gi)| gi / bd[lb.at(i)]).collect());
+                let gb = ctx.needs[1].then(|| {
+                    g.iter()
+                        .enumerate()
+                        .map(|(i, gi)| {
+                            let y = bd[lb.at(i)];
+                            -gi * ad[la.at(i)] / (y * y)
+                        })
+                        .collect()
+                });
+                (ga, gb)
+            }
+        };
+        vec![
+            ga.map(|v| reduce_to_shape(&v, ac.shape(), &shape)),
+            gb.map(|v| reduce_to_shape(&v, bc.shape(), &shape)),
+        ]
+    })
+}
+
+impl Tensor {
+    pub fn add(&self, other: &Tensor) -> Tensor {
+        binary(self, other, Op::Add)
+    }
+    pub fn sub(&self, other: &Tensor) -> Tensor {
+        binary(self, other, Op::Sub)
+    }
+    pub fn mul(&self, other: &Tensor) -> Tensor {
+        binary(self, other, Op::Mul)
+    }
+    pub fn div(&self, other: &Tensor) -> Tensor {
+        binary(self, other, Op::Div)
+    }
+}
+
+macro_rules! operators {
+    ($trait:ident, $method:ident) => {
+        impl std::ops::$trait<&Tensor> for &Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(self, rhs)
+            }
+        }
+        impl std::ops::$trait<Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl std::ops::$trait<&Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(&self, rhs)
+            }
+        }
+        impl std::ops::$trait<Tensor> for &Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor {
+                Tensor::$method(self, &rhs)
+            }
+        }
+        impl std::ops::$trait<f32> for &Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: f32) -> Tensor {
+                Tensor::$method(self, &Tensor::scalar(rhs))
+            }
+        }
+        impl std::ops::$trait<f32> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: f32) -> Tensor {
+                Tensor::$method(&self, &Tensor::scalar(rhs))
+            }
+        }
+        impl std::ops::$trait<&Tensor> for f32 {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(&Tensor::scalar(self), rhs)
+            }
+        }
+        impl std::ops::$trait<Tensor> for f32 {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor {
+                Tensor::$method(&Tensor::scalar(self), &rhs)
+            }
+        }
+    };
+}
+
+operators!(Add, add);
+operators!(Sub, sub);
+operators!(Mul, mul);
+operators!(Div, div);
+
+impl std::ops::Neg for &Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        self.neg()
+    }
+}
+
+impl std::ops::Neg for Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        Tensor::neg(&self)
+    }
+}

@@ -1,0 +1,61 @@
+//! Elementwise functions of one tensor. Each rule states its derivative in terms of the input or output.
+
+use crate::tensor::Tensor;
+
+/// `f` applied elementwise; `df(x, y)` is dy/dx given the input x and output y.
+fn unary(t: &Tensor, name: &'static str, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Tensor {
+    let data: Vec<f32> = t.data().iter().map(|&x| f(x)).collect();
+    let input = t.clone();
+    Tensor::from_op(data, t.shape(), name, &[t], move |ctx| {
+        let (x, y) = (input.data(), ctx.out.data());
+        vec![Some(ctx.g.iter().zip(x.iter().zip(y.iter())).map(|(g, (&x, &y))| g * df(x, y)).collect())]
+    })
+}
+
+impl Tensor {
+    pub fn neg(&self) -> Tensor {
+        unary(self, "NegBackward", |x| -x, |_, _| -1.0)
+    }
+
+    pub fn exp(&self) -> Tensor {
+        unary(self, "ExpBackward", f32::exp, |_, y| y)
+    }
+
+    pub fn log(&self) -> Tensor {
+        unary(self, "LogBackward", f32::ln, |x, _| 1.0 / x)
+    }
+
+    pub fn sqrt(&self) -> Tensor {
+        unary(self, "SqrtBackward", f32::sqrt, |_, y| 0.5 / y)
+    }
+
+    pub fn powf(&self, p: f32) -> Tensor {
+        unary(self, "PowBackward", move |x| x.powf(p), move |x, _| p * x.powf(p - 1.0))
+    }
+
+    /// 1 / (1 + e^-x), written so neither branch overflows.
+    pub fn sigmoid(&self) -> Tensor {
+        unary(self, "SigmoidBackward", sigmoid, |_, y| y * (1.0 - y))
+    }
+
+    pub fn relu(&self) -> Tensor {
+        unary(self, "ReluBackward", |x| x.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+    }
+
+    pub fn tanh(&self) -> Tensor {
+        unary(self, "TanhBackward", f32::tanh, |_, y| 1.0 - y * y)
+    }
+
+    pub fn abs(&self) -> Tensor {
+        unary(self, "AbsBackward", f32::abs, |x, _| x.signum() * (x != 0.0) as u8 as f32)
+    }
+}
+
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}

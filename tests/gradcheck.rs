@@ -1,0 +1,144 @@
+//! Every differentiable op's gradient against central finite differences, broadcasting cases included.
+
+use crest::rng::Rng;
+use crest::tensor::gradcheck::max_grad_error;
+use crest::Tensor;
+
+fn param(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape, 1.0, &mut Rng::new(seed)).requires_grad_()
+}
+
+/// Positive values, for log, sqrt, powf and division.
+fn positive(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::rand_uniform(shape, 0.5, 2.0, &mut Rng::new(seed)).requires_grad_()
+}
+
+/// A fixed random weighting makes the scalar depend on every output element differently.
+fn weighted(t: &Tensor) -> Tensor {
+    let w = Tensor::randn(t.shape(), 1.0, &mut Rng::new(99));
+    (t * &w).sum()
+}
+
+fn check(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
+    let err = max_grad_error(f, inputs, 1e-2);
+    assert!(err < 2e-2, "{name}: gradient off by {err} (relative)");
+}
+
+#[test]
+fn binary_ops_same_shape_and_broadcast() {
+    let cases: [(&[usize], &[usize]); 5] = [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[3, 1], &[1, 4]), (&[2, 3, 4], &[3, 1]), (&[3, 4], &[])];
+    for (sa, sb) in cases {
+        check("add", |x| weighted(&(&x[0] + &x[1])), &[param(sa, 1), param(sb, 2)]);
+        check("sub", |x| weighted(&(&x[0] - &x[1])), &[param(sa, 1), param(sb, 2)]);
+        check("mul", |x| weighted(&(&x[0] * &x[1])), &[param(sa, 1), param(sb, 2)]);
+        check("div", |x| weighted(&(&x[0] / &x[1])), &[param(sa, 1), positive(sb, 2)]);
+        check("div, broadcast lhs", |x| weighted(&(&x[1] / &x[0])), &[positive(sa, 1), param(sb, 2)]);
+    }
+    check("scalar ops", |x| weighted(&(1.0 - &x[0] * 2.0)), &[param(&[5], 3)]);
+}
+
+#[test]
+fn unary_ops() {
+    check("neg", |x| weighted(&-&x[0]), &[param(&[2, 3], 1)]);
+    check("exp", |x| weighted(&x[0].exp()), &[param(&[2, 3], 1)]);
+    check("log", |x| weighted(&x[0].log()), &[positive(&[2, 3], 1)]);
+    check("sqrt", |x| weighted(&x[0].sqrt()), &[positive(&[2, 3], 1)]);
+    check("powf", |x| weighted(&x[0].powf(3.0)), &[positive(&[2, 3], 1)]);
+    check("sigmoid", |x| weighted(&x[0].sigmoid()), &[param(&[2, 3], 1)]);
+    check("tanh", |x| weighted(&x[0].tanh()), &[param(&[2, 3], 1)]);
+    // Kinks at 0: keep inputs away from them.
+    let away = Tensor::from_vec(vec![-1.5, -0.3, 0.4, 2.0, -0.8, 1.1], &[2, 3]).requires_grad_();
+    check("relu", |x| weighted(&x[0].relu()), std::slice::from_ref(&away));
+    check("abs", |x| weighted(&x[0].abs()), &[away]);
+}
+
+#[test]
+fn reductions() {
+    check("sum", |x| x[0].sum() * 3.0, &[param(&[3, 4], 1)]);
+    check("mean", |x| x[0].mean(), &[param(&[3, 4], 1)]);
+    for axis in [0, 1, 2, -1] {
+        check("sum_axis", |x| weighted(&x[0].sum_axis(axis, false)), &[param(&[2, 3, 4], 1)]);
+        check("mean_axis", |x| weighted(&x[0].mean_axis(axis, true)), &[param(&[2, 3, 4], 1)]);
+        check("max_axis", |x| weighted(&x[0].max_axis(axis, false)), &[param(&[2, 3, 4], 1)]);
+    }
+    check("max", |x| x[0].max(), &[param(&[3, 4], 1)]);
+    check("min", |x| x[0].min(), &[param(&[3, 4], 1)]);
+}
+
+#[test]
+fn matmul_both_operands() {
+    check("matmul", |x| weighted(&x[0].matmul(&x[1])), &[param(&[3, 5], 1), param(&[5, 2], 2)]);
+    check("matmul, vector out", |x| weighted(&x[0].matmul(&x[1])), &[param(&[4, 7], 1), param(&[7, 1], 2)]);
+}
+
+#[test]
+fn shape_ops() {
+    check("reshape", |x| weighted(&x[0].reshape(&[6, 2])), &[param(&[3, 4], 1)]);
+    check("view", |x| weighted(&x[0].view(&[2, -1])), &[param(&[3, 4], 1)]);
+    check("transpose", |x| weighted(&x[0].t()), &[param(&[3, 4], 1)]);
+    check("permute", |x| weighted(&x[0].permute(&[2, 0, 1])), &[param(&[2, 3, 4], 1)]);
+    check("cat axis 0", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 0)), &[param(&[2, 3], 1), param(&[4, 3], 2)]);
+    check("cat axis 1", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 1], 2)]);
+    check("stack", |x| weighted(&Tensor::stack(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 3], 2)]);
+}
+
+#[test]
+fn where_routes_gradients() {
+    let cond = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0], &[3, 2]);
+    check("where", |x| weighted(&Tensor::where_(&cond, &x[0], &x[1])), &[param(&[3, 2], 1), param(&[2], 2)]);
+    // The post's loss shape: where(t==1, 1-p, p) with the target a column.
+    let t = Tensor::from_vec(vec![1.0, 0.0, 1.0], &[3, 1]);
+    check(
+        "logo loss form",
+        |x| {
+            let p = x[0].sigmoid();
+            Tensor::where_(&t.eq_scalar(1.0), &(1.0 - &p), &p).mean()
+        },
+        &[param(&[3, 1], 1)],
+    );
+}
+
+#[test]
+fn gradients_accumulate_until_zeroed() {
+    let w = param(&[3], 1);
+    (&w * 2.0).sum().backward();
+    (&w * 2.0).sum().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![4.0; 3]);
+    w.zero_grad();
+    (&w * 2.0).sum().backward();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![2.0; 3]);
+}
+
+#[test]
+fn a_tensor_used_twice_gets_both_gradients() {
+    let x = param(&[4], 1);
+    (&x * &x).sum().backward();
+    let expect: Vec<f32> = x.to_vec().iter().map(|v| 2.0 * v).collect();
+    assert_eq!(x.grad().unwrap().to_vec(), expect);
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let w = param(&[2], 1);
+    let y = {
+        let _g = crest::tensor::no_grad();
+        (&w * 3.0).sum()
+    };
+    assert!(!y.requires_grad());
+    assert!((&w * 3.0).sum().requires_grad());
+}
+
+#[test]
+fn u8_inputs_match_f32_inputs_in_matmul() {
+    let bytes: Vec<u8> = (0..6 * 5).map(|i| (i * 37 % 256) as u8).collect();
+    let xu = Tensor::from_u8(bytes.clone(), &[6, 5], 1.0 / 255.0);
+    let xf = Tensor::from_vec(bytes.iter().map(|&b| b as f32 * (1.0 / 255.0)).collect(), &[6, 5]);
+    let w1 = param(&[5, 2], 3);
+    let w2 = param(&[5, 2], 3);
+    weighted(&xu.matmul(&w1)).backward();
+    weighted(&xf.matmul(&w2)).backward();
+    for (a, b) in w1.grad().unwrap().to_vec().iter().zip(w2.grad().unwrap().to_vec()) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert_eq!(xu.flatten().to_vec(), xf.to_vec());
+}
