@@ -13,6 +13,7 @@ pub mod stats;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use stats::{Histogram, Summary};
+pub(crate) use ops::sigmoid;
 
 use crate::rng::Rng;
 use std::cell::{Cell, Ref, RefCell, RefMut};

@@ -5,3 +5,5 @@ mod matmul;
 mod reduce;
 mod shape;
 mod unary;
+
+pub(crate) use unary::sigmoid;

@@ -1,0 +1,36 @@
+//! The post's training loop by its own names. `Learner::fit` is built from the same pieces.
+
+use crate::data::DataLoader;
+use crate::tensor::{no_grad, Tensor};
+
+/// The model as the post writes it: any function from a batch to predictions (`linear1`, or a module's forward).
+pub type Model<'a> = &'a dyn Fn(&Tensor) -> Tensor;
+pub type LossFn = fn(&Tensor, &Tensor) -> Tensor;
+
+/// Predictions, loss, and gradients for one batch; returns the loss.
+pub fn calc_grad(xb: &Tensor, yb: &Tensor, model: Model, loss: LossFn) -> Tensor {
+    let preds = model(xb);
+    let l = loss(&preds, yb);
+    l.backward();
+    l
+}
+
+/// One pass over the data: gradient step after each batch, `p.data -= p.grad*lr`, then zero the gradients.
+pub fn train_epoch(model: Model, lr: f32, params: &[Tensor], dl: &DataLoader, epoch: usize, scale: f32, loss: LossFn) {
+    for batch in dl.batches(epoch) {
+        calc_grad(&batch.x(scale), &batch.y(true), model, loss);
+        for p in params {
+            let Some(g) = p.grad() else { continue };
+            p.data_mut().iter_mut().zip(g.data().iter()).for_each(|(p, g)| *p -= g * lr);
+            p.zero_grad();
+        }
+    }
+}
+
+/// The post's `validate_epoch`: the mean of per-batch accuracies, rounded to 4 digits. (A short last batch weighs
+/// as much as a full one; `Learner` counts per image instead.)
+pub fn validate_epoch(model: Model, dl: &DataLoader, scale: f32, metric: LossFn) -> f32 {
+    let _g = no_grad();
+    let accs: Vec<Tensor> = dl.batches(0).map(|b| metric(&model(&b.x(scale)), &b.y(true))).collect();
+    (Tensor::stack(&accs, 0).mean().item() * 1e4).round() / 1e4
+}

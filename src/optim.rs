@@ -1,0 +1,199 @@
+//! Optimizers: `step()` moves each parameter against its gradient; `zero_grad()` clears the gradients.
+//! Updates happen outside the graph, on the parameters' data, as the post's `p.data -= p.grad*lr` does.
+
+use crate::tensor::Tensor;
+
+pub trait Optimizer {
+    fn step(&mut self);
+    fn params(&self) -> &[Tensor];
+    fn set_lr(&mut self, lr: f32);
+
+    fn zero_grad(&self) {
+        self.params().iter().for_each(Tensor::zero_grad);
+    }
+}
+
+/// Applies `update(param, grad, state)` to each parameter that has a gradient; `state` is per-parameter memory
+/// (momentum, Adam's moments) created on first use.
+fn for_each_param<const S: usize>(
+    params: &[Tensor],
+    state: &mut Vec<[Vec<f32>; S]>,
+    mut update: impl FnMut(&mut [f32], &[f32], &mut [Vec<f32>; S]),
+) {
+    if state.is_empty() {
+        *state = params.iter().map(|p| std::array::from_fn(|_| vec![0.0; p.numel()])).collect();
+    }
+    for (p, st) in params.iter().zip(state.iter_mut()) {
+        let grad = p.grad_ref();
+        let Some(g) = grad.as_ref() else { continue };
+        update(&mut p.data_mut(), g, st);
+    }
+}
+
+/// Stochastic gradient descent, with optional momentum and (L2) weight decay, as `torch.optim.SGD`.
+pub struct SGD {
+    params: Vec<Tensor>,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    velocity: Vec<[Vec<f32>; 1]>,
+}
+
+impl SGD {
+    pub fn new(params: Vec<Tensor>, lr: f32) -> SGD {
+        SGD { params, lr, momentum: 0.0, weight_decay: 0.0, velocity: Vec::new() }
+    }
+
+    pub fn momentum(mut self, momentum: f32) -> SGD {
+        self.momentum = momentum;
+        self
+    }
+
+    pub fn weight_decay(mut self, wd: f32) -> SGD {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for SGD {
+    fn step(&mut self) {
+        let (lr, mom, wd) = (self.lr, self.momentum, self.weight_decay);
+        for_each_param(&self.params, &mut self.velocity, |p, g, [v]| {
+            for i in 0..p.len() {
+                let mut d = g[i] + wd * p[i];
+                if mom != 0.0 {
+                    v[i] = mom * v[i] + d;
+                    d = v[i];
+                }
+                p[i] -= lr * d;
+            }
+        });
+    }
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+}
+
+/// Adam (Kingma & Ba), as `torch.optim.Adam`; `decoupled` weight decay makes it AdamW (Loshchilov & Hutter).
+pub struct Adam {
+    params: Vec<Tensor>,
+    pub lr: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decoupled: bool,
+    t: i32,
+    moments: Vec<[Vec<f32>; 2]>,
+}
+
+impl Adam {
+    pub fn new(params: Vec<Tensor>, lr: f32) -> Adam {
+        Adam { params, lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, decoupled: false, t: 0, moments: Vec::new() }
+    }
+
+    /// AdamW: weight decay applied to the weights directly, not through the gradient (default 0.01, as PyTorch).
+    pub fn adamw(params: Vec<Tensor>, lr: f32) -> Adam {
+        Adam { decoupled: true, weight_decay: 0.01, ..Adam::new(params, lr) }
+    }
+
+    pub fn weight_decay(mut self, wd: f32) -> Adam {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self) {
+        self.t += 1;
+        let (lr, (b1, b2), eps, wd, decoupled) = (self.lr, self.betas, self.eps, self.weight_decay, self.decoupled);
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for_each_param(&self.params, &mut self.moments, |p, g, [m, v]| {
+            for i in 0..p.len() {
+                let mut gi = g[i];
+                if decoupled {
+                    p[i] *= 1.0 - lr * wd;
+                } else {
+                    gi += wd * p[i];
+                }
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+            }
+        });
+    }
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+}
+
+/// Which optimizer a Learner builds over the model's parameters (fastai's `opt_func`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptFunc {
+    Sgd { momentum: f32, weight_decay: f32 },
+    Adam { weight_decay: f32 },
+    AdamW { weight_decay: f32 },
+}
+
+impl OptFunc {
+    pub fn build(&self, params: Vec<Tensor>, lr: f32) -> Box<dyn Optimizer> {
+        match *self {
+            OptFunc::Sgd { momentum, weight_decay } => Box::new(SGD::new(params, lr).momentum(momentum).weight_decay(weight_decay)),
+            OptFunc::Adam { weight_decay } => Box::new(Adam::new(params, lr).weight_decay(weight_decay)),
+            OptFunc::AdamW { weight_decay } => Box::new(Adam::adamw(params, lr).weight_decay(weight_decay)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(v: &[f32]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), &[v.len()]).requires_grad_()
+    }
+
+    #[test]
+    fn sgd_step_is_p_minus_lr_grad_and_momentum_accumulates() {
+        let p = param(&[1.0, -2.0]);
+        let mut opt = SGD::new(vec![p.clone()], 0.1).momentum(0.9);
+        (&p * &Tensor::from_vec(vec![3.0, 4.0], &[2])).sum().backward();
+        opt.step();
+        assert_eq!(p.to_vec(), vec![1.0 - 0.3, -2.0 - 0.4]);
+        opt.step(); // same gradient again: velocity 0.9*g + g
+        let expect = [0.7 - 0.1 * 1.9 * 3.0, -2.4 - 0.1 * 1.9 * 4.0];
+        p.to_vec().iter().zip(expect).for_each(|(a, b)| assert!((a - b).abs() < 1e-6));
+        opt.zero_grad();
+        assert!(p.grad().is_none());
+    }
+
+    #[test]
+    fn adam_first_step_moves_each_weight_by_lr() {
+        // With bias correction, Adam's first step is lr·g/|g| (up to eps) whatever the gradient's scale.
+        let p = param(&[1.0, 1.0]);
+        let mut opt = Adam::new(vec![p.clone()], 0.01);
+        (&p * &Tensor::from_vec(vec![1000.0, -0.001], &[2])).sum().backward();
+        opt.step();
+        let v = p.to_vec();
+        assert!((v[0] - 0.99).abs() < 1e-5 && (v[1] - 1.01).abs() < 1e-4, "{v:?}");
+    }
+
+    #[test]
+    fn adamw_decays_weights_without_gradient_coupling() {
+        let p = param(&[2.0]);
+        let mut opt = Adam::adamw(vec![p.clone()], 0.1).weight_decay(0.5);
+        (&p * 0.0).sum().backward();
+        opt.step();
+        assert!((p.item() - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
+    }
+}
