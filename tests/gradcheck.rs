@@ -79,6 +79,7 @@ fn shape_ops() {
     check("permute", |x| weighted(&x[0].permute(&[2, 0, 1])), &[param(&[2, 3, 4], 1)]);
     check("cat axis 0", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 0)), &[param(&[2, 3], 1), param(&[4, 3], 2)]);
     check("cat axis 1", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 1], 2)]);
+    check("narrow", |x| weighted(&x[0].narrow(1, 1, 2)), &[param(&[2, 4, 3], 1)]);
     check("stack", |x| weighted(&Tensor::stack(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 3], 2)]);
 }
 

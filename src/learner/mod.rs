@@ -120,24 +120,32 @@ impl Learner {
         if self.verbose {
             println!("{}", table::format_line(&header, &header));
         }
-        let opt = self.opt.get_or_insert_with(|| self.opt_func.build(self.model.parameters(), lr));
+        let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
         opt.set_lr(lr);
+        let result = self.fit_epochs(epochs, lr, opt.as_mut(), &header);
+        self.opt = Some(opt);
+        result.map(|_| &self.recorder[..])
+    }
+
+    fn fit_epochs(&mut self, epochs: usize, lr: f32, opt: &mut dyn Optimizer, header: &[String]) -> Result<(), FitError> {
         for _ in 0..epochs {
             let start = Instant::now();
             let epoch = self.epochs_done;
             self.model.set_training(true);
             let (mut total, mut count) = (0.0f64, 0usize);
             for (i, batch) in self.dls.train.batches(epoch).enumerate() {
+                let n = batch.n;
+                let (xb, yb) = batch.into_xy(self.scale, self.binary);
                 let model = |x: &Tensor| self.model.forward(x);
-                let loss = calc_grad(&batch.x(self.scale), &batch.y(self.binary), &model, self.loss_func).item();
+                let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
                 if !loss.is_finite() {
                     opt.zero_grad();
                     return Err(FitError::NonFinite { epoch, batch: i, loss, lr });
                 }
                 opt.step();
                 opt.zero_grad();
-                total += loss as f64 * batch.n as f64;
-                count += batch.n;
+                total += loss as f64 * n as f64;
+                count += n;
             }
             let (valid_loss, metrics) = self.validate();
             let row = EpochRow {
@@ -148,7 +156,7 @@ impl Learner {
                 seconds: start.elapsed().as_secs_f64(),
             };
             if self.verbose {
-                println!("{}", table::format_row(&row, &header));
+                println!("{}", table::format_row(&row, header));
             }
             if let Some(csv) = &mut self.csv {
                 csv.write(&row).map_err(FitError::Io)?;
@@ -163,7 +171,7 @@ impl Learner {
                 break;
             }
         }
-        Ok(&self.recorder)
+        Ok(())
     }
 
     /// Loss and metrics over the validation set, per image (or per batch, as the post does, when asked).
@@ -174,14 +182,15 @@ impl Learner {
         let mut sums = vec![0.0f64; self.metrics.len()];
         let (mut images, mut batches) = (0usize, 0usize);
         for batch in self.dls.valid.batches(0) {
-            let preds = self.model.forward(&batch.x(self.scale));
-            let y = batch.y(self.binary);
-            let weight = if self.batch_mean_metrics { 1.0 } else { batch.n as f64 };
-            loss += (self.loss_func)(&preds, &y).item() as f64 * batch.n as f64;
+            let n = batch.n;
+            let (x, y) = batch.into_xy(self.scale, self.binary);
+            let preds = self.model.forward(&x);
+            let weight = if self.batch_mean_metrics { 1.0 } else { n as f64 };
+            loss += (self.loss_func)(&preds, &y).item() as f64 * n as f64;
             for (s, m) in sums.iter_mut().zip(&self.metrics) {
                 *s += (m.f)(&preds, &y).item() as f64 * weight;
             }
-            images += batch.n;
+            images += n;
             batches += 1;
         }
         if images == 0 {

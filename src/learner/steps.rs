@@ -18,7 +18,8 @@ pub fn calc_grad(xb: &Tensor, yb: &Tensor, model: Model, loss: LossFn) -> Tensor
 /// One pass over the data: gradient step after each batch, `p.data -= p.grad*lr`, then zero the gradients.
 pub fn train_epoch(model: Model, lr: f32, params: &[Tensor], dl: &DataLoader, epoch: usize, scale: f32, loss: LossFn) {
     for batch in dl.batches(epoch) {
-        calc_grad(&batch.x(scale), &batch.y(true), model, loss);
+        let (xb, yb) = batch.into_xy(scale, true);
+        calc_grad(&xb, &yb, model, loss);
         for p in params {
             let Some(g) = p.grad() else { continue };
             p.data_mut().iter_mut().zip(g.data().iter()).for_each(|(p, g)| *p -= g * lr);
@@ -31,6 +32,12 @@ pub fn train_epoch(model: Model, lr: f32, params: &[Tensor], dl: &DataLoader, ep
 /// as much as a full one; `Learner` counts per image instead.)
 pub fn validate_epoch(model: Model, dl: &DataLoader, scale: f32, metric: LossFn) -> f32 {
     let _g = no_grad();
-    let accs: Vec<Tensor> = dl.batches(0).map(|b| metric(&model(&b.x(scale)), &b.y(true))).collect();
+    let accs: Vec<Tensor> = dl
+        .batches(0)
+        .map(|b| {
+            let (xb, yb) = b.into_xy(scale, true);
+            metric(&model(&xb), &yb)
+        })
+        .collect();
     (Tensor::stack(&accs, 0).mean().item() * 1e4).round() / 1e4
 }

@@ -2,13 +2,15 @@
 //! can describe itself as a `LayerSpec`, which is what a model file stores to rebuild it.
 
 mod activation;
+mod arch;
 mod init;
 mod linear;
 mod sequential;
 mod spec;
 
 pub use activation::{Flatten, ReLU, Sigmoid};
-pub use init::kaiming_uniform;
+pub use arch::Arch;
+pub use init::{init_params, kaiming_uniform};
 pub use linear::Linear;
 pub use sequential::Sequential;
 pub use spec::LayerSpec;

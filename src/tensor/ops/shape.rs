@@ -74,6 +74,28 @@ impl Tensor {
         })
     }
 
+    /// `len` entries of an axis starting at `start` (the post's `train_x[:4]` is `narrow(0, 0, 4)`).
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor {
+        let shape = self.shape().to_vec();
+        assert!(axis < shape.len() && start + len <= shape[axis], "narrow({axis}, {start}, {len}) on shape {shape:?}");
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let (full, part) = (shape[axis] * inner, len * inner);
+        let data: Vec<f32> = {
+            let d = self.data();
+            (0..outer).flat_map(|o| d[o * full + start * inner..o * full + start * inner + part].iter().copied()).collect()
+        };
+        let mut out_shape = shape;
+        out_shape[axis] = len;
+        Tensor::from_op(data, &out_shape, "NarrowBackward", &[self], move |ctx| {
+            let mut g = vec![0.0; outer * full];
+            for o in 0..outer {
+                g[o * full + start * inner..o * full + start * inner + part].copy_from_slice(&ctx.g[o * part..(o + 1) * part]);
+            }
+            vec![Some(g)]
+        })
+    }
+
     /// Joins tensors along an existing axis; all other axes must match.
     pub fn cat(tensors: &[Tensor], axis: usize) -> Tensor {
         assert!(!tensors.is_empty(), "cat of no tensors");

@@ -1,0 +1,60 @@
+use crate::data::load_image;
+use crate::loss::Loss;
+use crate::model_io;
+use crate::tensor::no_grad;
+use crate::Tensor;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// A model file written by `crest train`.
+    pub model: PathBuf,
+    /// Images to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many of the most likely classes to print per image.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub top: u16,
+}
+
+/// Class probabilities from the model's logits: sigmoid for a one-logit binary model, softmax otherwise.
+pub fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
+    match loss {
+        Loss::Mnist | Loss::Bce => {
+            let p = crate::tensor::sigmoid(logits[0]);
+            vec![1.0 - p, p]
+        }
+        Loss::CrossEntropy => {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        }
+    }
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let (model, meta) = model_io::load(&args.model)?;
+    let _g = no_grad();
+    let mut failed = 0;
+    for path in &args.images {
+        let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+                continue;
+            }
+        };
+        let x = Tensor::from_u8(pixels, &[1, meta.channels, meta.height, meta.width], meta.scale);
+        let probs = probabilities(&model.forward(&x).to_vec(), meta.loss);
+        let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> =
+            ranked.iter().take(args.top as usize).map(|&(c, p)| format!("{} {:.4}", meta.classes[c], p)).collect();
+        println!("{}\t{}", path.display(), top.join("\t"));
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} images could not be read", args.images.len());
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The architectures `--arch` names, as layer specs for a given input and number of outputs.
+
+use super::LayerSpec;
+use std::str::FromStr;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arch {
+    /// Flatten, then one Linear layer: the post's model.
+    Linear,
+    /// Flatten, then Linear+ReLU per hidden size, then Linear.
+    Mlp(Vec<usize>),
+}
+
+impl FromStr for Arch {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Arch, String> {
+        match s.split_once(':') {
+            None if s == "linear" => Ok(Arch::Linear),
+            None if s == "mlp" => Ok(Arch::Mlp(vec![256])),
+            Some(("mlp", sizes)) => {
+                let hidden: Result<Vec<usize>, _> = sizes.split(',').map(|h| h.trim().parse::<usize>()).collect();
+                match hidden {
+                    Ok(h) if !h.is_empty() && h.iter().all(|&n| (1..=1 << 16).contains(&n)) => Ok(Arch::Mlp(h)),
+                    _ => Err(format!("mlp hidden sizes must be whole numbers from 1 to 65536, like mlp:256,128 (got {sizes:?})")),
+                }
+            }
+            _ => Err(format!("unknown architecture {s:?}: use linear or mlp[:256,128]")),
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arch::Linear => write!(f, "linear"),
+            Arch::Mlp(h) => write!(f, "mlp:{}", h.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
+impl Arch {
+    /// The model for images of shape [C, H, W] and `outputs` logits.
+    pub fn spec(&self, input: [usize; 3], outputs: usize) -> LayerSpec {
+        let features = input.iter().product();
+        let mut layers = vec![LayerSpec::Flatten];
+        let mut width = features;
+        if let Arch::Mlp(hidden) = self {
+            for &h in hidden {
+                layers.push(LayerSpec::Linear { in_features: width, out_features: h });
+                layers.push(LayerSpec::ReLU);
+                width = h;
+            }
+        }
+        layers.push(LayerSpec::Linear { in_features: width, out_features: outputs });
+        LayerSpec::Sequential { layers }
+    }
+}
