@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.iter().find(|a| !a.starts_with("--") && args.iter().position(|b| b == "--size").map_or(true, |i| args.get(i + 1) != Some(a)));
+    let dir = args.iter().find(|a| {
+        !a.starts_with("--") && args.iter().position(|b| b == "--size").map_or(true, |i| args.get(i + 1) != Some(a))
+    });
     let dir = dir.map_or("data/mnist_sample", String::as_str);
     let size = args.iter().position(|a| a == "--size").and_then(|i| args.get(i + 1)?.parse().ok());
 
@@ -27,7 +29,12 @@ fn main() -> anyhow::Result<()> {
     let split = data::load(dir.as_ref(), &opts)?;
     let (train, valid) = (Arc::new(split.train), Arc::new(split.valid));
     let [c, h, w] = [train.channels, train.height, train.width];
-    println!("classes {:?}: train {:?}, valid {:?}, each image {c}×{h}×{w}", train.classes, train.class_counts(), valid.class_counts());
+    println!(
+        "classes {:?}: train {:?}, valid {:?}, each image {c}×{h}×{w}",
+        train.classes,
+        train.class_counts(),
+        valid.class_counts()
+    );
 
     // The post scales twice: ToTensor() already maps to [0,1], then `.float()/255` again.
     let posted_scale = 1.0 / 255.0 / 255.0;
@@ -52,7 +59,12 @@ fn main() -> anyhow::Result<()> {
     println!("loss = {loss}");
     loss.backward();
     let grad = weights.grad().expect("the loss depends on the weights");
-    println!("weights.grad: shape {:?}, mean {:.3e}; bias.grad = {}", grad.shape(), grad.mean().item(), bias.grad().expect("bias grad"));
+    println!(
+        "weights.grad: shape {:?}, mean {:.3e}; bias.grad = {}",
+        grad.shape(),
+        grad.mean().item(),
+        bias.grad().expect("bias grad")
+    );
     println!("histogram of weights.grad:\n{}", grad.histogram(8));
     let before = weights.summary();
     let params = [weights.clone(), bias.clone()];
@@ -69,8 +81,14 @@ fn main() -> anyhow::Result<()> {
     let dl = DataLoader::new(train.clone(), 200, false, 42);
     let valid_dl = DataLoader::new(valid.clone(), 50, false, 42);
     let first: Vec<u32> = dl.batches(0).next().map(|b| b.labels).unwrap_or_default();
-    println!("classes in the first batch: {:?} — the data is sorted by class, so every batch holds one class", class_mix(&first, train.classes.len()));
-    println!("validate_epoch(linear1) untrained = {}", validate_epoch(&linear1, &valid_dl, posted_scale, batch_accuracy));
+    println!(
+        "classes in the first batch: {:?} — the data is sorted by class, so every batch holds one class",
+        class_mix(&first, train.classes.len())
+    );
+    println!(
+        "validate_epoch(linear1) untrained = {}",
+        validate_epoch(&linear1, &valid_dl, posted_scale, batch_accuracy)
+    );
     let lr = 1.0;
     for epoch in 0..20 {
         train_epoch(&linear1, lr, &params, &dl, epoch, posted_scale, mnist_loss);
@@ -82,7 +100,9 @@ fn main() -> anyhow::Result<()> {
     fit(&train, &valid, Posted::AsWritten)?;
     println!("\n## The same with crest's fixes: shuffled batches, pixels scaled once, PyTorch's Linear init, accuracy per image\n");
     fit(&train, &valid, Posted::Fixed)?;
-    println!("\nWhy: an unshuffled batch of one class pushes every prediction the same way, so the model swings between");
+    println!(
+        "\nWhy: an unshuffled batch of one class pushes every prediction the same way, so the model swings between"
+    );
     println!("classes; scaled once with std-1 weights the outputs spread far into the sigmoid's flat tails, where");
     println!("mnist_loss has almost no gradient. `crest train` defaults to shuffling, BCE with logits and Adam.");
     Ok(())
@@ -110,8 +130,9 @@ fn fit(train: &Arc<Dataset>, valid: &Arc<Dataset>, how: Posted) -> anyhow::Resul
         valid: DataLoader::new(valid.clone(), 50, false, 42),
     };
     let sgd = OptFunc::Sgd { momentum: 0.0, weight_decay: 0.0 };
-    let mut learn = Learner::new(dls, Box::new(model) as Box<dyn Module>, sgd, mnist_loss, vec![Metric::BATCH_ACCURACY])
-        .map_err(anyhow::Error::msg)?;
+    let mut learn =
+        Learner::new(dls, Box::new(model) as Box<dyn Module>, sgd, mnist_loss, vec![Metric::BATCH_ACCURACY])
+            .map_err(anyhow::Error::msg)?;
     if posted {
         learn.scale = 1.0 / 255.0 / 255.0;
         learn.batch_mean_metrics = true;

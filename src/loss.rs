@@ -12,15 +12,26 @@ pub fn mnist_loss(predictions: &Tensor, targets: &Tensor) -> Tensor {
 /// Binary cross-entropy on logits, fused so it never takes the log of a saturated sigmoid:
 /// mean(max(x,0) − x·t + log(1 + e^−|x|)), gradient (σ(x) − t)/n.
 pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Tensor {
-    assert_eq!(logits.shape(), targets.shape(), "bce_with_logits: logits {:?} vs targets {:?}", logits.shape(), targets.shape());
+    assert_eq!(
+        logits.shape(),
+        targets.shape(),
+        "bce_with_logits: logits {:?} vs targets {:?}",
+        logits.shape(),
+        targets.shape()
+    );
     let n = logits.numel() as f32;
     let (x, t) = (logits.data().clone(), targets.data().clone());
-    let total: f64 =
-        x.iter().zip(&t).map(|(&x, &t)| (x.max(0.0) - x * t + (-x.abs()).exp().ln_1p()) as f64).sum();
-    Tensor::from_op(vec![(total / n as f64) as f32], &[], "BinaryCrossEntropyWithLogitsBackward", &[logits], move |ctx| {
-        let g = ctx.g[0] / n;
-        vec![Some(x.iter().zip(&t).map(|(&x, &t)| g * (crate::tensor::sigmoid(x) - t)).collect())]
-    })
+    let total: f64 = x.iter().zip(&t).map(|(&x, &t)| (x.max(0.0) - x * t + (-x.abs()).exp().ln_1p()) as f64).sum();
+    Tensor::from_op(
+        vec![(total / n as f64) as f32],
+        &[],
+        "BinaryCrossEntropyWithLogitsBackward",
+        &[logits],
+        move |ctx| {
+            let g = ctx.g[0] / n;
+            vec![Some(x.iter().zip(&t).map(|(&x, &t)| g * (crate::tensor::sigmoid(x) - t)).collect())]
+        },
+    )
 }
 
 /// Softmax cross-entropy, fused and stable: mean(logsumexp(x) − x[target]), gradient (softmax − onehot)/n.
@@ -39,10 +50,13 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     for (row, &label) in softmax.chunks_exact_mut(k).zip(&labels) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let x_label = row[label];
-        let sum: f32 = row.iter_mut().map(|v| {
-            *v = (*v - max).exp();
-            *v
-        }).sum();
+        let sum: f32 = row
+            .iter_mut()
+            .map(|v| {
+                *v = (*v - max).exp();
+                *v
+            })
+            .sum();
         row.iter_mut().for_each(|v| *v /= sum);
         total += (max + sum.ln() - x_label) as f64;
     }

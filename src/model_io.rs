@@ -52,7 +52,8 @@ impl ModelMeta {
 /// one, never half of one.
 pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
     let params = model.named_parameters();
-    let bytes: Vec<Vec<u8>> = params.iter().map(|(_, p)| p.data().iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> =
+        params.iter().map(|(_, p)| p.data().iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let views = params
         .iter()
         .zip(&bytes)
@@ -61,7 +62,11 @@ pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
     let info = Some(HashMap::from([(META_KEY.to_string(), serde_json::to_string(meta)?)]));
     let buffer = safetensors::serialize(views, &info)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("model"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+        std::process::id()
+    ));
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
@@ -82,14 +87,18 @@ pub fn load(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
     let damaged = |why: String| anyhow!("{} is not a valid crest model file: {why}", path.display());
     let st = SafeTensors::deserialize(&buffer).map_err(|e| damaged(format!("{e:?}")))?;
     let (_, header) = SafeTensors::read_metadata(&buffer).map_err(|e| damaged(format!("{e:?}")))?;
-    let json = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| damaged("no crest metadata".into()))?;
+    let json =
+        header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| damaged("no crest metadata".into()))?;
     let format = serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v["format"].as_u64());
     if format != Some(FORMAT as u64) {
         bail!(
             "{} was written in model format {} (crest {}); this crest ({}) reads format {FORMAT}",
             path.display(),
             format.map_or("unknown".into(), |f| f.to_string()),
-            serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v["crest_version"].as_str().map(String::from)).unwrap_or("?".into()),
+            serde_json::from_str::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| v["crest_version"].as_str().map(String::from))
+                .unwrap_or("?".into()),
             env!("CARGO_PKG_VERSION")
         );
     }
@@ -98,7 +107,12 @@ pub fn load(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
     for (name, p) in model.named_parameters() {
         let t = st.tensor(&name).map_err(|_| damaged(format!("tensor {name} is missing")))?;
         if t.dtype() != Dtype::F32 || t.shape() != p.shape() {
-            return Err(damaged(format!("tensor {name} is {:?} {:?}, expected F32 {:?}", t.dtype(), t.shape(), p.shape())));
+            return Err(damaged(format!(
+                "tensor {name} is {:?} {:?}, expected F32 {:?}",
+                t.dtype(),
+                t.shape(),
+                p.shape()
+            )));
         }
         let values: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         if values.iter().any(|v| !v.is_finite()) {

@@ -93,7 +93,16 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(params: Vec<Tensor>, lr: f32) -> Adam {
-        Adam { params, lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, decoupled: false, t: 0, moments: Vec::new() }
+        Adam {
+            params,
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            t: 0,
+            moments: Vec::new(),
+        }
     }
 
     /// AdamW: weight decay applied to the weights directly, not through the gradient (default 0.01, as PyTorch).
@@ -148,7 +157,9 @@ pub enum OptFunc {
 impl OptFunc {
     pub fn build(&self, params: Vec<Tensor>, lr: f32) -> Box<dyn Optimizer> {
         match *self {
-            OptFunc::Sgd { momentum, weight_decay } => Box::new(SGD::new(params, lr).momentum(momentum).weight_decay(weight_decay)),
+            OptFunc::Sgd { momentum, weight_decay } => {
+                Box::new(SGD::new(params, lr).momentum(momentum).weight_decay(weight_decay))
+            }
             OptFunc::Adam { weight_decay } => Box::new(Adam::new(params, lr).weight_decay(weight_decay)),
             OptFunc::AdamW { weight_decay } => Box::new(Adam::adamw(params, lr).weight_decay(weight_decay)),
         }

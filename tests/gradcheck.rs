@@ -26,7 +26,8 @@ fn check(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
 
 #[test]
 fn binary_ops_same_shape_and_broadcast() {
-    let cases: [(&[usize], &[usize]); 5] = [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[3, 1], &[1, 4]), (&[2, 3, 4], &[3, 1]), (&[3, 4], &[])];
+    let cases: [(&[usize], &[usize]); 5] =
+        [(&[3, 4], &[3, 4]), (&[3, 4], &[4]), (&[3, 1], &[1, 4]), (&[2, 3, 4], &[3, 1]), (&[3, 4], &[])];
     for (sa, sb) in cases {
         check("add", |x| weighted(&(&x[0] + &x[1])), &[param(sa, 1), param(sb, 2)]);
         check("sub", |x| weighted(&(&x[0] - &x[1])), &[param(sa, 1), param(sb, 2)]);
@@ -77,10 +78,22 @@ fn shape_ops() {
     check("view", |x| weighted(&x[0].view(&[2, -1])), &[param(&[3, 4], 1)]);
     check("transpose", |x| weighted(&x[0].t()), &[param(&[3, 4], 1)]);
     check("permute", |x| weighted(&x[0].permute(&[2, 0, 1])), &[param(&[2, 3, 4], 1)]);
-    check("cat axis 0", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 0)), &[param(&[2, 3], 1), param(&[4, 3], 2)]);
-    check("cat axis 1", |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 1], 2)]);
+    check(
+        "cat axis 0",
+        |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 0)),
+        &[param(&[2, 3], 1), param(&[4, 3], 2)],
+    );
+    check(
+        "cat axis 1",
+        |x| weighted(&Tensor::cat(&[x[0].clone(), x[1].clone()], 1)),
+        &[param(&[2, 3], 1), param(&[2, 1], 2)],
+    );
     check("narrow", |x| weighted(&x[0].narrow(1, 1, 2)), &[param(&[2, 4, 3], 1)]);
-    check("stack", |x| weighted(&Tensor::stack(&[x[0].clone(), x[1].clone()], 1)), &[param(&[2, 3], 1), param(&[2, 3], 2)]);
+    check(
+        "stack",
+        |x| weighted(&Tensor::stack(&[x[0].clone(), x[1].clone()], 1)),
+        &[param(&[2, 3], 1), param(&[2, 3], 2)],
+    );
 }
 
 #[test]

@@ -6,7 +6,11 @@ mod train;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "crest", version, about = "Image classifiers from scratch: train on a folder of images, predict new ones")]
+#[command(
+    name = "crest",
+    version,
+    about = "Image classifiers from scratch: train on a folder of images, predict new ones"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,6 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Peak resident memory of this process, in MB (Linux; 0 elsewhere).
 pub fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
 }

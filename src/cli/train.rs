@@ -94,7 +94,8 @@ fn parse_fraction(s: &str) -> Result<f32, String> {
 }
 
 fn parse_valid_pct(s: &str) -> Result<f32, String> {
-    parse_float(s).and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
+    parse_float(s)
+        .and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
 }
 
 fn parse_loss(s: &str) -> Result<Loss, String> {
@@ -124,7 +125,10 @@ impl Recipe {
     fn from_args(a: &TrainArgs, classes: usize) -> Result<Recipe> {
         let loss = a.loss.unwrap_or(if classes == 2 { Loss::Bce } else { Loss::CrossEntropy });
         if loss != Loss::CrossEntropy && classes != 2 {
-            bail!("--loss {} is for two classes; this data has {classes}: use --loss ce", if loss == Loss::Mnist { "mnist" } else { "bce" });
+            bail!(
+                "--loss {} is for two classes; this data has {classes}: use --loss ce",
+                if loss == Loss::Mnist { "mnist" } else { "bce" }
+            );
         }
         let (opt, default_lr) = match a.opt.as_str() {
             "sgd" => (OptFunc::Sgd { momentum: a.momentum, weight_decay: a.wd.unwrap_or(0.0) }, 0.1),
@@ -132,7 +136,17 @@ impl Recipe {
             _ => (OptFunc::Adam { weight_decay: a.wd.unwrap_or(0.0) }, 1e-3),
         };
         let bs = a.bs as usize;
-        Ok(Recipe { loss, opt, lr: a.lr.unwrap_or(default_lr), bs, valid_bs: bs.max(256), shuffle: true, scale: 1.0 / 255.0, init_std: None, batch_mean_metrics: false })
+        Ok(Recipe {
+            loss,
+            opt,
+            lr: a.lr.unwrap_or(default_lr),
+            bs,
+            valid_bs: bs.max(256),
+            shuffle: true,
+            scale: 1.0 / 255.0,
+            init_std: None,
+            batch_mean_metrics: false,
+        })
     }
 
     fn as_posted() -> Recipe {
@@ -209,7 +223,12 @@ fn describe(args: &TrainArgs, split: &Split) {
         t.channels
     );
     let (tc, vc) = (t.class_counts(), v.class_counts());
-    let counts: Vec<String> = t.classes.iter().enumerate().map(|(i, c)| format!("{c} {}+{}", tc[i], vc.get(i).copied().unwrap_or(0))).collect();
+    let counts: Vec<String> = t
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} {}+{}", tc[i], vc.get(i).copied().unwrap_or(0)))
+        .collect();
     println!("classes (train+valid): {}", counts.join(", "));
     println!("split: {} train, {} valid", t.len(), v.len());
     split.notes.iter().for_each(|n| println!("note: {n}"));
@@ -256,11 +275,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.as_posted {
         let defaults = Recipe::from_args(&TrainArgs { as_posted: false, ..args.clone() }, classes)?;
         let crest = train(&args, &data, &defaults, false)?;
-        println!("as posted: {:.4}; crest's defaults on the same split: {:.4}", accuracy.unwrap_or(f32::NAN), crest.accuracy.unwrap_or(f32::NAN));
+        println!(
+            "as posted: {:.4}; crest's defaults on the same split: {:.4}",
+            accuracy.unwrap_or(f32::NAN),
+            crest.accuracy.unwrap_or(f32::NAN)
+        );
         println!("the post's slips: unshuffled class-sorted batches (each batch one class), pixels /255 twice, std-1 init, accuracy averaged over batches");
     }
     let shape = [data.train.channels, data.train.height, data.train.width];
-    let meta = ModelMeta::new(data.train.classes.clone(), shape, recipe.scale, &args.arch.to_string(), recipe.loss, done.learner.model.spec());
+    let meta = ModelMeta::new(
+        data.train.classes.clone(),
+        shape,
+        recipe.scale,
+        &args.arch.to_string(),
+        recipe.loss,
+        done.learner.model.spec(),
+    );
     model_io::save(&args.out, done.learner.model.as_ref(), &meta)?;
     println!("saved model to {}", args.out.display());
     let infer = inference_rate(&mut done.learner, &data.valid, recipe.scale);

@@ -22,7 +22,12 @@ pub struct DataLoaders {
 #[derive(Debug)]
 pub enum FitError {
     /// The loss stopped being a number: almost always a learning rate that is too high.
-    NonFinite { epoch: usize, batch: usize, loss: f32, lr: f32 },
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        loss: f32,
+        lr: f32,
+    },
     Io(std::io::Error),
 }
 
@@ -72,11 +77,18 @@ impl Learner {
     ) -> Result<Learner, String> {
         let d = dls.train.dataset();
         let input = [d.channels, d.height, d.width];
-        let out = model.output_shape(&input).map_err(|e| format!("the model does not fit images of shape {input:?}: {e}"))?;
+        let out =
+            model.output_shape(&input).map_err(|e| format!("the model does not fit images of shape {input:?}: {e}"))?;
         let binary = match out[..] {
             [1] => true,
             [k] if k >= d.classes.len() => false,
-            _ => return Err(format!("the model outputs {out:?} per image; {} classes need [1] or [{}]", d.classes.len(), d.classes.len())),
+            _ => {
+                return Err(format!(
+                    "the model outputs {out:?} per image; {} classes need [1] or [{}]",
+                    d.classes.len(),
+                    d.classes.len()
+                ))
+            }
         };
         Ok(Learner {
             dls,
@@ -127,7 +139,13 @@ impl Learner {
         result.map(|_| &self.recorder[..])
     }
 
-    fn fit_epochs(&mut self, epochs: usize, lr: f32, opt: &mut dyn Optimizer, header: &[String]) -> Result<(), FitError> {
+    fn fit_epochs(
+        &mut self,
+        epochs: usize,
+        lr: f32,
+        opt: &mut dyn Optimizer,
+        header: &[String],
+    ) -> Result<(), FitError> {
         for _ in 0..epochs {
             let start = Instant::now();
             let epoch = self.epochs_done;

@@ -63,7 +63,13 @@ mod tests {
     #[test]
     fn rows_print_like_fastai() {
         let h = header(&["batch_accuracy"]);
-        let row = EpochRow { epoch: 0, train_loss: 0.504162, valid_loss: Some(0.499413), metrics: vec![Some(0.515)], seconds: 0.2 };
+        let row = EpochRow {
+            epoch: 0,
+            train_loss: 0.504162,
+            valid_loss: Some(0.499413),
+            metrics: vec![Some(0.515)],
+            seconds: 0.2,
+        };
         assert_eq!(format_line(&h, &h), "epoch     train_loss  valid_loss  batch_accuracy  time");
         assert_eq!(format_row(&row, &h), "0         0.504162    0.499413    0.515000        00:00");
     }

@@ -22,7 +22,9 @@ impl FromStr for Arch {
                 let hidden: Result<Vec<usize>, _> = sizes.split(',').map(|h| h.trim().parse::<usize>()).collect();
                 match hidden {
                     Ok(h) if !h.is_empty() && h.iter().all(|&n| (1..=1 << 16).contains(&n)) => Ok(Arch::Mlp(h)),
-                    _ => Err(format!("mlp hidden sizes must be whole numbers from 1 to 65536, like mlp:256,128 (got {sizes:?})")),
+                    _ => Err(format!(
+                        "mlp hidden sizes must be whole numbers from 1 to 65536, like mlp:256,128 (got {sizes:?})"
+                    )),
                 }
             }
             _ => Err(format!("unknown architecture {s:?}: use linear or mlp[:256,128]")),

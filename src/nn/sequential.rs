@@ -40,8 +40,9 @@ impl Module for Sequential {
     /// Walks the shapes through every layer, so a model that can't take the data fails before training, naming
     /// the layer and both shapes.
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        self.layers.iter().enumerate().try_fold(input.to_vec(), |shape, (i, l)| {
-            l.output_shape(&shape).map_err(|e| format!("layer {i}: {e}"))
-        })
+        self.layers
+            .iter()
+            .enumerate()
+            .try_fold(input.to_vec(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| format!("layer {i}: {e}")))
     }
 }

@@ -18,7 +18,9 @@ impl LayerSpec {
     /// A freshly initialised module of this shape.
     pub fn build(&self, rng: &mut Rng) -> Box<dyn Module> {
         match self {
-            LayerSpec::Sequential { layers } => Box::new(Sequential::new(layers.iter().map(|l| l.build(rng)).collect())),
+            LayerSpec::Sequential { layers } => {
+                Box::new(Sequential::new(layers.iter().map(|l| l.build(rng)).collect()))
+            }
             LayerSpec::Linear { in_features, out_features } => Box::new(Linear::new(*in_features, *out_features, rng)),
             LayerSpec::ReLU => Box::new(ReLU),
             LayerSpec::Sigmoid => Box::new(Sigmoid),

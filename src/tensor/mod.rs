@@ -12,8 +12,8 @@ mod ops;
 pub mod stats;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
-pub use stats::{Histogram, Summary};
 pub(crate) use ops::sigmoid;
+pub use stats::{Histogram, Summary};
 
 use crate::rng::Rng;
 use std::cell::{Cell, Ref, RefCell, RefMut};
@@ -48,7 +48,12 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    fn build(shape: Vec<usize>, data: Rc<RefCell<Vec<f32>>>, bytes: Option<Rc<Bytes>>, node: Option<autograd::Node>) -> Tensor {
+    fn build(
+        shape: Vec<usize>,
+        data: Rc<RefCell<Vec<f32>>>,
+        bytes: Option<Rc<Bytes>>,
+        node: Option<autograd::Node>,
+    ) -> Tensor {
         Tensor(Rc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             requires_grad: Cell::new(node.is_some()),

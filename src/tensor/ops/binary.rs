@@ -61,10 +61,7 @@ fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
                 (ga, gb)
             }
         };
-        vec![
-            ga.map(|v| reduce_to_shape(&v, ac.shape(), &shape)),
-            gb.map(|v| reduce_to_shape(&v, bc.shape(), &shape)),
-        ]
+        vec![ga.map(|v| reduce_to_shape(&v, ac.shape(), &shape)), gb.map(|v| reduce_to_shape(&v, bc.shape(), &shape))]
     })
 }
 

@@ -17,7 +17,22 @@ impl Tensor {
         let mut out = vec![0.0; m * n];
         match self.bytes() {
             Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &other.data(), &mut out),
-            None => sgemm(m, k, n, 1.0, &self.data(), k as isize, 1, &other.data(), n as isize, 1, 0.0, &mut out, n as isize, 1),
+            None => sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                &self.data(),
+                k as isize,
+                1,
+                &other.data(),
+                n as isize,
+                1,
+                0.0,
+                &mut out,
+                n as isize,
+                1,
+            ),
         }
         let (a, b) = (self.clone(), other.clone());
         Tensor::from_op(out, &[m, n], "MmBackward", &[self, other], move |ctx| {
@@ -31,7 +46,9 @@ impl Tensor {
                 let mut gb = vec![0.0; k * n];
                 match a.bytes() {
                     Some(bytes) => matmul_u8_tn(m, k, n, bytes.scale, &bytes.data, g, &mut gb, 0.0),
-                    None => sgemm(k, m, n, 1.0, &a.data(), 1, k as isize, g, n as isize, 1, 0.0, &mut gb, n as isize, 1),
+                    None => {
+                        sgemm(k, m, n, 1.0, &a.data(), 1, k as isize, g, n as isize, 1, 0.0, &mut gb, n as isize, 1)
+                    }
                 }
                 gb
             });

@@ -15,10 +15,8 @@ impl Tensor {
     pub fn view(&self, shape: &[isize]) -> Tensor {
         let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
         assert!(shape.iter().filter(|&&d| d < 0).count() <= 1, "view {shape:?}: at most one -1");
-        let resolved: Vec<usize> = shape
-            .iter()
-            .map(|&d| if d < 0 { self.numel() / known.max(1) } else { d as usize })
-            .collect();
+        let resolved: Vec<usize> =
+            shape.iter().map(|&d| if d < 0 { self.numel() / known.max(1) } else { d as usize }).collect();
         self.reshape(&resolved)
     }
 
@@ -83,14 +81,17 @@ impl Tensor {
         let (full, part) = (shape[axis] * inner, len * inner);
         let data: Vec<f32> = {
             let d = self.data();
-            (0..outer).flat_map(|o| d[o * full + start * inner..o * full + start * inner + part].iter().copied()).collect()
+            (0..outer)
+                .flat_map(|o| d[o * full + start * inner..o * full + start * inner + part].iter().copied())
+                .collect()
         };
         let mut out_shape = shape;
         out_shape[axis] = len;
         Tensor::from_op(data, &out_shape, "NarrowBackward", &[self], move |ctx| {
             let mut g = vec![0.0; outer * full];
             for o in 0..outer {
-                g[o * full + start * inner..o * full + start * inner + part].copy_from_slice(&ctx.g[o * part..(o + 1) * part]);
+                g[o * full + start * inner..o * full + start * inner + part]
+                    .copy_from_slice(&ctx.g[o * part..(o + 1) * part]);
             }
             vec![Some(g)]
         })

@@ -1,0 +1,164 @@
+//! The `crest` binary end to end: real training on the shipped sample, and bad input on fixtures made here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn crest(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crest"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run crest")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("crest-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A class folder of small grey images whose brightness depends on the class, so they are learnable.
+fn write_class(root: &Path, class: &str, n: usize, level: u8) {
+    let dir = root.join(class);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let img =
+            image::GrayImage::from_fn(8, 8, |x, y| image::Luma([level.wrapping_add(((x + y + i as u32) % 7) as u8)]));
+        img.save(dir.join(format!("{i:03}.png"))).unwrap();
+    }
+}
+
+/// The stdout of a training run without the lines that hold timings.
+fn without_timings(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with("load_s="))
+        .map(|l| l.rsplit_once("  ").map_or(l, |(rest, last)| if last.contains(':') { rest } else { l }).to_string())
+        .collect()
+}
+
+#[test]
+fn trains_on_the_sample_saves_and_predicts() {
+    let dir = temp_dir("sample");
+    let model = dir.join("m.safetensors");
+    let csv = dir.join("log.csv");
+    let out = crest(&["train", "--epochs", "3", "--out", model.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("epoch     train_loss  valid_loss  batch_accuracy  time"), "{stdout}");
+    let acc: f32 = stdout.lines().find_map(|l| l.strip_prefix("valid accuracy: ")).unwrap().parse().unwrap();
+    assert!(acc >= 0.95, "3 epochs on 3-vs-7 reached only {acc}");
+    let log = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(log.lines().next(), Some("epoch,train_loss,valid_loss,batch_accuracy,time"));
+    assert_eq!(log.lines().count(), 4);
+
+    let (p3, p7) = ("data/mnist_sample/3/00000.png", "data/mnist_sample/7/00000.png");
+    let out = crest(&["predict", model.to_str().unwrap(), p3, p7]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let firsts: Vec<&str> = stdout.lines().map(|l| l.split('\t').nth(1).unwrap().split(' ').next().unwrap()).collect();
+    assert_eq!(firsts, ["3", "7"], "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn same_seed_prints_the_same_numbers() {
+    let dir = temp_dir("seed");
+    let model = dir.join("m.safetensors");
+    let run = || text(&crest(&["train", "--epochs", "2", "--seed", "7", "--out", model.to_str().unwrap()])).0;
+    let (a, b) = (run(), run());
+    assert_eq!(without_timings(&a), without_timings(&b));
+    let other = text(&crest(&["train", "--epochs", "2", "--seed", "8", "--out", model.to_str().unwrap()])).0;
+    assert_ne!(without_timings(&a), without_timings(&other));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_arguments_are_refused_by_the_parser() {
+    for args in [
+        ["--size", "0"],
+        ["--bs", "0"],
+        ["--epochs", "0"],
+        ["--lr", "-1"],
+        ["--lr", "nan"],
+        ["--lr", "inf"],
+        ["--valid-pct", "1"],
+        ["--size", "100000"],
+    ] {
+        let out = crest(&["train", args[0], args[1]]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+fn assert_clean_failure(out: &Output, expect: &str) {
+    let (_, stderr) = text(out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: ") && last.contains(expect), "expected {expect:?} in {stderr:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn bad_folders_fail_with_one_line() {
+    let missing = crest(&["train", "/nonexistent/crest-data"]);
+    assert_clean_failure(&missing, "/nonexistent/crest-data");
+
+    let one = temp_dir("one-class");
+    write_class(&one, "only", 4, 10);
+    assert_clean_failure(&crest(&["train", one.to_str().unwrap()]), "class");
+
+    let three = temp_dir("three-classes");
+    for (i, c) in ["a", "b", "c"].iter().enumerate() {
+        write_class(&three, c, 5, 80 * i as u8);
+    }
+    assert_clean_failure(&crest(&["train", three.to_str().unwrap(), "--loss", "mnist"]), "--loss ce");
+    for d in [one, three] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_diverging_loss_stops_training_and_keeps_the_old_model() {
+    let dir = temp_dir("nan");
+    let model = dir.join("m.safetensors");
+    std::fs::write(&model, b"previous model").unwrap();
+    let out = crest(&["train", "--opt", "sgd", "--lr", "1e38", "--epochs", "2", "--out", model.to_str().unwrap()]);
+    assert_clean_failure(&out, "smaller");
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("epoch 0, batch"), "{stderr}");
+    assert_eq!(std::fs::read(&model).unwrap(), b"previous model");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn damaged_or_foreign_model_files_are_refused() {
+    let dir = temp_dir("damaged");
+    let model = dir.join("m.safetensors");
+    let out = crest(&["train", "--epochs", "1", "--out", model.to_str().unwrap()]);
+    assert!(out.status.success());
+    let good = std::fs::read(&model).unwrap();
+    let img = "data/mnist_sample/3/00000.png";
+
+    std::fs::write(&model, &good[..good.len() / 2]).unwrap();
+    assert_clean_failure(&crest(&["predict", model.to_str().unwrap(), img]), "not a valid crest model file");
+
+    // Same length, so the header stays valid: only the format number changes.
+    let key = br#"\"format\":1"#;
+    let at = good.windows(key.len()).position(|w| w == key).expect("format in the header");
+    let mut newer = good.clone();
+    newer[at + key.len() - 1] = b'9';
+    std::fs::write(&model, &newer).unwrap();
+    assert_clean_failure(&crest(&["predict", model.to_str().unwrap(), img]), "format 9");
+
+    std::fs::write(&model, &good).unwrap();
+    assert_clean_failure(&crest(&["predict", model.to_str().unwrap(), "/nonexistent.png"]), "could not be read");
+    let _ = std::fs::remove_dir_all(dir);
+}
