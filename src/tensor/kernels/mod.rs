@@ -1,3 +1,95 @@
-//! The hot loops, as plain functions over slices (llm.c style): each forward beside its backward.
+//! Hot numeric kernels: plain functions over slices, each forward beside its backward.
+//!
+//! Every reduction runs in an order fixed by the shapes alone (never by thread timing), so
+//! repeated calls give bit-identical results.
+
+/// Compiles `body` twice, for the baseline target and with AVX-512 enabled, and picks at run
+/// time: the default x86-64 target only has SSE2. Both copies perform the same IEEE
+/// operations in the same order, so results do not depend on which one runs.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                fn wide($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the features `wide` is compiled for were just detected.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// Sum of a slice, accurate enough for statistics over whole batches: 16 independent f32
+    /// lanes over blocks of 1024 (so it vectorises and no lane sums more than 64 terms), with
+    /// block totals carried in f64. The order is fixed by the length alone.
+    pub(crate) fn sum_f64(x: &[f32]) -> f64 {
+        let mut total = 0.0f64;
+        for block in x.chunks(1024) {
+            let mut acc = [0.0f32; 16];
+            let main = block.len() / 16 * 16;
+            for chunk in block[..main].chunks_exact(16) {
+                for (s, &v) in acc.iter_mut().zip(chunk) {
+                    *s += v;
+                }
+            }
+            let tail: f32 = block[main..].iter().sum();
+            let mut width = 16;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    acc[l] += acc[l + width];
+                }
+            }
+            total += (acc[0] + tail) as f64;
+        }
+        total
+    }
+}
+
+pub mod batchnorm;
+pub mod conv;
 pub mod matmul;
 pub mod matmul_u8;
+pub mod pool;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Uniform values in [-1, 1) from a xorshift stream: reproducible without a dependency.
+    pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= rtol * (1.0 + w.abs()),
+                "{what}: index {i}: got {g}, want {w}"
+            );
+        }
+    }
+
+    pub fn bit_identical(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+}

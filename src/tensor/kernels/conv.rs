@@ -1,0 +1,493 @@
+//! 2-D convolution, NCHW, as im2col + GEMM per image, images spread over rayon tasks.
+//! A 1×1, stride-1, unpadded convolution skips im2col: the image already is the column
+//! matrix.
+
+use rayon::prelude::*;
+
+use super::matmul::{sgemm, sgemm_serial};
+use super::sum_f64;
+
+/// The batch is cut into at most this many chunks for the weight gradient: enough to keep
+/// the cores busy, few enough that the per-chunk partial gradients stay cheap to reduce.
+/// A constant (not the thread count) so the reduction order never changes.
+const DW_CHUNKS: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2dShape {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+
+    /// Rows of the column matrix: one per (input channel, kernel offset).
+    fn k_dim(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    fn positions(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    fn in_image(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn out_image(&self) -> usize {
+        self.c_out * self.positions()
+    }
+
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    fn check(&self, x: &[f32], w: &[f32]) {
+        assert!(self.stride > 0, "conv2d: stride must be positive");
+        assert!(
+            self.kh >= 1
+                && self.kw >= 1
+                && self.h + 2 * self.pad >= self.kh
+                && self.w + 2 * self.pad >= self.kw,
+            "conv2d: kernel larger than padded input"
+        );
+        assert_eq!(
+            x.len(),
+            self.n * self.in_image(),
+            "conv2d: x is not [n,c_in,h,w]"
+        );
+        assert_eq!(
+            w.len(),
+            self.c_out * self.k_dim(),
+            "conv2d: w is not [c_out,c_in,kh,kw]"
+        );
+    }
+}
+
+/// out `[n,c_out,out_h,out_w]` = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias,
+/// overwritten.
+pub fn conv2d_forward(
+    s: &Conv2dShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    s.check(x, w);
+    assert_eq!(
+        out.len(),
+        s.n * s.out_image(),
+        "conv2d: out is not [n,c_out,oh,ow]"
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), s.c_out, "conv2d: bias is not [c_out]");
+    }
+    if s.n == 0 || s.out_image() == 0 {
+        return;
+    }
+    let (k, p) = (s.k_dim(), s.positions());
+    // One image cannot be split over tasks, so let the GEMM use the threads instead.
+    let gemm = if s.n == 1 { sgemm } else { sgemm_serial };
+    let cols_len = if s.pointwise() { 0 } else { k * p };
+    out.par_chunks_mut(s.out_image())
+        .zip(x.par_chunks(s.in_image()))
+        .for_each_init(
+            || vec![0.0f32; cols_len],
+            |cols, (o, xi)| {
+                let cols: &[f32] = if s.pointwise() {
+                    xi
+                } else {
+                    im2col(s, xi, cols);
+                    cols
+                };
+                let beta = match bias {
+                    Some(b) => {
+                        for (row, &bv) in o.chunks_exact_mut(p).zip(b) {
+                            row.fill(bv);
+                        }
+                        1.0
+                    }
+                    None => 0.0,
+                };
+                gemm(
+                    s.c_out, k, p, 1.0, w, k as isize, 1, cols, p as isize, 1, beta, o, p as isize,
+                    1,
+                );
+            },
+        );
+}
+
+/// Gradients of [`conv2d_forward`]: `dw` (and `db`, `dx` when given) are overwritten, not
+/// accumulated. dW = Σ_images dout·colsᵀ, dcols = Wᵀ·dout scattered back by col2im.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    s: &Conv2dShape,
+    x: &[f32],
+    w: &[f32],
+    dout: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    s.check(x, w);
+    assert_eq!(
+        dout.len(),
+        s.n * s.out_image(),
+        "conv2d: dout is not [n,c_out,oh,ow]"
+    );
+    assert_eq!(dw.len(), w.len(), "conv2d: dw is not [c_out,c_in,kh,kw]");
+    let (k, p) = (s.k_dim(), s.positions());
+
+    if let Some(db) = db {
+        assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
+        db.par_iter_mut().enumerate().for_each(|(co, d)| {
+            let total: f64 = dout
+                .chunks_exact(s.out_image().max(1))
+                .map(|img| sum_f64(&img[co * p..(co + 1) * p]))
+                .sum();
+            *d = total as f32;
+        });
+    }
+
+    if s.n == 0 {
+        dw.fill(0.0);
+        return;
+    }
+    let chunk_imgs = s.n.div_ceil(DW_CHUNKS);
+    let n_chunks = s.n.div_ceil(chunk_imgs);
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => {
+            assert_eq!(dx.len(), x.len(), "conv2d: dx is not [n,c_in,h,w]");
+            dx.chunks_mut(chunk_imgs * s.in_image()).map(Some).collect()
+        }
+        None => (0..n_chunks).map(|_| None).collect(),
+    };
+    let gemm = if n_chunks == 1 { sgemm } else { sgemm_serial };
+    let partials: Vec<Vec<f32>> = dx_chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(chunk, mut dx_chunk)| {
+            let mut dw_part = vec![0.0f32; dw.len()];
+            let mut cols = vec![0.0f32; if s.pointwise() { 0 } else { k * p }];
+            let mut dcols = vec![
+                0.0f32;
+                if s.pointwise() || dx_chunk.is_none() {
+                    0
+                } else {
+                    k * p
+                }
+            ];
+            let first = chunk * chunk_imgs;
+            for img in first..(first + chunk_imgs).min(s.n) {
+                let xi = &x[img * s.in_image()..(img + 1) * s.in_image()];
+                let gi = &dout[img * s.out_image()..(img + 1) * s.out_image()];
+                let cols: &[f32] = if s.pointwise() {
+                    xi
+                } else {
+                    im2col(s, xi, &mut cols);
+                    &cols
+                };
+                let beta = if img == first { 0.0 } else { 1.0 };
+                gemm(
+                    s.c_out,
+                    p,
+                    k,
+                    1.0,
+                    gi,
+                    p as isize,
+                    1,
+                    cols,
+                    1,
+                    p as isize,
+                    beta,
+                    &mut dw_part,
+                    k as isize,
+                    1,
+                );
+                if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
+                    let local = img - first;
+                    let dxi = &mut dx_chunk[local * s.in_image()..(local + 1) * s.in_image()];
+                    if s.pointwise() {
+                        gemm(
+                            k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, dxi,
+                            p as isize, 1,
+                        );
+                    } else {
+                        gemm(
+                            k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0,
+                            &mut dcols, p as isize, 1,
+                        );
+                        col2im(s, &dcols, dxi);
+                    }
+                }
+            }
+            dw_part
+        })
+        .collect();
+    let (head, rest) = partials.split_first().expect("at least one chunk");
+    dw.copy_from_slice(head);
+    for part in rest {
+        for (d, &v) in dw.iter_mut().zip(part) {
+            *d += v;
+        }
+    }
+}
+
+/// For kernel column `kx`, the output columns whose input column lies inside the image
+/// (the rest read padding).
+fn valid_cols(s: &Conv2dShape, kx: usize) -> (usize, usize) {
+    let ow = s.out_w();
+    let lo = if kx >= s.pad {
+        0
+    } else {
+        (s.pad - kx).div_ceil(s.stride)
+    };
+    let hi = if s.w + s.pad > kx {
+        (s.w + s.pad - kx).div_ceil(s.stride).min(ow)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Input row read by output row `oy` at kernel row `ky`, if not padding.
+fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
+    (oy * s.stride + ky)
+        .checked_sub(s.pad)
+        .filter(|&iy| iy < s.h)
+}
+
+/// cols `[c_in·kh·kw, oh·ow]` from one image `[c_in,h,w]`; padding reads as zero.
+fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut rows = cols.chunks_exact_mut(oh * ow);
+    for plane in xi.chunks_exact(s.h * s.w) {
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = rows.next().expect("cols has c_in·kh·kw rows");
+                let (lo, hi) = valid_cols(s, kx);
+                for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+                    let Some(iy) = input_row(s, oy, ky) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * s.w..(iy + 1) * s.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    // lo ≥ pad - kx whenever kx < pad, so the first read is never negative.
+                    let first = lo * s.stride + kx - s.pad;
+                    if s.stride == 1 {
+                        dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    } else {
+                        for (d, &v) in dst[lo..hi]
+                            .iter_mut()
+                            .zip(src[first..].iter().step_by(s.stride))
+                        {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adjoint of [`im2col`]: dx `[c_in,h,w]` (overwritten) gathers every column entry that
+/// read it.
+fn col2im(s: &Conv2dShape, dcols: &[f32], dxi: &mut [f32]) {
+    dxi.fill(0.0);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut rows = dcols.chunks_exact(oh * ow);
+    for plane in dxi.chunks_exact_mut(s.h * s.w) {
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = rows.next().expect("dcols has c_in·kh·kw rows");
+                let (lo, hi) = valid_cols(s, kx);
+                for (oy, src) in row.chunks_exact(ow).enumerate() {
+                    let Some(iy) = input_row(s, oy, ky) else {
+                        continue;
+                    };
+                    let dst = &mut plane[iy * s.w..(iy + 1) * s.w];
+                    let first = lo * s.stride + kx - s.pad;
+                    for (d, &v) in dst[first..].iter_mut().step_by(s.stride).zip(&src[lo..hi]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::kernels::testutil::{assert_close, bit_identical, rand_vec};
+
+    fn shapes() -> Vec<Conv2dShape> {
+        let sh = |n, c_in, h, w, c_out, kh, kw, stride, pad| Conv2dShape {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
+        vec![
+            sh(1, 1, 5, 5, 1, 3, 3, 1, 0),
+            sh(3, 2, 7, 6, 4, 3, 3, 1, 1),
+            sh(3, 3, 8, 9, 5, 3, 3, 2, 1),
+            sh(1, 1, 6, 7, 2, 2, 3, 2, 0),
+            sh(3, 4, 5, 5, 3, 1, 1, 1, 0),
+            sh(2, 2, 7, 5, 3, 1, 1, 2, 1),
+            sh(3, 2, 4, 4, 2, 5, 3, 1, 2),
+            sh(20, 3, 6, 6, 4, 3, 3, 1, 1),
+        ]
+    }
+
+    /// Direct convolution in f64: the definition, with no shared code path.
+    fn naive_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut out = vec![0.0f64; s.n * s.c_out * oh * ow];
+        for b in 0..s.n {
+            for co in 0..s.c_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = bias.map_or(0.0, |bv| bv[co] as f64);
+                        for ci in 0..s.c_in {
+                            for ky in 0..s.kh {
+                                for kx in 0..s.kw {
+                                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * s.c_in + ci) * s.h + iy as usize) * s.w
+                                        + ix as usize];
+                                    let wv = w[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        out[((b * s.c_out + co) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_direct() {
+        for (i, s) in shapes().iter().enumerate() {
+            let x = rand_vec(s.n * s.in_image(), 10 + i as u64);
+            let w = rand_vec(s.c_out * s.k_dim(), 20 + i as u64);
+            let b = rand_vec(s.c_out, 30 + i as u64);
+            for bias in [None, Some(&b[..])] {
+                let mut out = vec![f32::NAN; s.n * s.out_image()];
+                conv2d_forward(s, &x, &w, bias, &mut out);
+                let want: Vec<f32> = naive_forward(s, &x, &w, bias)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                assert_close(&out, &want, 1e-5, &format!("conv forward {s:?}"));
+            }
+        }
+    }
+
+    /// Loss L = Σ out·r for a fixed random r, so dL/dout = r; every analytic gradient is
+    /// checked against central differences of the f64 reference.
+    #[test]
+    fn backward_matches_finite_differences() {
+        for (i, s) in shapes().iter().enumerate() {
+            let x = rand_vec(s.n * s.in_image(), 40 + i as u64);
+            let w = rand_vec(s.c_out * s.k_dim(), 50 + i as u64);
+            let b = rand_vec(s.c_out, 60 + i as u64);
+            let r = rand_vec(s.n * s.out_image(), 70 + i as u64);
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+                naive_forward(s, x, w, Some(b))
+                    .iter()
+                    .zip(&r)
+                    .map(|(o, &g)| o * g as f64)
+                    .sum()
+            };
+            let mut dx = vec![f32::NAN; x.len()];
+            let mut dw = vec![f32::NAN; w.len()];
+            let mut db = vec![f32::NAN; b.len()];
+            conv2d_backward(s, &x, &w, &r, Some(&mut dx), &mut dw, Some(&mut db));
+            let eps = 1e-2f32;
+            let fd = |v: &[f32], j: usize, f: &dyn Fn(&[f32]) -> f64| -> f32 {
+                let (mut plus, mut minus) = (v.to_vec(), v.to_vec());
+                plus[j] += eps;
+                minus[j] -= eps;
+                ((f(&plus) - f(&minus)) / (2.0 * eps as f64)) as f32
+            };
+            // Every index on small shapes, a strided sample on the larger one.
+            let step = |len: usize| (len / 40).max(1);
+            for j in (0..x.len()).step_by(step(x.len())) {
+                let want = fd(&x, j, &|v| loss(v, &w, &b));
+                assert_close(&[dx[j]], &[want], 1e-2, &format!("dx[{j}] {s:?}"));
+            }
+            for j in (0..w.len()).step_by(step(w.len())) {
+                let want = fd(&w, j, &|v| loss(&x, v, &b));
+                assert_close(&[dw[j]], &[want], 1e-2, &format!("dw[{j}] {s:?}"));
+            }
+            for j in 0..b.len() {
+                let want = fd(&b, j, &|v| loss(&x, &w, v));
+                assert_close(&[db[j]], &[want], 1e-2, &format!("db[{j}] {s:?}"));
+            }
+            // Without dx/db, dw must not change.
+            let mut dw2 = vec![0.0; w.len()];
+            conv2d_backward(s, &x, &w, &r, None, &mut dw2, None);
+            assert!(bit_identical(&dw, &dw2));
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let s = Conv2dShape {
+            n: 37,
+            c_in: 8,
+            h: 12,
+            w: 12,
+            c_out: 16,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let x = rand_vec(s.n * s.in_image(), 1);
+        let w = rand_vec(s.c_out * s.k_dim(), 2);
+        let g = rand_vec(s.n * s.out_image(), 3);
+        let run = || {
+            let mut out = vec![0.0; g.len()];
+            conv2d_forward(&s, &x, &w, None, &mut out);
+            let (mut dx, mut dw, mut db) =
+                (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
+            conv2d_backward(&s, &x, &w, &g, Some(&mut dx), &mut dw, Some(&mut db));
+            [out, dx, dw, db]
+        };
+        let first = run();
+        for _ in 0..3 {
+            for (a, b) in run().iter().zip(&first) {
+                assert!(bit_identical(a, b));
+            }
+        }
+    }
+}
