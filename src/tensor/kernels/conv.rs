@@ -448,9 +448,9 @@ mod tests {
                 let want = fd(&w, j, &|v| loss(&x, v, &b));
                 assert_close(&[dw[j]], &[want], 1e-2, &format!("dw[{j}] {s:?}"));
             }
-            for j in 0..b.len() {
+            for (j, &got) in db.iter().enumerate() {
                 let want = fd(&b, j, &|v| loss(&x, &w, v));
-                assert_close(&[db[j]], &[want], 1e-2, &format!("db[{j}] {s:?}"));
+                assert_close(&[got], &[want], 1e-2, &format!("db[{j}] {s:?}"));
             }
             // Without dx/db, dw must not change.
             let mut dw2 = vec![0.0; w.len()];
