@@ -1,9 +1,15 @@
-//! GEMM backend comparison on the shapes crest actually runs.
+//! GEMM backend comparison on the shapes crest actually runs, then timings of the kernels
+//! built on the chosen backend: u8 matmuls against widening the whole batch first, and the
+//! Fashion-MNIST CNN convolutions.
 //!
 //! `cargo run --release --example gemm_compare`
 //! The machine is shared, so each case reports the best of several timed runs.
 
 use std::time::Instant;
+
+use crest::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape};
+use crest::tensor::kernels::matmul::sgemm;
+use crest::tensor::kernels::matmul_u8::{matmul_u8, matmul_u8_tn};
 
 struct Case {
     name: &'static str,
@@ -220,7 +226,7 @@ fn operands(cs: &Case) -> Operands {
     }
 }
 
-fn best_secs(mut f: impl FnMut(), flops: f64) -> f64 {
+fn best_secs(mut f: impl FnMut()) -> f64 {
     // Aim for ~0.15 s of timing per case regardless of size.
     let t = Instant::now();
     f();
@@ -234,7 +240,6 @@ fn best_secs(mut f: impl FnMut(), flops: f64) -> f64 {
         }
         best = best.min(t.elapsed().as_secs_f64() / inner as f64);
     }
-    let _ = flops;
     best
 }
 
@@ -292,6 +297,20 @@ fn main() {
         .num_threads(2)
         .build_global()
         .ok();
+    let only = std::env::args().nth(1);
+    let want = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    if want("gemm") {
+        compare_backends();
+    }
+    if want("u8") {
+        bench_u8();
+    }
+    if want("conv") {
+        bench_conv();
+    }
+}
+
+fn compare_backends() {
     println!(
         "{:<24} {:>7} {:>6} {:>6} | {:>10} {:>10} {:>10} | GFLOP/s (best of 7)",
         "case", "m", "k", "n", "mm(thr)", "gemm(R2)", "gemm(1)"
@@ -300,9 +319,9 @@ fn main() {
     for cs in CASES {
         let mut o = operands(cs);
         let flops = 2.0 * (cs.m * cs.k * cs.n) as f64;
-        let t_mm = best_secs(|| run_mm(cs, &mut o), flops);
-        let t_g2 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::Rayon(2)), flops);
-        let t_g1 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::None), flops);
+        let t_mm = best_secs(|| run_mm(cs, &mut o));
+        let t_g2 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::Rayon(2)));
+        let t_g1 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::None));
         tot_mm += t_mm;
         tot_g2 += t_g2;
         tot_g1 += t_g1;
@@ -324,4 +343,118 @@ fn main() {
         tot_g2 * 1e3,
         tot_g1 * 1e3
     );
+}
+
+/// The linear model's batch: 64 images of 140×140×4 u8.
+fn bench_u8() {
+    let (m, k) = (64, 140 * 140 * 4);
+    let a: Vec<u8> = (0..m * k)
+        .map(|i: usize| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let scale = 1.0 / 255.0;
+    println!("\nu8 matmuls, [{m},{k}] u8 batch, ms (best of 7)");
+    println!("{:<28} {:>10} {:>10}", "case", "tiled", "naive");
+    for n in [1, 2] {
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.01).collect();
+        let g: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut out = vec![0.0; m * n];
+        let mut grad = vec![0.0; k * n];
+        // The naive baseline pays for widening the whole batch on every call, as it would
+        // have to if the u8 batch were converted per step.
+        let widen = |a: &[u8]| -> Vec<f32> { a.iter().map(|&v| v as f32).collect() };
+        let fwd = best_secs(|| matmul_u8(m, k, n, scale, &a, &b, &mut out));
+        let fwd_naive = best_secs(|| {
+            let af = widen(&a);
+            sgemm(
+                m, k, n, scale, &af, k as isize, 1, &b, n as isize, 1, 0.0, &mut out, n as isize, 1,
+            );
+        });
+        let bwd = best_secs(|| matmul_u8_tn(m, k, n, scale, &a, &g, &mut grad, 0.0));
+        let bwd_naive = best_secs(|| {
+            let af = widen(&a);
+            sgemm(
+                k, m, n, scale, &af, 1, k as isize, &g, n as isize, 1, 0.0, &mut grad, n as isize,
+                1,
+            );
+        });
+        println!(
+            "{:<28} {:>10.3} {:>10.3}",
+            format!("forward  A·B   n={n}"),
+            fwd * 1e3,
+            fwd_naive * 1e3
+        );
+        println!(
+            "{:<28} {:>10.3} {:>10.3}",
+            format!("backward Aᵀ·G  n={n}"),
+            bwd * 1e3,
+            bwd_naive * 1e3
+        );
+    }
+}
+
+/// The Fashion-MNIST CNN's two convolutions at batch 128.
+fn bench_conv() {
+    let layers = [
+        (
+            "conv1 1->32 28x28",
+            Conv2dShape {
+                n: 128,
+                c_in: 1,
+                h: 28,
+                w: 28,
+                c_out: 32,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: 1,
+            },
+        ),
+        (
+            "conv2 32->64 14x14",
+            Conv2dShape {
+                n: 128,
+                c_in: 32,
+                h: 14,
+                w: 14,
+                c_out: 64,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: 1,
+            },
+        ),
+    ];
+    println!("\nconv2d at batch 128, ms and GFLOP/s (best of 7)");
+    println!(
+        "{:<20} {:>9} {:>8} | {:>9} {:>8} | {:>12} {:>8}",
+        "layer", "fwd ms", "GF/s", "bwd ms", "GF/s", "bwd no-dx ms", "GF/s"
+    );
+    for (name, s) in layers {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let x: Vec<f32> = (0..s.n * s.c_in * s.h * s.w)
+            .map(|i| (i % 13) as f32 * 0.1 - 0.6)
+            .collect();
+        let w: Vec<f32> = (0..s.c_out * s.c_in * s.kh * s.kw)
+            .map(|i| (i % 7) as f32 * 0.05 - 0.15)
+            .collect();
+        let bias = vec![0.1; s.c_out];
+        let mut out = vec![0.0; s.n * s.c_out * oh * ow];
+        let dout = out.clone();
+        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
+        let flops = 2.0 * (s.n * s.c_out * oh * ow * s.c_in * s.kh * s.kw) as f64;
+        let fwd = best_secs(|| conv2d_forward(&s, &x, &w, Some(&bias), &mut out));
+        let bwd =
+            best_secs(|| conv2d_backward(&s, &x, &w, &dout, Some(&mut dx), &mut dw, Some(&mut db)));
+        let bwd_w = best_secs(|| conv2d_backward(&s, &x, &w, &dout, None, &mut dw, Some(&mut db)));
+        println!(
+            "{:<20} {:>9.3} {:>8.1} | {:>9.3} {:>8.1} | {:>12.3} {:>8.1}",
+            name,
+            fwd * 1e3,
+            flops / fwd / 1e9,
+            bwd * 1e3,
+            2.0 * flops / bwd / 1e9,
+            bwd_w * 1e3,
+            flops / bwd_w / 1e9
+        );
+    }
 }

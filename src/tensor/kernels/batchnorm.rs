@@ -277,7 +277,7 @@ mod tests {
 
             let count = n * hw;
             if count > 1 {
-                for ch in 0..c {
+                for (ch, &is) in invstd.iter().enumerate() {
                     let vals: Vec<f64> = (0..n)
                         .flat_map(|s| (0..hw).map(move |j| (s * c + ch) * hw + j))
                         .map(|k| x[k] as f64)
@@ -285,7 +285,7 @@ mod tests {
                     let mu = vals.iter().sum::<f64>() / count as f64;
                     let uv =
                         vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / (count - 1) as f64;
-                    let got = unbiased_var(invstd[ch], eps, count) as f64;
+                    let got = unbiased_var(is, eps, count) as f64;
                     assert!(
                         (got - uv).abs() <= 1e-3 * uv + 1e-5,
                         "unbiased var {got} vs {uv}"

@@ -1,7 +1,9 @@
 //! Matmuls whose left operand is raw u8 pixels. Training batches stay u8 in memory; widening
 //! a whole batch to f32 first would move 4× the bytes, so A is widened in tiles that stay in
-//! L2 and fed to the GEMM tile by tile, or, for the few-column case of the linear model,
-//! consumed directly by dot/axpy loops that never materialise f32 pixels at all.
+//! L2 and fed to the GEMM tile by tile. The few-column weight gradient of the linear model
+//! skips GEMM: axpy loops read the u8 rows directly and never materialise f32 pixels.
+//! (Measured on [64,78400]: widened tiles + GEMM beat a u8 dot loop for the forward pass
+//! even at n = 1, while axpy beat GEMM 2-4× for the gradient at n = 1, 2.)
 //!
 //! Work is split by output rows (forward) or output columns of Aᵀ·G (backward), so every
 //! output element is summed by one thread in an order fixed by the shapes: bit-identical
@@ -11,7 +13,7 @@ use rayon::prelude::*;
 
 use super::matmul::{sgemm, sgemm_serial};
 
-/// Up to this many columns, dot/axpy loops beat GEMM (GEMM cannot use its register tile).
+/// Up to this many gradient columns, axpy loops beat GEMM (which cannot fill its register tile).
 const SMALL_N: usize = 4;
 /// f32 elements in one widened tile of A: 256 KiB, leaving L2 room for B/G and the output.
 const TILE_ELEMS: usize = 64 * 1024;
@@ -33,24 +35,6 @@ pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], 
     }
     if k == 0 {
         out.fill(0.0);
-        return;
-    }
-    if n <= SMALL_N {
-        // Columns of B made contiguous so each output is a unit-stride dot product.
-        let bt: Vec<f32> = if n == 1 {
-            b.to_vec()
-        } else {
-            (0..n)
-                .flat_map(|c| (0..k).map(move |p| b[p * n + c]))
-                .collect()
-        };
-        out.par_chunks_mut(n)
-            .zip(a.par_chunks(k))
-            .for_each(|(o, row)| {
-                for (c, oc) in o.iter_mut().enumerate() {
-                    *oc = scale * dot_u8(row, &bt[c * k..(c + 1) * k]);
-                }
-            });
         return;
     }
     let kt = (TILE_ELEMS / FWD_ROWS).min(k);
@@ -172,32 +156,6 @@ pub fn matmul_u8_tn(
                 );
             }
         });
-}
-
-/// Independent partial sums, so the loop vectorises without reassociating anything.
-const LANES: usize = 32;
-
-multiversion! {
-    fn dot_u8(a: &[u8], b: &[f32]) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let (a_main, a_tail) = a.split_at(a.len() / LANES * LANES);
-        let (b_main, b_tail) = b.split_at(a_main.len());
-        for (x, y) in a_main.chunks_exact(LANES).zip(b_main.chunks_exact(LANES)) {
-            for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-                *s += x as f32 * y;
-            }
-        }
-        let tail: f32 = a_tail.iter().zip(b_tail).map(|(&x, &y)| x as f32 * y).sum();
-        // Pairwise fold of the lanes: fixed order, and shorter error chains than a serial sum.
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for l in 0..width {
-                acc[l] += acc[l + width];
-            }
-        }
-        acc[0] + tail
-    }
 }
 
 multiversion! {
