@@ -23,174 +23,27 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case {
-        name: "mlp1 fwd  X·W",
-        m: 128,
-        k: 784,
-        n: 256,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "mlp1 dW   Xᵀ·G",
-        m: 784,
-        k: 128,
-        n: 256,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "mlp1 dX   G·Wᵀ",
-        m: 128,
-        k: 256,
-        n: 784,
-        ta: false,
-        tb: true,
-    },
-    Case {
-        name: "mlp2 fwd",
-        m: 128,
-        k: 256,
-        n: 10,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "mlp2 dW",
-        m: 256,
-        k: 128,
-        n: 10,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "mlp2 dX",
-        m: 128,
-        k: 10,
-        n: 256,
-        ta: false,
-        tb: true,
-    },
-    Case {
-        name: "conv1 fwd cols·W",
-        m: 25088,
-        k: 9,
-        n: 32,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "conv1 dW  colsᵀ·G",
-        m: 9,
-        k: 25088,
-        n: 32,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "conv1 dcols G·Wᵀ",
-        m: 25088,
-        k: 32,
-        n: 9,
-        ta: false,
-        tb: true,
-    },
-    Case {
-        name: "conv2 fwd cols·W",
-        m: 6272,
-        k: 288,
-        n: 64,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "conv2 dW  colsᵀ·G",
-        m: 288,
-        k: 6272,
-        n: 64,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "conv2 dcols G·Wᵀ",
-        m: 6272,
-        k: 64,
-        n: 288,
-        ta: false,
-        tb: true,
-    },
-    Case {
-        name: "conv1/img W·cols",
-        m: 32,
-        k: 9,
-        n: 784,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "conv2/img W·cols",
-        m: 64,
-        k: 288,
-        n: 196,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "conv2/img dW G·colsᵀ",
-        m: 64,
-        k: 196,
-        n: 288,
-        ta: false,
-        tb: true,
-    },
-    Case {
-        name: "conv2/img dcols Wᵀ·G",
-        m: 288,
-        k: 64,
-        n: 196,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "linear fwd n=1",
-        m: 64,
-        k: 78400,
-        n: 1,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "linear dW  Xᵀ·G n=1",
-        m: 78400,
-        k: 64,
-        n: 1,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "linear dW  Xᵀ·G n=2",
-        m: 78400,
-        k: 64,
-        n: 2,
-        ta: true,
-        tb: false,
-    },
-    Case {
-        name: "tiny 16x16x16",
-        m: 16,
-        k: 16,
-        n: 16,
-        ta: false,
-        tb: false,
-    },
-    Case {
-        name: "small 32x32x32",
-        m: 32,
-        k: 32,
-        n: 32,
-        ta: false,
-        tb: false,
-    },
+    Case { name: "mlp1 fwd  X·W", m: 128, k: 784, n: 256, ta: false, tb: false },
+    Case { name: "mlp1 dW   Xᵀ·G", m: 784, k: 128, n: 256, ta: true, tb: false },
+    Case { name: "mlp1 dX   G·Wᵀ", m: 128, k: 256, n: 784, ta: false, tb: true },
+    Case { name: "mlp2 fwd", m: 128, k: 256, n: 10, ta: false, tb: false },
+    Case { name: "mlp2 dW", m: 256, k: 128, n: 10, ta: true, tb: false },
+    Case { name: "mlp2 dX", m: 128, k: 10, n: 256, ta: false, tb: true },
+    Case { name: "conv1 fwd cols·W", m: 25088, k: 9, n: 32, ta: false, tb: false },
+    Case { name: "conv1 dW  colsᵀ·G", m: 9, k: 25088, n: 32, ta: true, tb: false },
+    Case { name: "conv1 dcols G·Wᵀ", m: 25088, k: 32, n: 9, ta: false, tb: true },
+    Case { name: "conv2 fwd cols·W", m: 6272, k: 288, n: 64, ta: false, tb: false },
+    Case { name: "conv2 dW  colsᵀ·G", m: 288, k: 6272, n: 64, ta: true, tb: false },
+    Case { name: "conv2 dcols G·Wᵀ", m: 6272, k: 64, n: 288, ta: false, tb: true },
+    Case { name: "conv1/img W·cols", m: 32, k: 9, n: 784, ta: false, tb: false },
+    Case { name: "conv2/img W·cols", m: 64, k: 288, n: 196, ta: false, tb: false },
+    Case { name: "conv2/img dW G·colsᵀ", m: 64, k: 196, n: 288, ta: false, tb: true },
+    Case { name: "conv2/img dcols Wᵀ·G", m: 288, k: 64, n: 196, ta: true, tb: false },
+    Case { name: "linear fwd n=1", m: 64, k: 78400, n: 1, ta: false, tb: false },
+    Case { name: "linear dW  Xᵀ·G n=1", m: 78400, k: 64, n: 1, ta: true, tb: false },
+    Case { name: "linear dW  Xᵀ·G n=2", m: 78400, k: 64, n: 2, ta: true, tb: false },
+    Case { name: "tiny 16x16x16", m: 16, k: 16, n: 16, ta: false, tb: false },
+    Case { name: "small 32x32x32", m: 32, k: 32, n: 32, ta: false, tb: false },
 ];
 
 struct Operands {
@@ -206,24 +59,13 @@ struct Operands {
 fn operands(cs: &Case) -> Operands {
     let fill = |len: usize, seed: u32| -> Vec<f32> {
         (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0
-                    - 0.5
-            })
+            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0 - 0.5)
             .collect()
     };
     let (m, k, n) = (cs.m as isize, cs.k as isize, cs.n as isize);
     let (rsa, csa) = if cs.ta { (1, m) } else { (k, 1) };
     let (rsb, csb) = if cs.tb { (1, k) } else { (n, 1) };
-    Operands {
-        a: fill(cs.m * cs.k, 1),
-        b: fill(cs.k * cs.n, 2),
-        c: vec![0.0; cs.m * cs.n],
-        rsa,
-        csa,
-        rsb,
-        csb,
-    }
+    Operands { a: fill(cs.m * cs.k, 1), b: fill(cs.k * cs.n, 2), c: vec![0.0; cs.m * cs.n], rsa, csa, rsb, csb }
 }
 
 fn best_secs(mut f: impl FnMut()) -> f64 {
@@ -293,10 +135,7 @@ fn run_gemm(cs: &Case, o: &mut Operands, par: gemm::Parallelism) {
 }
 
 fn main() {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build_global()
-        .ok();
+    rayon::ThreadPoolBuilder::new().num_threads(2).build_global().ok();
     let only = std::env::args().nth(1);
     let want = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if want("gemm") {
@@ -348,9 +187,7 @@ fn compare_backends() {
 /// The linear model's batch: 64 images of 140×140×4 u8.
 fn bench_u8() {
     let (m, k) = (64, 140 * 140 * 4);
-    let a: Vec<u8> = (0..m * k)
-        .map(|i: usize| (i.wrapping_mul(2654435761) >> 11) as u8)
-        .collect();
+    let a: Vec<u8> = (0..m * k).map(|i: usize| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let scale = 1.0 / 255.0;
     println!("\nu8 matmuls, [{m},{k}] u8 batch, ms (best of 7)");
     println!("{:<28} {:>10} {:>10}", "case", "tiled", "naive");
@@ -365,30 +202,15 @@ fn bench_u8() {
         let fwd = best_secs(|| matmul_u8(m, k, n, scale, &a, &b, &mut out));
         let fwd_naive = best_secs(|| {
             let af = widen(&a);
-            sgemm(
-                m, k, n, scale, &af, k as isize, 1, &b, n as isize, 1, 0.0, &mut out, n as isize, 1,
-            );
+            sgemm(m, k, n, scale, &af, k as isize, 1, &b, n as isize, 1, 0.0, &mut out, n as isize, 1);
         });
         let bwd = best_secs(|| matmul_u8_tn(m, k, n, scale, &a, &g, &mut grad, 0.0));
         let bwd_naive = best_secs(|| {
             let af = widen(&a);
-            sgemm(
-                k, m, n, scale, &af, 1, k as isize, &g, n as isize, 1, 0.0, &mut grad, n as isize,
-                1,
-            );
+            sgemm(k, m, n, scale, &af, 1, k as isize, &g, n as isize, 1, 0.0, &mut grad, n as isize, 1);
         });
-        println!(
-            "{:<28} {:>10.3} {:>10.3}",
-            format!("forward  A·B   n={n}"),
-            fwd * 1e3,
-            fwd_naive * 1e3
-        );
-        println!(
-            "{:<28} {:>10.3} {:>10.3}",
-            format!("backward Aᵀ·G  n={n}"),
-            bwd * 1e3,
-            bwd_naive * 1e3
-        );
+        println!("{:<28} {:>10.3} {:>10.3}", format!("forward  A·B   n={n}"), fwd * 1e3, fwd_naive * 1e3);
+        println!("{:<28} {:>10.3} {:>10.3}", format!("backward Aᵀ·G  n={n}"), bwd * 1e3, bwd_naive * 1e3);
     }
 }
 
@@ -397,31 +219,11 @@ fn bench_conv() {
     let layers = [
         (
             "conv1 1->32 28x28",
-            Conv2dShape {
-                n: 128,
-                c_in: 1,
-                h: 28,
-                w: 28,
-                c_out: 32,
-                kh: 3,
-                kw: 3,
-                stride: 1,
-                pad: 1,
-            },
+            Conv2dShape { n: 128, c_in: 1, h: 28, w: 28, c_out: 32, kh: 3, kw: 3, stride: 1, pad: 1 },
         ),
         (
             "conv2 32->64 14x14",
-            Conv2dShape {
-                n: 128,
-                c_in: 32,
-                h: 14,
-                w: 14,
-                c_out: 64,
-                kh: 3,
-                kw: 3,
-                stride: 1,
-                pad: 1,
-            },
+            Conv2dShape { n: 128, c_in: 32, h: 14, w: 14, c_out: 64, kh: 3, kw: 3, stride: 1, pad: 1 },
         ),
     ];
     println!("\nconv2d at batch 128, ms and GFLOP/s (best of 7)");
@@ -431,20 +233,15 @@ fn bench_conv() {
     );
     for (name, s) in layers {
         let (oh, ow) = (s.out_h(), s.out_w());
-        let x: Vec<f32> = (0..s.n * s.c_in * s.h * s.w)
-            .map(|i| (i % 13) as f32 * 0.1 - 0.6)
-            .collect();
-        let w: Vec<f32> = (0..s.c_out * s.c_in * s.kh * s.kw)
-            .map(|i| (i % 7) as f32 * 0.05 - 0.15)
-            .collect();
+        let x: Vec<f32> = (0..s.n * s.c_in * s.h * s.w).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
+        let w: Vec<f32> = (0..s.c_out * s.c_in * s.kh * s.kw).map(|i| (i % 7) as f32 * 0.05 - 0.15).collect();
         let bias = vec![0.1; s.c_out];
         let mut out = vec![0.0; s.n * s.c_out * oh * ow];
         let dout = out.clone();
         let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
         let flops = 2.0 * (s.n * s.c_out * oh * ow * s.c_in * s.kh * s.kw) as f64;
         let fwd = best_secs(|| conv2d_forward(&s, &x, &w, Some(&bias), &mut out));
-        let bwd =
-            best_secs(|| conv2d_backward(&s, &x, &w, &dout, Some(&mut dx), &mut dw, Some(&mut db)));
+        let bwd = best_secs(|| conv2d_backward(&s, &x, &w, &dout, Some(&mut dx), &mut dw, Some(&mut db)));
         let bwd_w = best_secs(|| conv2d_backward(&s, &x, &w, &dout, None, &mut dw, Some(&mut db)));
         println!(
             "{:<20} {:>9.3} {:>8.1} | {:>9.3} {:>8.1} | {:>12.3} {:>8.1}",

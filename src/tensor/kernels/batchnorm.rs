@@ -14,17 +14,8 @@ fn check(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32]) {
 
 /// Σ over the batch of `f(plane)` for channel `ch`, where plane is that channel's hw values
 /// in one sample; samples are added in order.
-fn channel_sum(
-    n: usize,
-    c: usize,
-    hw: usize,
-    x: &[f32],
-    ch: usize,
-    f: impl Fn(&[f32]) -> f64,
-) -> f64 {
-    (0..n)
-        .map(|s| f(&x[(s * c + ch) * hw..(s * c + ch + 1) * hw]))
-        .sum()
+fn channel_sum(n: usize, c: usize, hw: usize, x: &[f32], ch: usize, f: impl Fn(&[f32]) -> f64) -> f64 {
+    (0..n).map(|s| f(&x[(s * c + ch) * hw..(s * c + ch + 1) * hw])).sum()
 }
 
 /// Training-mode forward. Normalises with the biased batch variance (as PyTorch does) and
@@ -49,18 +40,13 @@ pub fn batchnorm_forward_train(
     assert_eq!(mean.len(), c, "batchnorm: mean is not [c]");
     assert_eq!(invstd.len(), c, "batchnorm: invstd is not [c]");
     let count = (n * hw) as f64;
-    mean.par_iter_mut()
-        .zip(invstd.par_iter_mut())
-        .enumerate()
-        .for_each(|(ch, (m, is))| {
-            let mu = channel_sum(n, c, hw, x, ch, sum_f64) / count;
-            // Two passes: Σ(x-μ)² does not cancel catastrophically the way Σx² - nμ² does.
-            let var = channel_sum(n, c, hw, x, ch, |p| {
-                p.iter().map(|&v| (v as f64 - mu).powi(2)).sum()
-            }) / count;
-            *m = mu as f32;
-            *is = (1.0 / (var + eps as f64).sqrt()) as f32;
-        });
+    mean.par_iter_mut().zip(invstd.par_iter_mut()).enumerate().for_each(|(ch, (m, is))| {
+        let mu = channel_sum(n, c, hw, x, ch, sum_f64) / count;
+        // Two passes: Σ(x-μ)² does not cancel catastrophically the way Σx² - nμ² does.
+        let var = channel_sum(n, c, hw, x, ch, |p| p.iter().map(|&v| (v as f64 - mu).powi(2)).sum()) / count;
+        *m = mu as f32;
+        *is = (1.0 / (var + eps as f64).sqrt()) as f32;
+    });
     normalise(c, hw, x, gamma, beta, mean, invstd, out);
 }
 
@@ -90,10 +76,7 @@ pub fn batchnorm_forward_eval(
     assert_eq!(running_mean.len(), c, "batchnorm: running_mean is not [c]");
     assert_eq!(running_var.len(), c, "batchnorm: running_var is not [c]");
     assert_eq!(out.len(), x.len(), "batchnorm: out is not [n,c,hw]");
-    let invstd: Vec<f32> = running_var
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32)
-        .collect();
+    let invstd: Vec<f32> = running_var.iter().map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32).collect();
     normalise(c, hw, x, gamma, beta, running_mean, &invstd, out);
 }
 
@@ -111,16 +94,14 @@ fn normalise(
     // Folded into one multiply-add per element: y = x·scale + shift.
     let scale: Vec<f32> = gamma.iter().zip(invstd).map(|(g, i)| g * i).collect();
     let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
-    out.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .for_each(|(o, xs)| {
-            for (ch, (op, xp)) in o.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
-                let (a, b) = (scale[ch], shift[ch]);
-                for (y, &v) in op.iter_mut().zip(xp) {
-                    *y = v * a + b;
-                }
+    out.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(o, xs)| {
+        for (ch, (op, xp)) in o.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
+            let (a, b) = (scale[ch], shift[ch]);
+            for (y, &v) in op.iter_mut().zip(xp) {
+                *y = v * a + b;
             }
-        });
+        }
+    });
 }
 
 /// Training-mode backward; `dx`, `dgamma`, `dbeta` are overwritten. With x̂ = (x-μ)·invstd
@@ -146,49 +127,34 @@ pub fn batchnorm_backward(
     assert_eq!(dx.len(), x.len(), "batchnorm: dx is not [n,c,hw]");
     assert_eq!(dgamma.len(), c, "batchnorm: dgamma is not [c]");
     assert_eq!(dbeta.len(), c, "batchnorm: dbeta is not [c]");
-    dgamma
-        .par_iter_mut()
-        .zip(dbeta.par_iter_mut())
-        .enumerate()
-        .for_each(|(ch, (dg, db))| {
-            let (mu, is) = (mean[ch] as f64, invstd[ch] as f64);
-            let mut sum_dy = 0.0f64;
-            let mut sum_dy_xhat = 0.0f64;
-            for s in 0..n {
-                let range = (s * c + ch) * hw..(s * c + ch + 1) * hw;
-                let (xp, gp) = (&x[range.clone()], &dout[range]);
-                sum_dy += sum_f64(gp);
-                // Σdy·(x-μ) per plane in f64; invstd applied once at the end.
-                sum_dy_xhat += xp
-                    .iter()
-                    .zip(gp)
-                    .map(|(&v, &g)| (v as f64 - mu) * g as f64)
-                    .sum::<f64>();
-            }
-            *db = sum_dy as f32;
-            *dg = (sum_dy_xhat * is) as f32;
-        });
+    dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate().for_each(|(ch, (dg, db))| {
+        let (mu, is) = (mean[ch] as f64, invstd[ch] as f64);
+        let mut sum_dy = 0.0f64;
+        let mut sum_dy_xhat = 0.0f64;
+        for s in 0..n {
+            let range = (s * c + ch) * hw..(s * c + ch + 1) * hw;
+            let (xp, gp) = (&x[range.clone()], &dout[range]);
+            sum_dy += sum_f64(gp);
+            // Σdy·(x-μ) per plane in f64; invstd applied once at the end.
+            sum_dy_xhat += xp.iter().zip(gp).map(|(&v, &g)| (v as f64 - mu) * g as f64).sum::<f64>();
+        }
+        *db = sum_dy as f32;
+        *dg = (sum_dy_xhat * is) as f32;
+    });
     let inv_m = 1.0 / (n * hw) as f32;
-    dx.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .zip(dout.par_chunks(c * hw))
-        .for_each(|((d, xs), gs)| {
-            for ch in 0..c {
-                let (mu, is) = (mean[ch], invstd[ch]);
-                let k = gamma[ch] * is;
-                let mean_dy = dbeta[ch] * inv_m;
-                let mean_dy_xhat = dgamma[ch] * inv_m;
-                let range = ch * hw..(ch + 1) * hw;
-                for ((dv, &v), &g) in d[range.clone()]
-                    .iter_mut()
-                    .zip(&xs[range.clone()])
-                    .zip(&gs[range])
-                {
-                    let xhat = (v - mu) * is;
-                    *dv = k * (g - mean_dy - xhat * mean_dy_xhat);
-                }
+    dx.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).zip(dout.par_chunks(c * hw)).for_each(|((d, xs), gs)| {
+        for ch in 0..c {
+            let (mu, is) = (mean[ch], invstd[ch]);
+            let k = gamma[ch] * is;
+            let mean_dy = dbeta[ch] * inv_m;
+            let mean_dy_xhat = dgamma[ch] * inv_m;
+            let range = ch * hw..(ch + 1) * hw;
+            for ((dv, &v), &g) in d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range]) {
+                let xhat = (v - mu) * is;
+                *dv = k * (g - mean_dy - xhat * mean_dy_xhat);
             }
-        });
+        }
+    });
 }
 
 #[cfg(test)]
@@ -197,15 +163,7 @@ mod tests {
     use crate::tensor::kernels::testutil::{assert_close, bit_identical, rand_vec};
 
     /// f64 forward from the definition, with the same biased variance.
-    fn reference(
-        n: usize,
-        c: usize,
-        hw: usize,
-        x: &[f64],
-        gamma: &[f64],
-        beta: &[f64],
-        eps: f64,
-    ) -> Vec<f64> {
+    fn reference(n: usize, c: usize, hw: usize, x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
         let m = (n * hw) as f64;
         let mut out = vec![0.0; x.len()];
         for ch in 0..c {
@@ -226,8 +184,7 @@ mod tests {
             var /= m;
             for s in 0..n {
                 for j in 0..hw {
-                    out[idx(s, j)] =
-                        (x[idx(s, j)] - mu) / (var + eps).sqrt() * gamma[ch] + beta[ch];
+                    out[idx(s, j)] = (x[idx(s, j)] - mu) / (var + eps).sqrt() * gamma[ch] + beta[ch];
                 }
             }
         }
@@ -241,32 +198,17 @@ mod tests {
         let eps = 1e-5;
         for (i, &(n, c, hw)) in SHAPES.iter().enumerate() {
             // Offset data: a naive Σx² - nμ² variance would lose most of its digits.
-            let x: Vec<f32> = rand_vec(n * c * hw, 200 + i as u64)
-                .iter()
-                .map(|v| v + 100.0)
-                .collect();
+            let x: Vec<f32> = rand_vec(n * c * hw, 200 + i as u64).iter().map(|v| v + 100.0).collect();
             let gamma = rand_vec(c, 210 + i as u64);
             let beta = rand_vec(c, 220 + i as u64);
             let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
-            let want: Vec<f32> =
-                reference(n, c, hw, &f64s(&x), &f64s(&gamma), &f64s(&beta), eps as f64)
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect();
+            let want: Vec<f32> = reference(n, c, hw, &f64s(&x), &f64s(&gamma), &f64s(&beta), eps as f64)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             let mut out = vec![0.0; x.len()];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(
-                n,
-                c,
-                hw,
-                &x,
-                &gamma,
-                &beta,
-                eps,
-                &mut out,
-                &mut mean,
-                &mut invstd,
-            );
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps, &mut out, &mut mean, &mut invstd);
             assert_close(&out, &want, 1e-3, "batchnorm train");
 
             // Eval with the batch's own (biased) statistics must reproduce training output.
@@ -278,18 +220,12 @@ mod tests {
             let count = n * hw;
             if count > 1 {
                 for (ch, &is) in invstd.iter().enumerate() {
-                    let vals: Vec<f64> = (0..n)
-                        .flat_map(|s| (0..hw).map(move |j| (s * c + ch) * hw + j))
-                        .map(|k| x[k] as f64)
-                        .collect();
+                    let vals: Vec<f64> =
+                        (0..n).flat_map(|s| (0..hw).map(move |j| (s * c + ch) * hw + j)).map(|k| x[k] as f64).collect();
                     let mu = vals.iter().sum::<f64>() / count as f64;
-                    let uv =
-                        vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / (count - 1) as f64;
+                    let uv = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / (count - 1) as f64;
                     let got = unbiased_var(is, eps, count) as f64;
-                    assert!(
-                        (got - uv).abs() <= 1e-3 * uv + 1e-5,
-                        "unbiased var {got} vs {uv}"
-                    );
+                    assert!((got - uv).abs() <= 1e-3 * uv + 1e-5, "unbiased var {got} vs {uv}");
                 }
             }
         }
@@ -306,11 +242,7 @@ mod tests {
             let r = rand_vec(len, 330 + i as u64);
             let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
             let loss = |x: &[f64], g: &[f64], b: &[f64]| -> f64 {
-                reference(n, c, hw, x, g, b, eps)
-                    .iter()
-                    .zip(&r)
-                    .map(|(o, &w)| o * w as f64)
-                    .sum()
+                reference(n, c, hw, x, g, b, eps).iter().zip(&r).map(|(o, &w)| o * w as f64).sum()
             };
             let (x64, g64, b64) = (f64s(&x), f64s(&gamma), f64s(&beta));
             let fd = |v: &[f64], j: usize, f: &dyn Fn(&[f64]) -> f64| -> f32 {
@@ -322,32 +254,13 @@ mod tests {
             };
             let mut out = vec![0.0; len];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(
-                n,
-                c,
-                hw,
-                &x,
-                &gamma,
-                &beta,
-                eps as f32,
-                &mut out,
-                &mut mean,
-                &mut invstd,
-            );
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps as f32, &mut out, &mut mean, &mut invstd);
             let mut dx = vec![f32::NAN; len];
             let (mut dg, mut db) = (vec![f32::NAN; c], vec![f32::NAN; c]);
-            batchnorm_backward(
-                n, c, hw, &x, &gamma, &mean, &invstd, &r, &mut dx, &mut dg, &mut db,
-            );
-            let want_dx: Vec<f32> = (0..len)
-                .map(|j| fd(&x64, j, &|v| loss(v, &g64, &b64)))
-                .collect();
-            let want_dg: Vec<f32> = (0..c)
-                .map(|j| fd(&g64, j, &|v| loss(&x64, v, &b64)))
-                .collect();
-            let want_db: Vec<f32> = (0..c)
-                .map(|j| fd(&b64, j, &|v| loss(&x64, &g64, v)))
-                .collect();
+            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &r, &mut dx, &mut dg, &mut db);
+            let want_dx: Vec<f32> = (0..len).map(|j| fd(&x64, j, &|v| loss(v, &g64, &b64))).collect();
+            let want_dg: Vec<f32> = (0..c).map(|j| fd(&g64, j, &|v| loss(&x64, v, &b64))).collect();
+            let want_db: Vec<f32> = (0..c).map(|j| fd(&b64, j, &|v| loss(&x64, &g64, v))).collect();
             assert_close(&dx, &want_dx, 1e-2, "batchnorm dx");
             assert_close(&dg, &want_dg, 1e-2, "batchnorm dgamma");
             assert_close(&db, &want_db, 1e-2, "batchnorm dbeta");
@@ -364,23 +277,10 @@ mod tests {
         let run = || {
             let mut out = vec![0.0; x.len()];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(
-                n,
-                c,
-                hw,
-                &x,
-                &gamma,
-                &beta,
-                1e-5,
-                &mut out,
-                &mut mean,
-                &mut invstd,
-            );
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, 1e-5, &mut out, &mut mean, &mut invstd);
             let mut dx = vec![0.0; x.len()];
             let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_backward(
-                n, c, hw, &x, &gamma, &mean, &invstd, &g, &mut dx, &mut dg, &mut db,
-            );
+            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &g, &mut dx, &mut dg, &mut db);
             [out, dx, dg, db]
         };
         let first = run();

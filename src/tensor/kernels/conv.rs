@@ -58,40 +58,19 @@ impl Conv2dShape {
     fn check(&self, x: &[f32], w: &[f32]) {
         assert!(self.stride > 0, "conv2d: stride must be positive");
         assert!(
-            self.kh >= 1
-                && self.kw >= 1
-                && self.h + 2 * self.pad >= self.kh
-                && self.w + 2 * self.pad >= self.kw,
+            self.kh >= 1 && self.kw >= 1 && self.h + 2 * self.pad >= self.kh && self.w + 2 * self.pad >= self.kw,
             "conv2d: kernel larger than padded input"
         );
-        assert_eq!(
-            x.len(),
-            self.n * self.in_image(),
-            "conv2d: x is not [n,c_in,h,w]"
-        );
-        assert_eq!(
-            w.len(),
-            self.c_out * self.k_dim(),
-            "conv2d: w is not [c_out,c_in,kh,kw]"
-        );
+        assert_eq!(x.len(), self.n * self.in_image(), "conv2d: x is not [n,c_in,h,w]");
+        assert_eq!(w.len(), self.c_out * self.k_dim(), "conv2d: w is not [c_out,c_in,kh,kw]");
     }
 }
 
 /// out `[n,c_out,out_h,out_w]` = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias,
 /// overwritten.
-pub fn conv2d_forward(
-    s: &Conv2dShape,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     s.check(x, w);
-    assert_eq!(
-        out.len(),
-        s.n * s.out_image(),
-        "conv2d: out is not [n,c_out,oh,ow]"
-    );
+    assert_eq!(out.len(), s.n * s.out_image(), "conv2d: out is not [n,c_out,oh,ow]");
     if let Some(b) = bias {
         assert_eq!(b.len(), s.c_out, "conv2d: bias is not [c_out]");
     }
@@ -102,32 +81,27 @@ pub fn conv2d_forward(
     // One image cannot be split over tasks, so let the GEMM use the threads instead.
     let gemm = if s.n == 1 { sgemm } else { sgemm_serial };
     let cols_len = if s.pointwise() { 0 } else { k * p };
-    out.par_chunks_mut(s.out_image())
-        .zip(x.par_chunks(s.in_image()))
-        .for_each_init(
-            || vec![0.0f32; cols_len],
-            |cols, (o, xi)| {
-                let cols: &[f32] = if s.pointwise() {
-                    xi
-                } else {
-                    im2col(s, xi, cols);
-                    cols
-                };
-                let beta = match bias {
-                    Some(b) => {
-                        for (row, &bv) in o.chunks_exact_mut(p).zip(b) {
-                            row.fill(bv);
-                        }
-                        1.0
+    out.par_chunks_mut(s.out_image()).zip(x.par_chunks(s.in_image())).for_each_init(
+        || vec![0.0f32; cols_len],
+        |cols, (o, xi)| {
+            let cols: &[f32] = if s.pointwise() {
+                xi
+            } else {
+                im2col(s, xi, cols);
+                cols
+            };
+            let beta = match bias {
+                Some(b) => {
+                    for (row, &bv) in o.chunks_exact_mut(p).zip(b) {
+                        row.fill(bv);
                     }
-                    None => 0.0,
-                };
-                gemm(
-                    s.c_out, k, p, 1.0, w, k as isize, 1, cols, p as isize, 1, beta, o, p as isize,
-                    1,
-                );
-            },
-        );
+                    1.0
+                }
+                None => 0.0,
+            };
+            gemm(s.c_out, k, p, 1.0, w, k as isize, 1, cols, p as isize, 1, beta, o, p as isize, 1);
+        },
+    );
 }
 
 /// Gradients of [`conv2d_forward`]: `dw` (and `db`, `dx` when given) are overwritten, not
@@ -143,21 +117,15 @@ pub fn conv2d_backward(
     db: Option<&mut [f32]>,
 ) {
     s.check(x, w);
-    assert_eq!(
-        dout.len(),
-        s.n * s.out_image(),
-        "conv2d: dout is not [n,c_out,oh,ow]"
-    );
+    assert_eq!(dout.len(), s.n * s.out_image(), "conv2d: dout is not [n,c_out,oh,ow]");
     assert_eq!(dw.len(), w.len(), "conv2d: dw is not [c_out,c_in,kh,kw]");
     let (k, p) = (s.k_dim(), s.positions());
 
     if let Some(db) = db {
         assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
         db.par_iter_mut().enumerate().for_each(|(co, d)| {
-            let total: f64 = dout
-                .chunks_exact(s.out_image().max(1))
-                .map(|img| sum_f64(&img[co * p..(co + 1) * p]))
-                .sum();
+            let total: f64 =
+                dout.chunks_exact(s.out_image().max(1)).map(|img| sum_f64(&img[co * p..(co + 1) * p])).sum();
             *d = total as f32;
         });
     }
@@ -182,14 +150,7 @@ pub fn conv2d_backward(
         .map(|(chunk, mut dx_chunk)| {
             let mut dw_part = vec![0.0f32; dw.len()];
             let mut cols = vec![0.0f32; if s.pointwise() { 0 } else { k * p }];
-            let mut dcols = vec![
-                0.0f32;
-                if s.pointwise() || dx_chunk.is_none() {
-                    0
-                } else {
-                    k * p
-                }
-            ];
+            let mut dcols = vec![0.0f32; if s.pointwise() || dx_chunk.is_none() { 0 } else { k * p }];
             let first = chunk * chunk_imgs;
             for img in first..(first + chunk_imgs).min(s.n) {
                 let xi = &x[img * s.in_image()..(img + 1) * s.in_image()];
@@ -201,35 +162,14 @@ pub fn conv2d_backward(
                     &cols
                 };
                 let beta = if img == first { 0.0 } else { 1.0 };
-                gemm(
-                    s.c_out,
-                    p,
-                    k,
-                    1.0,
-                    gi,
-                    p as isize,
-                    1,
-                    cols,
-                    1,
-                    p as isize,
-                    beta,
-                    &mut dw_part,
-                    k as isize,
-                    1,
-                );
+                gemm(s.c_out, p, k, 1.0, gi, p as isize, 1, cols, 1, p as isize, beta, &mut dw_part, k as isize, 1);
                 if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
                     let local = img - first;
                     let dxi = &mut dx_chunk[local * s.in_image()..(local + 1) * s.in_image()];
                     if s.pointwise() {
-                        gemm(
-                            k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, dxi,
-                            p as isize, 1,
-                        );
+                        gemm(k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, dxi, p as isize, 1);
                     } else {
-                        gemm(
-                            k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0,
-                            &mut dcols, p as isize, 1,
-                        );
+                        gemm(k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, &mut dcols, p as isize, 1);
                         col2im(s, &dcols, dxi);
                     }
                 }
@@ -250,24 +190,14 @@ pub fn conv2d_backward(
 /// (the rest read padding).
 fn valid_cols(s: &Conv2dShape, kx: usize) -> (usize, usize) {
     let ow = s.out_w();
-    let lo = if kx >= s.pad {
-        0
-    } else {
-        (s.pad - kx).div_ceil(s.stride)
-    };
-    let hi = if s.w + s.pad > kx {
-        (s.w + s.pad - kx).div_ceil(s.stride).min(ow)
-    } else {
-        0
-    };
+    let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
+    let hi = if s.w + s.pad > kx { (s.w + s.pad - kx).div_ceil(s.stride).min(ow) } else { 0 };
     (lo.min(hi), hi)
 }
 
 /// Input row read by output row `oy` at kernel row `ky`, if not padding.
 fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
-    (oy * s.stride + ky)
-        .checked_sub(s.pad)
-        .filter(|&iy| iy < s.h)
+    (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)
 }
 
 /// cols `[c_in·kh·kw, oh·ow]` from one image `[c_in,h,w]`; padding reads as zero.
@@ -292,10 +222,7 @@ fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32]) {
                     if s.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
                     } else {
-                        for (d, &v) in dst[lo..hi]
-                            .iter_mut()
-                            .zip(src[first..].iter().step_by(s.stride))
-                        {
+                        for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(s.stride)) {
                             *d = v;
                         }
                     }
@@ -344,17 +271,7 @@ mod tests {
     use crate::tensor::kernels::testutil::{assert_close, bit_identical, rand_vec};
 
     fn shapes() -> Vec<Conv2dShape> {
-        let sh = |n, c_in, h, w, c_out, kh, kw, stride, pad| Conv2dShape {
-            n,
-            c_in,
-            h,
-            w,
-            c_out,
-            kh,
-            kw,
-            stride,
-            pad,
-        };
+        let sh = |n, c_in, h, w, c_out, kh, kw, stride, pad| Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, pad };
         vec![
             sh(1, 1, 5, 5, 1, 3, 3, 1, 0),
             sh(3, 2, 7, 6, 4, 3, 3, 1, 1),
@@ -381,12 +298,10 @@ mod tests {
                                 for kx in 0..s.kw {
                                     let iy = (oy * s.stride + ky) as isize - s.pad as isize;
                                     let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize
-                                    {
+                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
                                         continue;
                                     }
-                                    let xv = x[((b * s.c_in + ci) * s.h + iy as usize) * s.w
-                                        + ix as usize];
+                                    let xv = x[((b * s.c_in + ci) * s.h + iy as usize) * s.w + ix as usize];
                                     let wv = w[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
                                     acc += xv as f64 * wv as f64;
                                 }
@@ -409,10 +324,7 @@ mod tests {
             for bias in [None, Some(&b[..])] {
                 let mut out = vec![f32::NAN; s.n * s.out_image()];
                 conv2d_forward(s, &x, &w, bias, &mut out);
-                let want: Vec<f32> = naive_forward(s, &x, &w, bias)
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect();
+                let want: Vec<f32> = naive_forward(s, &x, &w, bias).iter().map(|&v| v as f32).collect();
                 assert_close(&out, &want, 1e-5, &format!("conv forward {s:?}"));
             }
         }
@@ -428,11 +340,7 @@ mod tests {
             let b = rand_vec(s.c_out, 60 + i as u64);
             let r = rand_vec(s.n * s.out_image(), 70 + i as u64);
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                naive_forward(s, x, w, Some(b))
-                    .iter()
-                    .zip(&r)
-                    .map(|(o, &g)| o * g as f64)
-                    .sum()
+                naive_forward(s, x, w, Some(b)).iter().zip(&r).map(|(o, &g)| o * g as f64).sum()
             };
             let mut dx = vec![f32::NAN; x.len()];
             let mut dw = vec![f32::NAN; w.len()];
@@ -468,25 +376,14 @@ mod tests {
 
     #[test]
     fn deterministic() {
-        let s = Conv2dShape {
-            n: 37,
-            c_in: 8,
-            h: 12,
-            w: 12,
-            c_out: 16,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: 1,
-        };
+        let s = Conv2dShape { n: 37, c_in: 8, h: 12, w: 12, c_out: 16, kh: 3, kw: 3, stride: 1, pad: 1 };
         let x = rand_vec(s.n * s.in_image(), 1);
         let w = rand_vec(s.c_out * s.k_dim(), 2);
         let g = rand_vec(s.n * s.out_image(), 3);
         let run = || {
             let mut out = vec![0.0; g.len()];
             conv2d_forward(&s, &x, &w, None, &mut out);
-            let (mut dx, mut dw, mut db) =
-                (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
+            let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
             conv2d_backward(&s, &x, &w, &g, Some(&mut dx), &mut dw, Some(&mut db));
             [out, dx, dw, db]
         };

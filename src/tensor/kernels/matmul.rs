@@ -35,9 +35,7 @@ pub fn sgemm(
     csc: isize,
 ) {
     let threaded = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
-    gemm_with(
-        threaded, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-    );
+    gemm_with(threaded, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
 /// [`sgemm`] on the calling thread only, for kernels that already parallelise around it.
@@ -58,9 +56,7 @@ pub(crate) fn sgemm_serial(
     rsc: isize,
     csc: isize,
 ) {
-    gemm_with(
-        false, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-    );
+    gemm_with(false, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -92,11 +88,7 @@ fn gemm_with(
     }
     assert!(extent(m, k, rsa, csa) <= a.len(), "sgemm: A too short");
     assert!(extent(k, n, rsb, csb) <= b.len(), "sgemm: B too short");
-    let par = if threaded {
-        Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        Parallelism::None
-    };
+    let par = if threaded { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
     // SAFETY: the asserts above keep every strided access inside its slice and make C's
     // elements distinct, so gemm's parallel writes never race; `&mut c` excludes aliasing
     // with A and B. gemm names the scalars the other way round: dst = α·dst + β·lhs·rhs.
@@ -134,14 +126,9 @@ fn extent(rows: usize, cols: usize, rs: isize, cs: isize) -> usize {
             return 0;
         }
         assert!(s >= 0, "sgemm: negative stride on an axis of length {len}");
-        (len - 1)
-            .checked_mul(s as usize)
-            .expect("sgemm: extent overflows")
+        (len - 1).checked_mul(s as usize).expect("sgemm: extent overflows")
     };
-    reach(rows, rs)
-        .checked_add(reach(cols, cs))
-        .and_then(|e| e.checked_add(1))
-        .expect("sgemm: extent overflows")
+    reach(rows, rs).checked_add(reach(cols, cs)).and_then(|e| e.checked_add(1)).expect("sgemm: extent overflows")
 }
 
 /// Whether distinct (row, col) pairs map to distinct offsets. Sufficient test: one axis
@@ -152,9 +139,7 @@ fn distinct(rows: usize, cols: usize, rs: isize, cs: isize) -> bool {
         (false, false) => true,
         (true, false) => rs != 0,
         (false, true) => cs != 0,
-        (true, true) => {
-            (cs != 0 && rs >= cols.saturating_mul(cs)) || (rs != 0 && cs >= rows.saturating_mul(rs))
-        }
+        (true, true) => (cs != 0 && rs >= cols.saturating_mul(cs)) || (rs != 0 && cs >= rows.saturating_mul(rs)),
     }
 }
 
@@ -198,13 +183,7 @@ mod tests {
 
     #[test]
     fn matches_naive_with_transposes() {
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (17, 33, 9),
-            (64, 70, 65),
-            (128, 200, 10),
-        ] {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 70, 65), (128, 200, 10)] {
             for ta in [false, true] {
                 for tb in [false, true] {
                     let a = rand_vec(m * k, 1);
@@ -232,10 +211,7 @@ mod tests {
                     );
                     naive(m, k, n, 0.7, &a, (rsa, csa), &b, (rsb, csb), 0.3, &mut want);
                     for (g, w) in got.iter().zip(&want) {
-                        assert!(
-                            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                            "{m}x{k}x{n} {ta} {tb}"
-                        );
+                        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{m}x{k}x{n} {ta} {tb}");
                     }
                 }
             }
@@ -251,9 +227,7 @@ mod tests {
         naive(m, k, n, 1.0, &a, (k, 1), &b, (n, 1), 0.0, &mut want);
         // C stored column-major, pre-filled with NaN.
         let mut c = vec![f32::NAN; m * n];
-        sgemm(
-            m, k, n, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c, 1, m as isize,
-        );
+        sgemm(m, k, n, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c, 1, m as isize);
         for i in 0..m {
             for j in 0..n {
                 assert!((c[j * m + i] - want[i * n + j]).abs() < 1e-5);
@@ -268,18 +242,14 @@ mod tests {
     #[should_panic(expected = "A too short")]
     fn rejects_short_operand() {
         let mut c = vec![0.0; 4];
-        sgemm(
-            2, 3, 2, 1.0, &[0.0; 5], 3, 1, &[0.0; 6], 2, 1, 0.0, &mut c, 2, 1,
-        );
+        sgemm(2, 3, 2, 1.0, &[0.0; 5], 3, 1, &[0.0; 6], 2, 1, 0.0, &mut c, 2, 1);
     }
 
     #[test]
     #[should_panic(expected = "alias")]
     fn rejects_aliasing_c() {
         let mut c = vec![0.0; 4];
-        sgemm(
-            2, 1, 2, 1.0, &[1.0; 2], 1, 1, &[1.0; 2], 2, 1, 0.0, &mut c, 0, 1,
-        );
+        sgemm(2, 1, 2, 1.0, &[1.0; 2], 1, 1, &[1.0; 2], 2, 1, 0.0, &mut c, 0, 1);
     }
 
     #[test]
@@ -289,9 +259,7 @@ mod tests {
         let b = rand_vec(k * n, 7);
         let run = || {
             let mut c = vec![0.0; m * n];
-            sgemm(
-                m, k, n, 1.0, &a, k as isize, 1, &b, 1, k as isize, 0.0, &mut c, n as isize, 1,
-            );
+            sgemm(m, k, n, 1.0, &a, k as isize, 1, &b, 1, k as isize, 0.0, &mut c, n as isize, 1);
             c
         };
         let first = run();

@@ -39,52 +39,41 @@ pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], 
     }
     let kt = (TILE_ELEMS / FWD_ROWS).min(k);
     let threaded = m <= FWD_ROWS;
-    out.par_chunks_mut(FWD_ROWS * n)
-        .zip(a.par_chunks(FWD_ROWS * k))
-        .for_each(|(o, a_rows)| {
-            let rows = o.len() / n;
-            let mut tile = vec![0.0f32; rows * kt];
-            for k0 in (0..k).step_by(kt) {
-                let kw = kt.min(k - k0);
-                let tile = &mut tile[..rows * kw];
-                for (dst, src) in tile.chunks_exact_mut(kw).zip(a_rows.chunks_exact(k)) {
-                    widen(&src[k0..k0 + kw], dst);
-                }
-                let beta = if k0 == 0 { 0.0 } else { 1.0 };
-                let gemm = if threaded { sgemm } else { sgemm_serial };
-                gemm(
-                    rows,
-                    kw,
-                    n,
-                    scale,
-                    tile,
-                    kw as isize,
-                    1,
-                    &b[k0 * n..(k0 + kw) * n],
-                    n as isize,
-                    1,
-                    beta,
-                    o,
-                    n as isize,
-                    1,
-                );
+    out.par_chunks_mut(FWD_ROWS * n).zip(a.par_chunks(FWD_ROWS * k)).for_each(|(o, a_rows)| {
+        let rows = o.len() / n;
+        let mut tile = vec![0.0f32; rows * kt];
+        for k0 in (0..k).step_by(kt) {
+            let kw = kt.min(k - k0);
+            let tile = &mut tile[..rows * kw];
+            for (dst, src) in tile.chunks_exact_mut(kw).zip(a_rows.chunks_exact(k)) {
+                widen(&src[k0..k0 + kw], dst);
             }
-        });
+            let beta = if k0 == 0 { 0.0 } else { 1.0 };
+            let gemm = if threaded { sgemm } else { sgemm_serial };
+            gemm(
+                rows,
+                kw,
+                n,
+                scale,
+                tile,
+                kw as isize,
+                1,
+                &b[k0 * n..(k0 + kw) * n],
+                n as isize,
+                1,
+                beta,
+                o,
+                n as isize,
+                1,
+            );
+        }
+    });
 }
 
 /// out = scale·(A as f32)ᵀ·G + beta·out, with A `[m,k]` u8, G `[m,n]`, out `[k,n]`, all
 /// row-major: the weight gradient of `x·w` for u8 `x`. `beta == 0` overwrites out.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_u8_tn(
-    m: usize,
-    k: usize,
-    n: usize,
-    scale: f32,
-    a: &[u8],
-    g: &[f32],
-    out: &mut [f32],
-    beta: f32,
-) {
+pub fn matmul_u8_tn(m: usize, k: usize, n: usize, scale: f32, a: &[u8], g: &[f32], out: &mut [f32], beta: f32) {
     assert_eq!(a.len(), m * k, "matmul_u8_tn: a is not [m,k]");
     assert_eq!(g.len(), m * n, "matmul_u8_tn: g is not [m,n]");
     assert_eq!(out.len(), k * n, "matmul_u8_tn: out is not [k,n]");
@@ -92,70 +81,62 @@ pub fn matmul_u8_tn(
         return;
     }
     if m == 0 {
-        out.iter_mut()
-            .for_each(|o| *o = if beta == 0.0 { 0.0 } else { beta * *o });
+        out.iter_mut().for_each(|o| *o = if beta == 0.0 { 0.0 } else { beta * *o });
         return;
     }
     if n <= SMALL_N {
-        out.par_chunks_mut(AXPY_COLS * n)
-            .enumerate()
-            .for_each(|(chunk, o)| {
-                let j0 = chunk * AXPY_COLS;
-                let cols = o.len() / n;
-                // One accumulator row per output column, summed over i in order.
-                let mut acc = vec![0.0f32; n * cols];
-                for (a_row, g_row) in a.chunks_exact(k).zip(g.chunks_exact(n)) {
-                    let a_seg = &a_row[j0..j0 + cols];
-                    for (acc_c, &gv) in acc.chunks_exact_mut(cols).zip(g_row) {
-                        axpy_u8(gv, a_seg, acc_c);
-                    }
+        out.par_chunks_mut(AXPY_COLS * n).enumerate().for_each(|(chunk, o)| {
+            let j0 = chunk * AXPY_COLS;
+            let cols = o.len() / n;
+            // One accumulator row per output column, summed over i in order.
+            let mut acc = vec![0.0f32; n * cols];
+            for (a_row, g_row) in a.chunks_exact(k).zip(g.chunks_exact(n)) {
+                let a_seg = &a_row[j0..j0 + cols];
+                for (acc_c, &gv) in acc.chunks_exact_mut(cols).zip(g_row) {
+                    axpy_u8(gv, a_seg, acc_c);
                 }
-                for (j, o_row) in o.chunks_exact_mut(n).enumerate() {
-                    for (c, ov) in o_row.iter_mut().enumerate() {
-                        let v = scale * acc[c * cols + j];
-                        *ov = if beta == 0.0 { v } else { v + beta * *ov };
-                    }
+            }
+            for (j, o_row) in o.chunks_exact_mut(n).enumerate() {
+                for (c, ov) in o_row.iter_mut().enumerate() {
+                    let v = scale * acc[c * cols + j];
+                    *ov = if beta == 0.0 { v } else { v + beta * *ov };
                 }
-            });
+            }
+        });
         return;
     }
     let mt = (TILE_ELEMS / TN_COLS).min(m);
     let threaded = k <= TN_COLS;
-    out.par_chunks_mut(TN_COLS * n)
-        .enumerate()
-        .for_each(|(chunk, o)| {
-            let j0 = chunk * TN_COLS;
-            let cols = o.len() / n;
-            let mut tile = vec![0.0f32; mt * cols];
-            for i0 in (0..m).step_by(mt) {
-                let rows = mt.min(m - i0);
-                let tile = &mut tile[..rows * cols];
-                for (dst, src) in tile
-                    .chunks_exact_mut(cols)
-                    .zip(a[i0 * k..(i0 + rows) * k].chunks_exact(k))
-                {
-                    widen(&src[j0..j0 + cols], dst);
-                }
-                let beta = if i0 == 0 { beta } else { 1.0 };
-                let gemm = if threaded { sgemm } else { sgemm_serial };
-                gemm(
-                    cols,
-                    rows,
-                    n,
-                    scale,
-                    tile,
-                    1,
-                    cols as isize,
-                    &g[i0 * n..(i0 + rows) * n],
-                    n as isize,
-                    1,
-                    beta,
-                    o,
-                    n as isize,
-                    1,
-                );
+    out.par_chunks_mut(TN_COLS * n).enumerate().for_each(|(chunk, o)| {
+        let j0 = chunk * TN_COLS;
+        let cols = o.len() / n;
+        let mut tile = vec![0.0f32; mt * cols];
+        for i0 in (0..m).step_by(mt) {
+            let rows = mt.min(m - i0);
+            let tile = &mut tile[..rows * cols];
+            for (dst, src) in tile.chunks_exact_mut(cols).zip(a[i0 * k..(i0 + rows) * k].chunks_exact(k)) {
+                widen(&src[j0..j0 + cols], dst);
             }
-        });
+            let beta = if i0 == 0 { beta } else { 1.0 };
+            let gemm = if threaded { sgemm } else { sgemm_serial };
+            gemm(
+                cols,
+                rows,
+                n,
+                scale,
+                tile,
+                1,
+                cols as isize,
+                &g[i0 * n..(i0 + rows) * n],
+                n as isize,
+                1,
+                beta,
+                o,
+                n as isize,
+                1,
+            );
+        }
+    });
 }
 
 multiversion! {
@@ -180,19 +161,14 @@ mod tests {
     use crate::tensor::kernels::testutil::{assert_close, bit_identical, rand_vec};
 
     fn rand_u8(len: usize, seed: u64) -> Vec<u8> {
-        rand_vec(len, seed)
-            .iter()
-            .map(|v| ((v + 1.0) * 127.9) as u8)
-            .collect()
+        rand_vec(len, seed).iter().map(|v| ((v + 1.0) * 127.9) as u8).collect()
     }
 
     fn naive_nn(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
-                let s: f64 = (0..k)
-                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
-                    .sum();
+                let s: f64 = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
                 out[i * n + j] = (scale as f64 * s) as f32;
             }
         }
@@ -202,41 +178,23 @@ mod tests {
     #[test]
     fn forward_matches_naive() {
         // k values straddle the widened-tile width (2048) and the lane width (32).
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (1, 2049, 1),
-            (5, 4100, 2),
-            (3, 33, 10),
-            (40, 2049, 10),
-            (33, 100, 5),
-            (64, 70, 4),
-            (2, 0, 3),
-        ] {
+        for &(m, k, n) in
+            &[(1, 1, 1), (1, 2049, 1), (5, 4100, 2), (3, 33, 10), (40, 2049, 10), (33, 100, 5), (64, 70, 4), (2, 0, 3)]
+        {
             let a = rand_u8(m * k, 1);
             let b = rand_vec(k * n, 2);
             let mut out = vec![f32::NAN; m * n];
             matmul_u8(m, k, n, 1.0 / 255.0, &a, &b, &mut out);
-            assert_close(
-                &out,
-                &naive_nn(m, k, n, 1.0 / 255.0, &a, &b),
-                1e-4,
-                "matmul_u8",
-            );
+            assert_close(&out, &naive_nn(m, k, n, 1.0 / 255.0, &a, &b), 1e-4, "matmul_u8");
         }
     }
 
     #[test]
     fn backward_matches_naive() {
         // k straddles both column partitions (256, 2048); m straddles the 256-row tiles.
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (1, 2049, 1),
-            (7, 4100, 2),
-            (3, 300, 10),
-            (300, 257, 10),
-            (64, 3000, 4),
-            (0, 5, 6),
-        ] {
+        for &(m, k, n) in
+            &[(1, 1, 1), (1, 2049, 1), (7, 4100, 2), (3, 300, 10), (300, 257, 10), (64, 3000, 4), (0, 5, 6)]
+        {
             let a = rand_u8(m * k, 3);
             let g = rand_vec(m * n, 4);
             let prior = rand_vec(k * n, 5);
@@ -252,11 +210,7 @@ mod tests {
             let g_abs: Vec<f32> = g.iter().map(|v| v.abs()).collect();
             let bound = naive_nn(k, m, n, 0.5, &at, &g_abs);
             for beta in [0.0, 0.25] {
-                let mut out = if beta == 0.0 {
-                    vec![f32::NAN; k * n]
-                } else {
-                    prior.clone()
-                };
+                let mut out = if beta == 0.0 { vec![f32::NAN; k * n] } else { prior.clone() };
                 matmul_u8_tn(m, k, n, 0.5, &a, &g, &mut out, beta);
                 let want: Vec<f32> = if beta == 0.0 {
                     prod.clone()
@@ -264,10 +218,7 @@ mod tests {
                     prod.iter().zip(&prior).map(|(p, q)| p + beta * q).collect()
                 };
                 for ((o, w), b) in out.iter().zip(&want).zip(&bound) {
-                    assert!(
-                        (o - w).abs() <= 1e-5 * (b + 1.0),
-                        "matmul_u8_tn {m}x{k}x{n}: {o} vs {w}"
-                    );
+                    assert!((o - w).abs() <= 1e-5 * (b + 1.0), "matmul_u8_tn {m}x{k}x{n}: {o} vs {w}");
                 }
             }
         }

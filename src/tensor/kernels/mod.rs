@@ -82,10 +82,7 @@ pub(crate) mod testutil {
     pub fn assert_close(got: &[f32], want: &[f32], rtol: f32, what: &str) {
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= rtol * (1.0 + w.abs()),
-                "{what}: index {i}: got {g}, want {w}"
-            );
+            assert!((g - w).abs() <= rtol * (1.0 + w.abs()), "{what}: index {i}: got {g}, want {w}");
         }
     }
 

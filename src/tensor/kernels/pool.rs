@@ -10,16 +10,10 @@ fn out_len(size: usize, k: usize, stride: usize, pad: usize) -> usize {
 }
 
 fn check(h: usize, w: usize, k: usize, stride: usize, pad: usize) -> (usize, usize) {
-    assert!(
-        k > 0 && stride > 0,
-        "pool2d: kernel and stride must be positive"
-    );
+    assert!(k > 0 && stride > 0, "pool2d: kernel and stride must be positive");
     // PyTorch's rule; it guarantees every window holds at least one real element.
     assert!(pad <= k / 2, "pool2d: pad must be at most half the kernel");
-    assert!(
-        h + 2 * pad >= k && w + 2 * pad >= k,
-        "pool2d: kernel larger than padded input"
-    );
+    assert!(h + 2 * pad >= k && w + 2 * pad >= k, "pool2d: kernel larger than padded input");
     (out_len(h, k, stride, pad), out_len(w, k, stride, pad))
 }
 
@@ -47,58 +41,40 @@ pub fn maxpool2d_forward(
 ) {
     let (oh, ow) = check(h, w, k, stride, pad);
     assert_eq!(x.len(), n * c * h * w, "maxpool2d: x is not [n,c,h,w]");
-    assert_eq!(
-        out.len(),
-        n * c * oh * ow,
-        "maxpool2d: out is not [n,c,oh,ow]"
-    );
-    assert_eq!(
-        argmax.len(),
-        out.len(),
-        "maxpool2d: argmax is not [n,c,oh,ow]"
-    );
-    assert!(
-        x.len() <= u32::MAX as usize,
-        "maxpool2d: input too large for u32 indices"
-    );
+    assert_eq!(out.len(), n * c * oh * ow, "maxpool2d: out is not [n,c,oh,ow]");
+    assert_eq!(argmax.len(), out.len(), "maxpool2d: argmax is not [n,c,oh,ow]");
+    assert!(x.len() <= u32::MAX as usize, "maxpool2d: input too large for u32 indices");
     if out.is_empty() {
         return;
     }
-    out.par_chunks_mut(oh * ow)
-        .zip(argmax.par_chunks_mut(oh * ow))
-        .enumerate()
-        .for_each(|(plane, (o, am))| {
-            let base = plane * h * w;
-            let xp = &x[base..base + h * w];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut best_at = usize::MAX;
-                    for iy in window(oy, k, stride, pad, h) {
-                        for ix in window(ox, k, stride, pad, w) {
-                            let v = xp[iy * w + ix];
-                            if best_at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                                best = v;
-                                best_at = iy * w + ix;
-                            }
+    out.par_chunks_mut(oh * ow).zip(argmax.par_chunks_mut(oh * ow)).enumerate().for_each(|(plane, (o, am))| {
+        let base = plane * h * w;
+        let xp = &x[base..base + h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_at = usize::MAX;
+                for iy in window(oy, k, stride, pad, h) {
+                    for ix in window(ox, k, stride, pad, w) {
+                        let v = xp[iy * w + ix];
+                        if best_at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                            best = v;
+                            best_at = iy * w + ix;
                         }
                     }
-                    o[oy * ow + ox] = best;
-                    am[oy * ow + ox] = (base + best_at) as u32;
                 }
+                o[oy * ow + ox] = best;
+                am[oy * ow + ox] = (base + best_at) as u32;
             }
-        });
+        }
+    });
 }
 
 /// dx (overwritten) = dout scattered to the positions recorded by [`maxpool2d_forward`].
 /// Serial: overlapping windows may send several outputs to one input, and `argmax` alone
 /// does not say where planes start.
 pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], dx: &mut [f32]) {
-    assert_eq!(
-        argmax.len(),
-        dout.len(),
-        "maxpool2d_backward: argmax and dout differ in length"
-    );
+    assert_eq!(argmax.len(), dout.len(), "maxpool2d_backward: argmax and dout differ in length");
     dx.fill(0.0);
     for (&i, &g) in argmax.iter().zip(dout) {
         dx[i as usize] += g;
@@ -121,30 +97,24 @@ pub fn avgpool2d_forward(
 ) {
     let (oh, ow) = check(h, w, k, stride, pad);
     assert_eq!(x.len(), n * c * h * w, "avgpool2d: x is not [n,c,h,w]");
-    assert_eq!(
-        out.len(),
-        n * c * oh * ow,
-        "avgpool2d: out is not [n,c,oh,ow]"
-    );
+    assert_eq!(out.len(), n * c * oh * ow, "avgpool2d: out is not [n,c,oh,ow]");
     if out.is_empty() {
         return;
     }
     let inv = 1.0 / (k * k) as f32;
-    out.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(o, xp)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = 0.0f32;
-                    for iy in window(oy, k, stride, pad, h) {
-                        for ix in window(ox, k, stride, pad, w) {
-                            acc += xp[iy * w + ix];
-                        }
+    out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(o, xp)| {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = 0.0f32;
+                for iy in window(oy, k, stride, pad, h) {
+                    for ix in window(ox, k, stride, pad, w) {
+                        acc += xp[iy * w + ix];
                     }
-                    o[oy * ow + ox] = acc * inv;
                 }
+                o[oy * ow + ox] = acc * inv;
             }
-        });
+        }
+    });
 }
 
 /// dx (overwritten) of [`avgpool2d_forward`].
@@ -162,30 +132,24 @@ pub fn avgpool2d_backward(
 ) {
     let (oh, ow) = check(h, w, k, stride, pad);
     assert_eq!(dx.len(), n * c * h * w, "avgpool2d: dx is not [n,c,h,w]");
-    assert_eq!(
-        dout.len(),
-        n * c * oh * ow,
-        "avgpool2d: dout is not [n,c,oh,ow]"
-    );
+    assert_eq!(dout.len(), n * c * oh * ow, "avgpool2d: dout is not [n,c,oh,ow]");
     if dx.is_empty() {
         return;
     }
     let inv = 1.0 / (k * k) as f32;
-    dx.par_chunks_mut(h * w)
-        .zip(dout.par_chunks(oh * ow))
-        .for_each(|(dp, gp)| {
-            dp.fill(0.0);
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let g = gp[oy * ow + ox] * inv;
-                    for iy in window(oy, k, stride, pad, h) {
-                        for ix in window(ox, k, stride, pad, w) {
-                            dp[iy * w + ix] += g;
-                        }
+    dx.par_chunks_mut(h * w).zip(dout.par_chunks(oh * ow)).for_each(|(dp, gp)| {
+        dp.fill(0.0);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let g = gp[oy * ow + ox] * inv;
+                for iy in window(oy, k, stride, pad, h) {
+                    for ix in window(ox, k, stride, pad, w) {
+                        dp[iy * w + ix] += g;
                     }
                 }
             }
-        });
+        }
+    });
 }
 
 /// `AdaptiveAvgPool2d(1)`: out `[n,c]` = mean of each `hw`-element plane of x `[n,c,h,w]`.
@@ -196,9 +160,7 @@ pub fn global_avgpool2d_forward(n: usize, c: usize, hw: usize, x: &[f32], out: &
         out.fill(f32::NAN);
         return;
     }
-    out.par_iter_mut()
-        .zip(x.par_chunks(hw))
-        .for_each(|(o, xp)| *o = (sum_f64(xp) / hw as f64) as f32);
+    out.par_iter_mut().zip(x.par_chunks(hw)).for_each(|(o, xp)| *o = (sum_f64(xp) / hw as f64) as f32);
 }
 
 /// dx `[n,c,h,w]` (overwritten) of [`global_avgpool2d_forward`]: each plane gets dout/hw.
@@ -209,9 +171,7 @@ pub fn global_avgpool2d_backward(n: usize, c: usize, hw: usize, dout: &[f32], dx
         return;
     }
     let inv = 1.0 / hw as f32;
-    dx.par_chunks_mut(hw)
-        .zip(dout.par_iter())
-        .for_each(|(dp, &g)| dp.fill(g * inv));
+    dx.par_chunks_mut(hw).zip(dout.par_iter()).for_each(|(dp, &g)| dp.fill(g * inv));
 }
 
 #[cfg(test)]
@@ -230,11 +190,7 @@ mod tests {
 
     /// Straight from the definition: windows over the zero-padded image, using signed
     /// coordinates so it shares nothing with `window`.
-    fn naive_pool(
-        s: (usize, usize, usize, usize, usize, usize, usize),
-        x: &[f32],
-        max: bool,
-    ) -> Vec<f32> {
+    fn naive_pool(s: (usize, usize, usize, usize, usize, usize, usize), x: &[f32], max: bool) -> Vec<f32> {
         let (n, c, h, w, k, st, p) = s;
         let (oh, ow) = (out_len(h, k, st, p), out_len(w, k, st, p));
         let mut out = vec![0.0; n * c * oh * ow];
@@ -254,43 +210,22 @@ mod tests {
                             }
                         }
                     }
-                    out[pl * oh * ow + oy * ow + ox] = if max {
-                        best
-                    } else {
-                        (sum / (k * k) as f64) as f32
-                    };
+                    out[pl * oh * ow + oy * ow + ox] = if max { best } else { (sum / (k * k) as f64) as f32 };
                 }
             }
         }
         out
     }
 
-    fn fd_check(
-        s: (usize, usize, usize, usize, usize, usize, usize),
-        x: &[f32],
-        r: &[f32],
-        dx: &[f32],
-        max: bool,
-    ) {
-        let loss = |v: &[f32]| -> f64 {
-            naive_pool(s, v, max)
-                .iter()
-                .zip(r)
-                .map(|(&o, &g)| o as f64 * g as f64)
-                .sum()
-        };
+    fn fd_check(s: (usize, usize, usize, usize, usize, usize, usize), x: &[f32], r: &[f32], dx: &[f32], max: bool) {
+        let loss = |v: &[f32]| -> f64 { naive_pool(s, v, max).iter().zip(r).map(|(&o, &g)| o as f64 * g as f64).sum() };
         let eps = 1e-3;
         for j in 0..x.len() {
             let (mut plus, mut minus) = (x.to_vec(), x.to_vec());
             plus[j] += eps;
             minus[j] -= eps;
             let want = ((loss(&plus) - loss(&minus)) / (2.0 * eps as f64)) as f32;
-            assert_close(
-                &[dx[j]],
-                &[want],
-                1e-2,
-                &format!("pool dx[{j}] {s:?} max={max}"),
-            );
+            assert_close(&[dx[j]], &[want], 1e-2, &format!("pool dx[{j}] {s:?} max={max}"));
         }
     }
 
@@ -300,9 +235,7 @@ mod tests {
             let (n, c, h, w, k, st, p) = s;
             // Distinct values 0.01 apart: the finite-difference step cannot flip an argmax.
             let len = n * c * h * w;
-            let x: Vec<f32> = (0..len)
-                .map(|j| ((j * 7919 + i) % len) as f32 * 0.01 - 1.0)
-                .collect();
+            let x: Vec<f32> = (0..len).map(|j| ((j * 7919 + i) % len) as f32 * 0.01 - 1.0).collect();
             let want = naive_pool(s, &x, true);
             let mut out = vec![0.0; want.len()];
             let mut am = vec![0u32; want.len()];
@@ -340,10 +273,7 @@ mod tests {
         let x = rand_vec(n * c * hw, 5);
         let mut out = vec![0.0; n * c];
         global_avgpool2d_forward(n, c, hw, &x, &mut out);
-        let want: Vec<f32> = x
-            .chunks(hw)
-            .map(|p| p.iter().sum::<f32>() / hw as f32)
-            .collect();
+        let want: Vec<f32> = x.chunks(hw).map(|p| p.iter().sum::<f32>() / hw as f32).collect();
         assert_close(&out, &want, 1e-6, "global avgpool forward");
         let g = rand_vec(n * c, 6);
         let mut dx = vec![0.0; x.len()];
