@@ -48,10 +48,17 @@ impl ModelMeta {
     }
 }
 
+/// Everything a model file holds: parameters, then buffers (running statistics).
+fn state(model: &dyn Module) -> Vec<(String, crate::Tensor)> {
+    let mut s = model.named_parameters();
+    s.extend(model.named_buffers());
+    s
+}
+
 /// Writes to a temporary file beside `path`, then renames it over `path`: a crash leaves the old file or the new
 /// one, never half of one.
 pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
-    let params = model.named_parameters();
+    let params = state(model);
     let bytes: Vec<Vec<u8>> =
         params.iter().map(|(_, p)| p.data().iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let views = params
@@ -80,7 +87,7 @@ pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
     })
 }
 
-/// Reads a model file back: the rebuilt model and its metadata. A damaged file, a file that is not crest's, or one
+/// Reads a model file back: the rebuilt model, in evaluation mode, and its metadata. A damaged file, a file that is not crest's, or one
 /// of another format version is refused with the reason.
 pub fn load(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
     let buffer = std::fs::read(path).with_context(|| format!("cannot read model file {}", path.display()))?;
@@ -103,8 +110,9 @@ pub fn load(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
         );
     }
     let meta: ModelMeta = serde_json::from_str(json).map_err(|e| damaged(format!("metadata: {e}")))?;
-    let model = meta.spec.build(&mut Rng::new(0));
-    for (name, p) in model.named_parameters() {
+    let mut model = meta.spec.build(&mut Rng::new(0));
+    model.set_training(false);
+    for (name, p) in state(model.as_ref()) {
         let t = st.tensor(&name).map_err(|_| damaged(format!("tensor {name} is missing")))?;
         if t.dtype() != Dtype::F32 || t.shape() != p.shape() {
             return Err(damaged(format!(

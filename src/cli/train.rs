@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// 1 (grey), 3 (RGB), 4 (RGBA) or auto: 4 if any image has alpha, 3 if any has colour, else 1
     #[arg(long, default_value = "auto", value_parser = parse_channels)]
     pub channels: ChannelsOpt,
-    /// linear, or mlp[:HIDDEN,...] (e.g. mlp:256,128)
+    /// linear, mlp[:HIDDEN,...] (e.g. mlp:256,128) or cnn
     #[arg(long, default_value = "linear")]
     pub arch: Arch,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]

@@ -9,6 +9,8 @@ pub enum Arch {
     Linear,
     /// Flatten, then Linear+ReLU per hidden size, then Linear.
     Mlp(Vec<usize>),
+    /// Two 3×3 conv blocks (32 and 64 channels, each ReLU + 2×2 max-pool), then Linear(·, 128), ReLU, Linear.
+    Cnn,
 }
 
 impl FromStr for Arch {
@@ -18,6 +20,7 @@ impl FromStr for Arch {
         match s.split_once(':') {
             None if s == "linear" => Ok(Arch::Linear),
             None if s == "mlp" => Ok(Arch::Mlp(vec![256])),
+            None if s == "cnn" => Ok(Arch::Cnn),
             Some(("mlp", sizes)) => {
                 let hidden: Result<Vec<usize>, _> = sizes.split(',').map(|h| h.trim().parse::<usize>()).collect();
                 match hidden {
@@ -27,7 +30,7 @@ impl FromStr for Arch {
                     )),
                 }
             }
-            _ => Err(format!("unknown architecture {s:?}: use linear or mlp[:256,128]")),
+            _ => Err(format!("unknown architecture {s:?}: use linear, mlp[:256,128] or cnn")),
         }
     }
 }
@@ -36,6 +39,7 @@ impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arch::Linear => write!(f, "linear"),
+            Arch::Cnn => write!(f, "cnn"),
             Arch::Mlp(h) => write!(f, "mlp:{}", h.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")),
         }
     }
@@ -44,9 +48,26 @@ impl std::fmt::Display for Arch {
 impl Arch {
     /// The model for images of shape [C, H, W] and `outputs` logits.
     pub fn spec(&self, input: [usize; 3], outputs: usize) -> LayerSpec {
-        let features = input.iter().product();
+        let [c, h, w] = input;
+        if *self == Arch::Cnn {
+            let conv = |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 1 };
+            let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 };
+            let layers = vec![
+                conv(c, 32),
+                LayerSpec::ReLU,
+                pool.clone(),
+                conv(32, 64),
+                LayerSpec::ReLU,
+                pool,
+                LayerSpec::Flatten,
+                LayerSpec::Linear { in_features: 64 * (h / 4) * (w / 4), out_features: 128 },
+                LayerSpec::ReLU,
+                LayerSpec::Linear { in_features: 128, out_features: outputs },
+            ];
+            return LayerSpec::Sequential { layers };
+        }
         let mut layers = vec![LayerSpec::Flatten];
-        let mut width = features;
+        let mut width = c * h * w;
         if let Arch::Mlp(hidden) = self {
             for &h in hidden {
                 layers.push(LayerSpec::Linear { in_features: width, out_features: h });

@@ -3,15 +3,23 @@
 
 mod activation;
 mod arch;
+mod batchnorm;
+mod conv;
+mod dropout;
 mod init;
 mod linear;
+mod pool;
 mod sequential;
 mod spec;
 
 pub use activation::{Flatten, ReLU, Sigmoid};
 pub use arch::Arch;
+pub use batchnorm::BatchNorm;
+pub use conv::Conv2d;
+pub use dropout::Dropout;
 pub use init::{init_params, kaiming_uniform};
 pub use linear::Linear;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::Sequential;
 pub use spec::LayerSpec;
 
@@ -22,6 +30,11 @@ pub trait Module {
 
     /// Parameters with their PyTorch `state_dict` names (`weight`, `bias`); `Sequential` prefixes `0.`, `1.`, ….
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// State that is saved but not trained (BatchNorm's running statistics), named like PyTorch's buffers.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
         Vec::new()
     }
 

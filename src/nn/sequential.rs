@@ -29,6 +29,11 @@ impl Module for Sequential {
         named.flat_map(|(i, l)| l.named_parameters().into_iter().map(move |(n, p)| (format!("{i}.{n}"), p))).collect()
     }
 
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let named = self.layers.iter().enumerate();
+        named.flat_map(|(i, l)| l.named_buffers().into_iter().map(move |(n, p)| (format!("{i}.{n}"), p))).collect()
+    }
+
     fn set_training(&mut self, training: bool) {
         self.layers.iter_mut().for_each(|l| l.set_training(training));
     }

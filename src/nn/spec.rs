@@ -1,6 +1,8 @@
 //! A serialisable description of a model, stored in model files so `crest predict` can rebuild any of them.
 
-use super::{Flatten, Linear, Module, ReLU, Sequential, Sigmoid};
+use super::{
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Sigmoid,
+};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +14,12 @@ pub enum LayerSpec {
     ReLU,
     Sigmoid,
     Flatten,
+    Conv2d { in_channels: usize, out_channels: usize, kernel_size: usize, stride: usize, padding: usize },
+    MaxPool2d { kernel_size: usize, stride: usize },
+    AvgPool2d { kernel_size: usize, stride: usize },
+    AdaptiveAvgPool2d,
+    BatchNorm { features: usize },
+    Dropout { p: f32 },
 }
 
 impl LayerSpec {
@@ -25,6 +33,14 @@ impl LayerSpec {
             LayerSpec::ReLU => Box::new(ReLU),
             LayerSpec::Sigmoid => Box::new(Sigmoid),
             LayerSpec::Flatten => Box::new(Flatten),
+            &LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
+                Box::new(Conv2d::new(in_channels, out_channels, kernel_size, stride, padding, rng))
+            }
+            &LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d { kernel_size, stride }),
+            &LayerSpec::AvgPool2d { kernel_size, stride } => Box::new(AvgPool2d { kernel_size, stride }),
+            LayerSpec::AdaptiveAvgPool2d => Box::new(AdaptiveAvgPool2d),
+            &LayerSpec::BatchNorm { features } => Box::new(BatchNorm::new(features)),
+            &LayerSpec::Dropout { p } => Box::new(Dropout::new(p, rng)),
         }
     }
 }

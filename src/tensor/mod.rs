@@ -13,6 +13,7 @@ pub mod stats;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub(crate) use ops::sigmoid;
+pub use ops::BatchNormState;
 pub use stats::{Histogram, Summary};
 
 use crate::rng::Rng;

@@ -1,0 +1,69 @@
+//! `BatchNorm1d` / `BatchNorm2d` in one layer: per-channel normalisation of [N, C] or [N, C, H, W], with running
+//! statistics (saved in the model file) used in evaluation.
+
+use super::{LayerSpec, Module};
+use crate::tensor::BatchNormState;
+use crate::Tensor;
+
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+    training: bool,
+}
+
+impl BatchNorm {
+    /// PyTorch's defaults: γ = 1, β = 0, momentum 0.1, eps 1e-5.
+    pub fn new(features: usize) -> BatchNorm {
+        BatchNorm {
+            weight: Tensor::ones(&[features]).requires_grad_(),
+            bias: Tensor::zeros(&[features]).requires_grad_(),
+            running_mean: Tensor::zeros(&[features]),
+            running_var: Tensor::ones(&[features]),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        }
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let st = BatchNormState {
+            gamma: &self.weight,
+            beta: &self.bias,
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            momentum: self.momentum,
+            eps: self.eps,
+        };
+        x.batch_norm(&st, self.training)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        vec![("running_mean".into(), self.running_mean.clone()), ("running_var".into(), self.running_var.clone())]
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::BatchNorm { features: self.weight.numel() }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let c = self.weight.numel();
+        match input.first() {
+            Some(&ch) if ch == c && (input.len() == 1 || input.len() == 3) => Ok(input.to_vec()),
+            _ => Err(format!("BatchNorm({c}) needs input [{c}] or [{c}, height, width], got {input:?}")),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `Conv2d`: weight [out, in, k, k] and bias [out], PyTorch's layout and initialisation.
+
+use super::{kaiming_uniform, LayerSpec, Module};
+use crate::rng::Rng;
+use crate::Tensor;
+
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize, stride: usize, padding: usize, rng: &mut Rng) -> Conv2d {
+        let fan_in = in_channels * kernel_size * kernel_size;
+        Conv2d {
+            weight: kaiming_uniform(&[out_channels, in_channels, kernel_size, kernel_size], fan_in, rng),
+            bias: kaiming_uniform(&[out_channels], fan_in, rng),
+            stride,
+            padding,
+        }
+    }
+
+    fn dims(&self) -> (usize, usize, usize) {
+        let w = self.weight.shape();
+        (w[1], w[0], w[2])
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.weight, Some(&self.bias), self.stride, self.padding)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+    }
+
+    fn spec(&self) -> LayerSpec {
+        let (in_channels, out_channels, kernel_size) = self.dims();
+        LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride: self.stride, padding: self.padding }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let (cin, cout, k) = self.dims();
+        let (s, p) = (self.stride, self.padding);
+        let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
+        match *input {
+            [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1]),
+            [c, _, _] if c != cin => Err(format!("{name} needs {cin} input channels, got input {input:?}")),
+            [_, _, _] => Err(format!("{name} needs images of at least {0}x{0} after padding, got input {input:?}", k.saturating_sub(2 * p))),
+            _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `Dropout`: while training, zero each value with probability p and scale the rest by 1/(1−p); the identity in
+//! evaluation. Its masks come from a seeded generator, so runs repeat.
+
+use super::{LayerSpec, Module};
+use crate::rng::Rng;
+use crate::Tensor;
+use std::cell::RefCell;
+
+pub struct Dropout {
+    pub p: f32,
+    rng: RefCell<Rng>,
+    training: bool,
+}
+
+impl Dropout {
+    pub fn new(p: f32, rng: &mut Rng) -> Dropout {
+        assert!((0.0..1.0).contains(&p), "Dropout probability must be in [0, 1), got {p}");
+        Dropout { p, rng: RefCell::new(Rng::new(rng.next_u64())), training: true }
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        if !self.training || self.p == 0.0 {
+            return x.clone();
+        }
+        let keep = 1.0 / (1.0 - self.p);
+        let mut rng = self.rng.borrow_mut();
+        let mask: Vec<f32> = (0..x.numel()).map(|_| if rng.uniform() < self.p { 0.0 } else { keep }).collect();
+        x * &Tensor::from_vec(mask, x.shape())
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Dropout { p: self.p }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(input.to_vec())
+    }
+}

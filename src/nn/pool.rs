@@ -1,0 +1,63 @@
+//! Pooling layers (no parameters).
+
+use super::{LayerSpec, Module};
+use crate::Tensor;
+
+pub struct MaxPool2d {
+    pub kernel_size: usize,
+    pub stride: usize,
+}
+
+pub struct AvgPool2d {
+    pub kernel_size: usize,
+    pub stride: usize,
+}
+
+/// Average over all positions: [C, H, W] → [C] (PyTorch's `AdaptiveAvgPool2d(1)` + `Flatten`).
+pub struct AdaptiveAvgPool2d;
+
+fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>, String> {
+    match *input {
+        [c, h, w] if h >= k && w >= k => Ok(vec![c, (h - k) / s + 1, (w - k) / s + 1]),
+        _ => Err(format!("{name}({k}) needs input [channels, height, width] of at least {k}x{k}, got {input:?}")),
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.max_pool2d(self.kernel_size, self.stride, 0)
+    }
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::MaxPool2d { kernel_size: self.kernel_size, stride: self.stride }
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        pooled(input, self.kernel_size, self.stride, "MaxPool2d")
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.avg_pool2d(self.kernel_size, self.stride, 0)
+    }
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::AvgPool2d { kernel_size: self.kernel_size, stride: self.stride }
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        pooled(input, self.kernel_size, self.stride, "AvgPool2d")
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.global_avg_pool2d()
+    }
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::AdaptiveAvgPool2d
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match *input {
+            [c, _, _] => Ok(vec![c]),
+            _ => Err(format!("AdaptiveAvgPool2d needs input [channels, height, width], got {input:?}")),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Batch normalisation over [N, C] or [N, C, H, W]: per channel, with batch statistics while training (and the
+//! running statistics updated as PyTorch does) or the running statistics in evaluation.
+
+use crate::tensor::kernels::batchnorm::{
+    batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, unbiased_var,
+};
+use crate::tensor::Tensor;
+
+/// What batch norm needs besides the input: the affine parameters and the running statistics it keeps.
+pub struct BatchNormState<'a> {
+    pub gamma: &'a Tensor,
+    pub beta: &'a Tensor,
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+}
+
+impl Tensor {
+    pub fn batch_norm(&self, st: &BatchNormState, training: bool) -> Tensor {
+        let s = self.shape().to_vec();
+        assert!(
+            (s.len() == 2 || s.len() == 4) && s[1] == st.gamma.numel(),
+            "batch_norm: input {s:?} doesn't have {} channels on axis 1",
+            st.gamma.numel()
+        );
+        let (n, c, hw) = (s[0], s[1], s[2..].iter().product::<usize>());
+        let mut out = vec![0.0; self.numel()];
+        if !training {
+            let (rm, rv) = (st.running_mean.data(), st.running_var.data());
+            batchnorm_forward_eval(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), &rm, &rv, st.eps, &mut out);
+            let (x, gamma, invstd) = (self.clone(), st.gamma.clone(), rv.iter().map(|v| 1.0 / (v + st.eps).sqrt()));
+            let invstd: Vec<f32> = invstd.collect();
+            let mean = rm.clone();
+            // In evaluation the statistics are constants: y = γ·(x−μ)·invstd + β is affine in x.
+            return Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
+                let xd = x.data();
+                let g = gamma.data();
+                let ch = |i: usize| i / hw % c;
+                let dx = ctx.needs[0].then(|| ctx.g.iter().enumerate().map(|(i, d)| d * g[ch(i)] * invstd[ch(i)]).collect());
+                let mut dgamma = vec![0.0; c];
+                let mut dbeta = vec![0.0; c];
+                for (i, d) in ctx.g.iter().enumerate() {
+                    dgamma[ch(i)] += d * (xd[i] - mean[ch(i)]) * invstd[ch(i)];
+                    dbeta[ch(i)] += d;
+                }
+                vec![dx, Some(dgamma), Some(dbeta)]
+            });
+        }
+        assert!(n * hw > 1, "batch_norm in training needs more than one value per channel, got input {s:?}");
+        let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
+        batchnorm_forward_train(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), st.eps, &mut out, &mut mean, &mut invstd);
+        {
+            let (mut rm, mut rv) = (st.running_mean.data_mut(), st.running_var.data_mut());
+            for ch in 0..c {
+                rm[ch] = (1.0 - st.momentum) * rm[ch] + st.momentum * mean[ch];
+                rv[ch] = (1.0 - st.momentum) * rv[ch] + st.momentum * unbiased_var(invstd[ch], st.eps, n * hw);
+            }
+        }
+        let (x, gamma) = (self.clone(), st.gamma.clone());
+        Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
+            let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; n * c * hw], vec![0.0; c], vec![0.0; c]);
+            batchnorm_backward(n, c, hw, &x.data(), &gamma.data(), &mean, &invstd, ctx.g, &mut dx, &mut dgamma, &mut dbeta);
+            vec![Some(dx), Some(dgamma), Some(dbeta)]
+        })
+    }
+}
