@@ -1,0 +1,256 @@
+//! A folder of images, one sub-folder per class, optionally already split into `train/` and `valid/` (or `val/`).
+//!
+//! Two passes over the files. The first reads only headers (size, colour type) in parallel: that is enough to
+//! refuse oversized images before any pixel memory exists and to choose the channel count and the size, so the
+//! second pass can decode each file once, straight into its slot of the final `[N, C, H, W]` buffer. Keeping the
+//! decoded images around instead would hold every full-resolution picture in memory at once.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+
+use super::decode::{self, Header, Skip};
+use super::progress::Progress;
+use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
+
+struct Item {
+    path: PathBuf,
+    label: u32,
+    valid: bool,
+}
+
+/// Sub-folders of `dir` as (name, path), sorted by name. Hidden folders (`.git`, `.ipynb_checkpoints`) are never
+/// classes.
+fn sub_folders(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read folder {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // fs::metadata follows symlinks, so a linked class folder counts.
+        if !name.starts_with('.') && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            out.push((name, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every file under `dir`, nested folders included, sorted by path.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read folder {}", dir.display()))?;
+    entries.sort();
+    for path in entries {
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => files_under(&path, out)?,
+            Ok(m) if m.is_file() => out.push(path),
+            // Broken links and other oddities: not data.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn count_image_files(dir: &Path) -> usize {
+    let mut files = Vec::new();
+    let _ = files_under(dir, &mut files);
+    files.iter().filter(|p| decode::probe(p, u64::MAX).is_ok()).count()
+}
+
+/// Classes and files: (class names, items in class-then-file order with train items first, the split note when
+/// the folders give the split).
+fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<String>)> {
+    let train_dir = root.join("train");
+    let valid_dir = ["valid", "val"].map(|v| root.join(v)).into_iter().find(|d| d.is_dir());
+    let (class_root, valid_dir, note) = match (train_dir.is_dir(), valid_dir) {
+        (true, Some(v)) => {
+            let note = format!("split: train/ and {}/ folders", v.file_name().unwrap_or_default().to_string_lossy());
+            (train_dir, Some(v), Some(note))
+        }
+        // A train/ folder without a valid/ one (Kaggle's train/ + test/): its classes, split at random.
+        (true, None) => (train_dir, None, None),
+        (false, _) => (root.to_path_buf(), None, None),
+    };
+    let classes = sub_folders(&class_root)?;
+    if classes.len() < 2 {
+        let loose = count_image_files(&class_root);
+        let hint = if loose > 0 { format!("; its {loose} images should go in one sub-folder per class") } else { String::new() };
+        bail!(
+            "{} has {} class folder(s), need at least 2 (one sub-folder per class){hint}",
+            class_root.display(),
+            classes.len()
+        );
+    }
+    let names: Vec<String> = classes.iter().map(|(n, _)| n.clone()).collect();
+    let mut items = Vec::new();
+    for (label, (_, dir)) in classes.iter().enumerate() {
+        let mut files = Vec::new();
+        files_under(dir, &mut files)?;
+        items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: false }));
+    }
+    if let Some(valid_dir) = valid_dir {
+        for (name, dir) in sub_folders(&valid_dir)? {
+            let Some(label) = names.iter().position(|n| *n == name) else {
+                bail!("class '{name}' in {} is not a class in {}", valid_dir.display(), class_root.display());
+            };
+            let mut files = Vec::new();
+            files_under(&dir, &mut files)?;
+            items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: true }));
+        }
+    }
+    Ok((names, items, note))
+}
+
+/// Turns skipped files into warnings, or under `strict` a bad image into an error.
+struct Skips<'a> {
+    strict: bool,
+    not_images: Vec<&'a Path>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Skips<'a> {
+    fn bad(&mut self, path: &Path, why: &str) -> anyhow::Result<()> {
+        if self.strict {
+            bail!("cannot use {}: {why} (strict mode)", path.display());
+        }
+        self.warnings.push(format!("skipped {}: {why}", path.display()));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if let Some(first) = self.not_images.first() {
+            let n = self.not_images.len();
+            let s = if n == 1 { "" } else { "s" };
+            self.warnings.insert(0, format!("skipped {n} file{s} that are not images (e.g. {})", first.display()));
+        }
+        self.warnings
+    }
+}
+
+fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
+    match opt {
+        ChannelsOpt::Fixed(c) => (c, format!("channels: {c} (as asked)")),
+        ChannelsOpt::Auto if headers.iter().any(|h| h.alpha) => (4, "channels: auto -> 4 (some images have alpha)".into()),
+        ChannelsOpt::Auto if headers.iter().any(|h| h.colour) => (3, "channels: auto -> 3 (colour, no alpha)".into()),
+        ChannelsOpt::Auto => (1, "channels: auto -> 1 (all images are grey)".into()),
+    }
+}
+
+/// (height, width, note).
+fn choose_size(opt: Option<usize>, headers: &[Header]) -> (usize, usize, String) {
+    if let Some(s) = opt {
+        return (s, s, format!("size: {s}x{s} (as asked)"));
+    }
+    let first = (headers[0].height, headers[0].width);
+    if headers.iter().all(|h| (h.height, h.width) == first) {
+        let (h, w) = (first.0 as usize, first.1 as usize);
+        let using = if h == w { format!("{h}") } else { format!("{w}x{h}") };
+        return (h, w, format!("size: all images are {w}x{h}, using {using}"));
+    }
+    (DEFAULT_SIZE, DEFAULT_SIZE, format!("size: images differ in size, using {DEFAULT_SIZE}"))
+}
+
+/// The first class with no training images, as an error.
+fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &Path) -> anyhow::Result<()> {
+    let mut counts = vec![0usize; classes.len()];
+    let mut total = 0;
+    for l in labels {
+        counts[l as usize] += 1;
+        total += 1;
+    }
+    if total == 0 {
+        bail!("no images found in {}", root.display());
+    }
+    if let Some(c) = counts.iter().position(|&n| n == 0) {
+        bail!("class '{}' has no images", classes[c]);
+    }
+    Ok(())
+}
+
+pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
+    let (classes, items, folder_split) = discover(root)?;
+    let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
+    let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings: Vec::new() };
+
+    let probed: Vec<Result<Header, Skip>> = items
+        .par_iter()
+        .map(|item| {
+            let r = decode::probe(&item.path, opts.max_pixels);
+            progress.inc();
+            r
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut headers = Vec::new();
+    for (item, r) in items.iter().zip(probed) {
+        match r {
+            Ok(h) => {
+                kept.push(item);
+                headers.push(h);
+            }
+            Err(Skip::NotImage) => skips.not_images.push(&item.path),
+            Err(Skip::Bad(why)) => skips.bad(&item.path, &why)?,
+        }
+    }
+    check_classes(&classes, kept.iter().filter(|i| !i.valid).map(|i| i.label), root)?;
+
+    let (channels, channels_note) = choose_channels(opts.channels, &headers);
+    let (height, width, size_note) = choose_size(opts.size, &headers);
+    let item_len = channels * height * width;
+    progress.set_message("decoding");
+    let mut all = Dataset {
+        pixels: vec![0; kept.len() * item_len],
+        labels: kept.iter().map(|i| i.label).collect(),
+        classes,
+        channels,
+        height,
+        width,
+    };
+    let decoded: Vec<Result<(), String>> = all
+        .pixels
+        .par_chunks_mut(item_len)
+        .zip(kept.par_iter())
+        .map(|(out, item)| {
+            let r = decode::decode_into(&item.path, channels, height, width, opts.max_pixels, out);
+            progress.inc();
+            r
+        })
+        .collect();
+    progress.finish();
+    let mut ok = Vec::with_capacity(kept.len());
+    for (item, r) in kept.iter().zip(decoded) {
+        if let Err(why) = &r {
+            skips.bad(&item.path, why)?;
+        }
+        ok.push(r.is_ok());
+    }
+    let mut is_valid: Vec<bool> = kept.iter().map(|i| i.valid).collect();
+    if ok.contains(&false) {
+        all.retain(&ok);
+        is_valid = is_valid.into_iter().zip(&ok).filter(|(_, &k)| k).map(|(v, _)| v).collect();
+        let train_labels = all.labels.iter().zip(&is_valid).filter(|(_, &v)| !v).map(|(&l, _)| l);
+        check_classes(&all.classes, train_labels, root)?;
+    }
+
+    let split_note = match folder_split {
+        Some(note) => note,
+        None => {
+            is_valid = split::stratified(&all.labels, all.classes.len(), opts.valid_pct, opts.seed);
+            split::note(opts.valid_pct, opts.seed)
+        }
+    };
+    let (train, valid) = split::partition(all, &is_valid);
+    Ok(Split {
+        train,
+        valid,
+        warnings: skips.finish(),
+        notes: vec![size_note, channels_note, split_note],
+        source: "image folder".into(),
+        load_seconds: 0.0,
+    })
+}
