@@ -254,3 +254,167 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         load_seconds: 0.0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::{bomb_png, palette_png, TempDir};
+    use crate::data::load;
+    use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
+
+    fn grey(w: u32, h: u32, v: u8) -> DynamicImage {
+        DynamicImage::ImageLuma8(GrayImage::from_pixel(w, h, image::Luma([v])))
+    }
+
+    fn quiet() -> LoadOptions {
+        LoadOptions { progress: false, ..LoadOptions::default() }
+    }
+
+    fn error(root: &Path, opts: &LoadOptions) -> String {
+        let e = load(root, opts).expect_err("should fail").to_string();
+        assert!(!e.contains('\n'), "one-line error: {e}");
+        e
+    }
+
+    /// Three classes in every supported format plus the junk real folders hold.
+    fn messy_folder() -> TempDir {
+        let d = TempDir::new("messy");
+        d.save("cat/1.png", &grey(8, 8, 10));
+        d.save("cat/2.jpg", &DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))));
+        d.save("cat/3.gif", &DynamicImage::ImageRgb8(grey(8, 8, 30).to_rgb8()));
+        d.write("cat/.DS_Store", b"\0\0\0\x01Bud1");
+        d.write("cat/zero.png", b"");
+        d.save("dog/1.bmp", &grey(16, 16, 40));
+        d.save("dog/2.webp", &DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4]))));
+        d.write("dog/3.png", &palette_png());
+        d.write("dog/README", b"dogs");
+        d.write("dog/bomb.png", &bomb_png());
+        d.save("emu/1.png", &grey(8, 8, 50));
+        d.save("emu/2.png", &DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(8, 8, image::Luma([60 * 257]))));
+        let whole = std::fs::read(d.path().join("emu/2.png")).unwrap();
+        d.write("emu/3.png", &whole[..whole.len() - 20]);
+        d
+    }
+
+    #[test]
+    fn messy_folder_loads_with_warnings() {
+        let d = messy_folder();
+        let opts = LoadOptions { valid_pct: 0.0, ..quiet() };
+        let s = load(d.path(), &opts).unwrap();
+        assert_eq!(s.source, "image folder");
+        assert_eq!(s.train.classes, vec!["cat", "dog", "emu"]);
+        assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 1, 2, 2]);
+        assert!(s.valid.is_empty() && s.valid.classes == s.train.classes);
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (4, 140, 140));
+        assert_eq!(s.train.pixels.len(), 8 * 4 * 140 * 140);
+        assert!(s.notes.contains(&"channels: auto -> 4 (some images have alpha)".to_string()), "{:?}", s.notes);
+        assert!(s.notes.contains(&"size: images differ in size, using 140".to_string()));
+        // A flat grey 8x8 image stays flat at 140x140, with opaque alpha.
+        let first = s.train.image(0);
+        assert!(first[..3 * 140 * 140].iter().all(|&v| v == 10) && first[3 * 140 * 140..].iter().all(|&v| v == 255));
+        let w = &s.warnings;
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].starts_with("skipped 2 files that are not images"), "{w:?}");
+        for name in ["zero.png", "bomb.png", "emu/3.png"] {
+            assert!(w.iter().any(|l| l.contains(name)), "{name} not named in {w:?}");
+        }
+        let strict = error(d.path(), &LoadOptions { strict: true, ..opts });
+        assert!(strict.contains("strict"), "{strict}");
+    }
+
+    #[test]
+    fn auto_channels_and_size_default() {
+        let d = TempDir::new("auto");
+        d.save("a/1.png", &grey(6, 4, 1));
+        d.save("b/1.png", &grey(6, 4, 2));
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
+        assert_eq!(s.notes[..2], ["size: all images are 6x4, using 6x4", "channels: auto -> 1 (all images are grey)"]);
+        assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
+        d.save("b/2.png", &DynamicImage::ImageRgb8(RgbImage::new(6, 4)));
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));
+        assert_eq!(s.notes[..2], ["size: 3x3 (as asked)", "channels: auto -> 3 (colour, no alpha)"]);
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, channels: ChannelsOpt::Fixed(1), ..quiet() }).unwrap();
+        assert_eq!(s.train.channels, 1);
+    }
+
+    #[test]
+    fn split_is_stratified_ordered_and_seeded() {
+        let d = TempDir::new("split");
+        for (class, n) in [("a", 10), ("b", 5)] {
+            for i in 0..n {
+                d.save(&format!("{class}/{i:02}.png"), &grey(2, 2, i));
+            }
+        }
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!((s.train.class_counts(), s.valid.class_counts()), (vec![8, 4], vec![2, 1]));
+        assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]) && s.valid.labels.windows(2).all(|w| w[0] <= w[1]));
+        // Within a class, files keep their sorted order (pixel value = file number).
+        let firsts = |ds: &Dataset| (0..ds.len()).map(|i| (ds.labels[i], ds.image(i)[0])).collect::<Vec<_>>();
+        assert!(firsts(&s.train).windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(s.notes[2], "split: 20% random, stratified, seed 42");
+        let again = load(d.path(), &quiet()).unwrap();
+        assert_eq!((again.train, again.valid), (s.train.clone(), s.valid.clone()));
+        let other = load(d.path(), &LoadOptions { seed: 7, ..quiet() }).unwrap();
+        assert_ne!(other.valid, s.valid);
+    }
+
+    #[test]
+    fn train_valid_folders() {
+        let d = TempDir::new("folders");
+        for f in ["train/x/1.png", "train/x/2.png", "train/y/1.png", "val/y/9.png"] {
+            d.save(f, &grey(3, 3, 5));
+        }
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!((s.train.len(), s.valid.len(), s.valid.labels.clone()), (3, 1, vec![1]));
+        assert_eq!(s.notes[2], "split: train/ and val/ folders");
+        d.save("val/z/1.png", &grey(3, 3, 5));
+        assert!(error(d.path(), &quiet()).contains("class 'z'"));
+    }
+
+    #[test]
+    fn bad_layouts_are_one_line_errors() {
+        let d = TempDir::new("layouts");
+        assert!(error(&d.path().join("nope"), &quiet()).contains("does not exist"));
+        let file = d.write("file.txt", b"x");
+        assert!(error(&file, &quiet()).contains("is not a folder"));
+        d.save("only/1.png", &grey(2, 2, 0));
+        assert!(error(d.path(), &quiet()).contains("need at least 2"));
+        std::fs::create_dir_all(d.path().join("empty")).unwrap();
+        assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
+        // A class whose only image is corrupt is empty once it is skipped.
+        d.write("empty/bad.png", b"\x89PNG\r\n\x1a\nbroken");
+        assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
+        let none = TempDir::new("none");
+        none.write("a/README", b"x");
+        none.write("b/notes.txt", b"x");
+        assert!(error(none.path(), &quiet()).starts_with("no images found"));
+        assert!(error(none.path(), &LoadOptions { valid_pct: 1.0, ..quiet() }).contains("valid_pct"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_class_names_load() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = TempDir::new("utf8");
+        let odd = d.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir_all(&odd).unwrap();
+        grey(2, 2, 0).save(odd.join("1.png")).unwrap();
+        d.save("plain/1.png", &grey(2, 2, 0));
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
+        assert_eq!(s.train.classes, vec!["caf\u{fffd}", "plain"]);
+    }
+
+    #[test]
+    fn mnist_sample() {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_sample"));
+        let s = load(root, &quiet()).unwrap();
+        assert_eq!(s.train.classes, vec!["3", "7"]);
+        let total: Vec<usize> = s.train.class_counts().iter().zip(s.valid.class_counts()).map(|(a, b)| a + b).collect();
+        assert_eq!(total, vec![1032, 1070]);
+        assert_eq!(s.valid.class_counts(), vec![206, 214]);
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 28, 28));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+}
