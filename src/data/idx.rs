@@ -173,3 +173,104 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         load_seconds: 0.0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::TempDir;
+    use crate::data::load;
+    use std::io::Write;
+
+    fn idx_bytes(magic: u32, dims: &[u32], body: &[u8]) -> Vec<u8> {
+        let mut out = magic.to_be_bytes().to_vec();
+        for d in dims {
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Six 2x2 images whose pixels are all their index, labels 0,1,2,0,1,2; gzipped images, plain labels.
+    fn write_train(d: &TempDir) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..6u8).flat_map(|i| [i; 4]).collect();
+        d.write("train-images-idx3-ubyte.gz", &gz(&idx_bytes(IMAGES_MAGIC, &[6, 2, 2], &pixels)));
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 0, 1, 2]));
+        pixels
+    }
+
+    fn quiet() -> LoadOptions {
+        LoadOptions { progress: false, valid_pct: 0.0, ..LoadOptions::default() }
+    }
+
+    #[test]
+    fn round_trip_plain_and_gzip() {
+        let d = TempDir::new("idx");
+        let pixels = write_train(&d);
+        assert!(is_idx_dir(d.path()));
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!(s.source, "IDX");
+        assert_eq!((s.train.pixels.clone(), s.train.labels.clone()), (pixels, vec![0, 1, 2, 0, 1, 2]));
+        assert_eq!(s.train.classes, vec!["0", "1", "2"]);
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 2, 2));
+        assert!(s.valid.is_empty());
+
+        d.write("classes.txt", b"zero\none\ntwo\n");
+        d.write("t10k-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[1, 2, 2], &[9; 4]));
+        d.write("t10k-labels-idx1-ubyte.gz", &gz(&idx_bytes(LABELS_MAGIC, &[1], &[2])));
+        let opts = LoadOptions { size: Some(3), channels: ChannelsOpt::Fixed(4), ..quiet() };
+        let s = load(d.path(), &opts).unwrap();
+        assert_eq!(s.train.classes, vec!["zero", "one", "two"]);
+        assert_eq!((s.valid.labels.clone(), s.valid.classes.clone()), (vec![2], s.train.classes.clone()));
+        assert_eq!(s.notes[2], "split: t10k-* files");
+        // Flat grey 9 resized to 3x3 and replicated, alpha opaque.
+        assert_eq!(s.valid.pixels, [vec![9; 27], vec![255; 9]].concat());
+        assert_eq!((s.train.len(), s.train.channels, s.train.height), (6, 4, 3));
+    }
+
+    #[test]
+    fn split_without_t10k() {
+        let d = TempDir::new("idx-split");
+        write_train(&d);
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.5, ..quiet() }).unwrap();
+        assert_eq!((s.train.class_counts(), s.valid.class_counts()), (vec![1, 1, 1], vec![1, 1, 1]));
+    }
+
+    #[test]
+    fn damaged_files_are_named() {
+        let d = TempDir::new("idx-bad");
+        write_train(&d);
+        d.write("train-labels-idx1-ubyte", &idx_bytes(IMAGES_MAGIC, &[6], &[0; 6]));
+        let e = load(d.path(), &quiet()).unwrap_err().to_string();
+        assert!(e.contains("train-labels-idx1-ubyte") && e.contains("0x00000803"), "{e}");
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0; 5]));
+        let e = load(d.path(), &quiet()).unwrap_err().to_string();
+        assert!(e.contains("needs 6 bytes") && e.contains("only 5"), "{e}");
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[5], &[0; 5]));
+        assert!(load(d.path(), &quiet()).unwrap_err().to_string().contains("5 labels for 6 images"));
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 3, 0, 0]));
+        d.write("classes.txt", b"a\nb\nc\n");
+        assert!(load(d.path(), &quiet()).unwrap_err().to_string().contains("up to 3"));
+        // A header promising far more than the file holds is caught without allocating it.
+        d.write("train-images-idx3-ubyte.gz", &gz(&idx_bytes(IMAGES_MAGIC, &[60000, 1000, 1000], &[0; 10])));
+        let e = read_images(&d.path().join("train-images-idx3-ubyte.gz")).unwrap_err().to_string();
+        assert!(e.contains("needs 60000000000 bytes") && e.contains("only 10"), "{e}");
+    }
+
+    #[test]
+    fn fashion_mnist_if_present() {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fashion-mnist"));
+        if !root.is_dir() {
+            return;
+        }
+        let s = load(root, &LoadOptions { progress: false, ..LoadOptions::default() }).unwrap();
+        assert_eq!((s.train.len(), s.valid.len(), s.train.classes.len()), (60_000, 10_000, 10));
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 28, 28));
+        assert_eq!(s.train.classes[0], "T-shirt/top");
+    }
+}
