@@ -45,7 +45,14 @@ impl TempDir {
 
 /// A PNG built chunk by chunk, for what the `image` encoder will not write: palettes with tRNS, lying headers.
 /// `raw` is the unfiltered scanlines (each row prefixed with filter byte 0), stored in one IDAT.
-pub(crate) fn png(width: u32, height: u32, bit_depth: u8, colour_type: u8, chunks: &[(&[u8; 4], &[u8])], raw: &[u8]) -> Vec<u8> {
+pub(crate) fn png(
+    width: u32,
+    height: u32,
+    bit_depth: u8,
+    colour_type: u8,
+    chunks: &[(&[u8; 4], &[u8])],
+    raw: &[u8],
+) -> Vec<u8> {
     use std::io::Write;
     fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -75,7 +82,14 @@ pub(crate) fn png(width: u32, height: u32, bit_depth: u8, colour_type: u8, chunk
 /// A 2x1 palette PNG with transparency: pixel 0 is palette entry 0 (10,20,30) fully transparent, pixel 1 is entry
 /// 1 (200,100,50) opaque.
 pub(crate) fn palette_png() -> Vec<u8> {
-    png(2, 1, 8, 3, &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])], &[0, 0, 1])
+    png(
+        2,
+        1,
+        8,
+        3,
+        &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])],
+        &[0, 0, 1],
+    )
 }
 
 /// A header claiming 100000 x 100000 grey pixels over a one-row body: must be refused before any allocation.

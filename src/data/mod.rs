@@ -84,7 +84,9 @@ pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     let start = Instant::now();
     let name = root.display();
     match std::fs::metadata(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("data folder {name} does not exist"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("data folder {name} does not exist")
+        }
         Err(e) => bail!("cannot read data folder {name}: {e}"),
         Ok(m) if !m.is_dir() => bail!("{name} is not a folder"),
         Ok(_) => {}
@@ -98,7 +100,11 @@ pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
             bail!("channels must be 1, 3 or 4, not {c}");
         }
     }
-    let mut split = if idx::is_idx_dir(root) { idx::load(root, opts)? } else { image_folder::load(root, opts)? };
+    let mut split = if idx::is_idx_dir(root) {
+        idx::load(root, opts)?
+    } else {
+        image_folder::load(root, opts)?
+    };
     split.load_seconds = start.elapsed().as_secs_f64();
     Ok(split)
 }
