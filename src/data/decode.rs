@@ -8,8 +8,9 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use image::imageops::FilterType;
-use image::{DynamicImage, GrayImage, ImageError, ImageReader, Limits, RgbaImage};
+use image::{DynamicImage, GrayImage, ImageError, ImageReader, Limits};
+
+use super::resize::resize;
 
 /// Extensions that mark a file as meant to be an image: such a file that fails to decode is reported by name, while
 /// any other undecodable file (`.DS_Store`, `README`) is only counted. Includes formats we cannot decode (TIFF,
@@ -159,11 +160,11 @@ pub(crate) fn write_chw(
     width: usize,
     out: &mut [u8],
 ) {
-    let (w, h) = (width as u32, height as u32);
+    let (w, h) = (img.width() as usize, img.height() as usize);
     let hwc = match channels {
-        1 => resize_plain(luma(img), w, h).into_raw(),
-        3 => resize_plain(img.to_rgb8(), w, h).into_raw(),
-        _ => resize_rgba(img.to_rgba8(), w, h).into_raw(),
+        1 => resize(luma(img).into_raw(), w, h, 1, width, height),
+        3 => resize(img.to_rgb8().into_raw(), w, h, 3, width, height),
+        _ => resize_rgba(img.to_rgba8().into_raw(), w, h, width, height),
     };
     debug_assert_eq!(hwc.len(), out.len());
     let plane = height * width;
@@ -191,41 +192,25 @@ fn luma(img: &DynamicImage) -> GrayImage {
     GrayImage::from_raw(w, h, grey).expect("one grey byte per RGB pixel")
 }
 
-/// Bilinear with a support that widens with the downscale factor: PIL's BILINEAR, which torchvision's
-/// `Resize((s, s))` calls on PIL images.
-fn resize_plain<P>(
-    img: image::ImageBuffer<P, Vec<u8>>,
-    w: u32,
-    h: u32,
-) -> image::ImageBuffer<P, Vec<u8>>
-where
-    P: image::Pixel<Subpixel = u8> + 'static,
-{
-    if img.dimensions() == (w, h) {
-        return img;
+/// RGBA is resized premultiplied, as PIL does (`RGBA -> RGBa -> resize -> RGBA`, with its 8-bit rounding), so a
+/// transparent pixel's hidden colour does not bleed into its visible neighbours.
+fn resize_rgba(mut px: Vec<u8>, w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
+    if (w, h) == (out_w, out_h) {
+        return px;
     }
-    image::imageops::resize(&img, w, h, FilterType::Triangle)
-}
-
-/// RGBA is resized premultiplied, as PIL does, so a transparent pixel's hidden colour does not bleed into its
-/// visible neighbours; the 8-bit rounding follows PIL's `RGBA -> RGBa -> RGBA` conversions.
-fn resize_rgba(mut img: RgbaImage, w: u32, h: u32) -> RgbaImage {
-    if img.dimensions() == (w, h) {
-        return img;
-    }
-    for p in img.pixels_mut() {
+    for p in px.chunks_exact_mut(4) {
         let a = p[3] as u32;
-        for c in 0..3 {
-            let t = p[c] as u32 * a + 128;
-            p[c] = ((t + (t >> 8)) >> 8) as u8;
+        for v in &mut p[..3] {
+            let t = *v as u32 * a + 128;
+            *v = ((t + (t >> 8)) >> 8) as u8;
         }
     }
-    let mut out = image::imageops::resize(&img, w, h, FilterType::Triangle);
-    for p in out.pixels_mut() {
+    let mut out = resize(px, w, h, 4, out_w, out_h);
+    for p in out.chunks_exact_mut(4) {
         let a = p[3] as u32;
         if a != 0 && a != 255 {
-            for c in 0..3 {
-                p[c] = (p[c] as u32 * 255 / a).min(255) as u8;
+            for v in &mut p[..3] {
+                *v = (*v as u32 * 255 / a).min(255) as u8;
             }
         }
     }
@@ -236,7 +221,7 @@ fn resize_rgba(mut img: RgbaImage, w: u32, h: u32) -> RgbaImage {
 mod tests {
     use super::*;
     use crate::data::fixtures::{bomb_png, palette_png, TempDir};
-    use image::{ImageBuffer, LumaA, Rgb, RgbImage, Rgba};
+    use image::{ImageBuffer, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
 
     const BIG: u64 = 100_000_000;
 

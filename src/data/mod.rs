@@ -10,6 +10,7 @@ mod decode;
 pub mod idx;
 mod image_folder;
 mod progress;
+mod resize;
 mod split;
 
 #[cfg(test)]
