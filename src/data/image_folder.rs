@@ -58,12 +58,14 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn count_image_files(dir: &Path) -> usize {
-    let mut files = Vec::new();
-    let _ = files_under(dir, &mut files);
-    files
-        .iter()
-        .filter(|p| decode::probe(p, u64::MAX).is_ok())
+/// Images lying directly in `dir`, for the hint when it has no class folders.
+fn loose_images(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_file() && decode::probe(&e.path(), u64::MAX).is_ok())
         .count()
 }
 
@@ -89,7 +91,7 @@ fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<Strin
     };
     let classes = sub_folders(&class_root)?;
     if classes.len() < 2 {
-        let loose = count_image_files(&class_root);
+        let loose = loose_images(&class_root);
         let hint = if loose > 0 {
             format!("; its {loose} images should go in one sub-folder per class")
         } else {
@@ -542,6 +544,18 @@ mod tests {
         assert_eq!(s.notes[2], "split: train/ and val/ folders");
         d.save("val/z/1.png", &grey(3, 3, 5));
         assert!(error(d.path(), &quiet()).contains("class 'z'"));
+        // train/ without valid/ (Kaggle's train/ + test/): train's classes, split at random.
+        std::fs::rename(d.path().join("val"), d.path().join("test")).unwrap();
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.5,
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.train.classes, vec!["x", "y"]);
+        assert_eq!((s.train.len(), s.valid.len()), (2, 1));
     }
 
     #[test]
@@ -552,6 +566,10 @@ mod tests {
         assert!(error(&file, &quiet()).contains("is not a folder"));
         d.save("only/1.png", &grey(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("need at least 2"));
+        d.save("loose.png", &grey(2, 2, 0));
+        assert!(error(d.path(), &quiet())
+            .contains("its 1 images should go in one sub-folder per class"));
+        std::fs::remove_file(d.path().join("loose.png")).unwrap();
         std::fs::create_dir_all(d.path().join("empty")).unwrap();
         assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
         // A class whose only image is corrupt is empty once it is skipped.
