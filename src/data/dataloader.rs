@@ -1,0 +1,143 @@
+//! Batches over a dataset, shuffled per epoch from a seed.
+
+use std::sync::Arc;
+
+use super::Dataset;
+use crate::rng::Rng;
+
+/// One batch of images, still u8 `[n, C, H, W]`: the model's input side converts to f32 once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u32>,
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Yields batches of `batch_size` (the last one may be short, and is kept). With `shuffle`, epoch `e` visits the
+/// images in the order of a permutation drawn from `Rng::fork(seed, e)`, so a run can be replayed and every epoch
+/// differs; without it, in dataset order, which for class-sorted data means one class per batch (the post's bug).
+pub struct DataLoader {
+    dataset: Arc<Dataset>,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+}
+
+impl DataLoader {
+    /// Panics if `batch_size` is 0: that is a caller's bug, not bad data.
+    pub fn new(dataset: Arc<Dataset>, batch_size: usize, shuffle: bool, seed: u64) -> Self {
+        assert!(batch_size > 0, "DataLoader batch_size must be at least 1");
+        Self {
+            dataset,
+            batch_size,
+            shuffle,
+            seed,
+        }
+    }
+
+    /// Number of batches per epoch.
+    pub fn len(&self) -> usize {
+        self.dataset.len().div_ceil(self.batch_size)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dataset.is_empty()
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if self.shuffle {
+            Rng::fork(self.seed, epoch as u64).shuffle(&mut order);
+        }
+        order
+    }
+
+    pub fn batches(&self, epoch: usize) -> impl Iterator<Item = Batch> + '_ {
+        let ds = &*self.dataset;
+        let order = self.order(epoch);
+        (0..self.len()).map(move |b| {
+            let idx = &order[b * self.batch_size..((b + 1) * self.batch_size).min(order.len())];
+            let mut pixels = Vec::with_capacity(idx.len() * ds.item_len());
+            for &i in idx {
+                pixels.extend_from_slice(ds.image(i));
+            }
+            Batch {
+                pixels,
+                labels: idx.iter().map(|&i| ds.labels[i]).collect(),
+                n: idx.len(),
+                channels: ds.channels,
+                height: ds.height,
+                width: ds.width,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten 1x1x1 images whose pixel is their index; the first five class 0, the rest class 1.
+    fn loader(shuffle: bool, seed: u64) -> DataLoader {
+        let ds = Dataset {
+            pixels: (0..10).collect(),
+            labels: (0..10).map(|i| (i >= 5) as u32).collect(),
+            classes: vec!["a".into(), "b".into()],
+            channels: 1,
+            height: 1,
+            width: 1,
+        };
+        DataLoader::new(Arc::new(ds), 4, shuffle, seed)
+    }
+
+    fn visit_order(dl: &DataLoader, epoch: usize) -> Vec<u8> {
+        dl.batches(epoch).flat_map(|b| b.pixels).collect()
+    }
+
+    #[test]
+    fn batches_keep_last_partial() {
+        let dl = loader(false, 0);
+        assert_eq!(dl.len(), 3);
+        let batches: Vec<Batch> = dl.batches(0).collect();
+        assert_eq!(
+            batches.iter().map(|b| b.n).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        assert_eq!(batches[2].pixels, vec![8, 9]);
+        assert_eq!(batches[2].labels, vec![1, 1]);
+        assert_eq!(
+            (batches[0].channels, batches[0].height, batches[0].width),
+            (1, 1, 1)
+        );
+        // Unshuffled, class-sorted data gives single-class batches: the bug the post shows.
+        assert_eq!(batches[0].labels, vec![0, 0, 0, 0]);
+        assert_eq!(visit_order(&dl, 3), (0..10).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn shuffle_is_seeded_per_epoch() {
+        let dl = loader(true, 7);
+        let e0 = visit_order(&dl, 0);
+        assert_eq!(e0, visit_order(&loader(true, 7), 0));
+        assert_ne!(e0, visit_order(&dl, 1));
+        assert_ne!(e0, visit_order(&loader(true, 8), 0));
+        let mut sorted = e0.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<u8>>());
+        // Labels travel with their images.
+        for b in dl.batches(0) {
+            assert!(b
+                .pixels
+                .iter()
+                .zip(&b.labels)
+                .all(|(&p, &l)| (p >= 5) as u32 == l));
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! A folder of images, one sub-folder per class, optionally already split into `train/` and `valid/` (or `val/`).
+//!
+//! Two passes over the files. The first reads only headers (size, colour type) in parallel: that is enough to
+//! refuse oversized images before any pixel memory exists and to choose the channel count and the size, so the
+//! second pass can decode each file once, straight into its slot of the final `[N, C, H, W]` buffer. Keeping the
+//! decoded images around instead would hold every full-resolution picture in memory at once.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+
+use super::decode::{self, Header, Skip};
+use super::progress::Progress;
+use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
+
+struct Item {
+    path: PathBuf,
+    label: u32,
+    valid: bool,
+}
+
+/// Sub-folders of `dir` as (name, path), sorted by name. Hidden folders (`.git`, `.ipynb_checkpoints`) are never
+/// classes.
+fn sub_folders(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot read folder {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // fs::metadata follows symlinks, so a linked class folder counts.
+        if !name.starts_with('.') && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            out.push((name, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every file under `dir`, nested folders included, sorted by path.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read folder {}", dir.display()))?;
+    entries.sort();
+    for path in entries {
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => files_under(&path, out)?,
+            Ok(m) if m.is_file() => out.push(path),
+            // Broken links and other oddities: not data.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Images lying directly in `dir`, for the hint when it has no class folders.
+fn loose_images(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_file() && decode::probe(&e.path(), u64::MAX).is_ok())
+        .count()
+}
+
+/// Classes and files: (class names, items in class-then-file order with train items first, the split note when
+/// the folders give the split).
+fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<String>)> {
+    let train_dir = root.join("train");
+    let valid_dir = ["valid", "val"]
+        .map(|v| root.join(v))
+        .into_iter()
+        .find(|d| d.is_dir());
+    let (class_root, valid_dir, note) = match (train_dir.is_dir(), valid_dir) {
+        (true, Some(v)) => {
+            let note = format!(
+                "split: train/ and {}/ folders",
+                v.file_name().unwrap_or_default().to_string_lossy()
+            );
+            (train_dir, Some(v), Some(note))
+        }
+        // A train/ folder without a valid/ one (Kaggle's train/ + test/): its classes, split at random.
+        (true, None) => (train_dir, None, None),
+        (false, _) => (root.to_path_buf(), None, None),
+    };
+    let classes = sub_folders(&class_root)?;
+    if classes.len() < 2 {
+        let loose = loose_images(&class_root);
+        let hint = if loose > 0 {
+            format!("; its {loose} images should go in one sub-folder per class")
+        } else {
+            String::new()
+        };
+        bail!(
+            "{} has {} class folder(s), need at least 2 (one sub-folder per class){hint}",
+            class_root.display(),
+            classes.len()
+        );
+    }
+    let names: Vec<String> = classes.iter().map(|(n, _)| n.clone()).collect();
+    let mut items = Vec::new();
+    for (label, (_, dir)) in classes.iter().enumerate() {
+        let mut files = Vec::new();
+        files_under(dir, &mut files)?;
+        items.extend(files.into_iter().map(|path| Item {
+            path,
+            label: label as u32,
+            valid: false,
+        }));
+    }
+    if let Some(valid_dir) = valid_dir {
+        for (name, dir) in sub_folders(&valid_dir)? {
+            let Some(label) = names.iter().position(|n| *n == name) else {
+                bail!(
+                    "class '{name}' in {} is not a class in {}",
+                    valid_dir.display(),
+                    class_root.display()
+                );
+            };
+            let mut files = Vec::new();
+            files_under(&dir, &mut files)?;
+            items.extend(files.into_iter().map(|path| Item {
+                path,
+                label: label as u32,
+                valid: true,
+            }));
+        }
+    }
+    Ok((names, items, note))
+}
+
+/// Turns skipped files into warnings, or under `strict` a bad image into an error.
+struct Skips<'a> {
+    strict: bool,
+    not_images: Vec<&'a Path>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Skips<'a> {
+    fn bad(&mut self, path: &Path, why: &str) -> anyhow::Result<()> {
+        if self.strict {
+            bail!("cannot use {}: {why} (strict mode)", path.display());
+        }
+        self.warnings
+            .push(format!("skipped {}: {why}", path.display()));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if let Some(first) = self.not_images.first() {
+            let n = self.not_images.len();
+            let s = if n == 1 { "" } else { "s" };
+            self.warnings.insert(
+                0,
+                format!(
+                    "skipped {n} file{s} that are not images (e.g. {})",
+                    first.display()
+                ),
+            );
+        }
+        self.warnings
+    }
+}
+
+fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
+    match opt {
+        ChannelsOpt::Fixed(c) => (c, format!("channels: {c} (as asked)")),
+        ChannelsOpt::Auto if headers.iter().any(|h| h.alpha) => {
+            (4, "channels: auto -> 4 (some images have alpha)".into())
+        }
+        ChannelsOpt::Auto if headers.iter().any(|h| h.colour) => {
+            (3, "channels: auto -> 3 (colour, no alpha)".into())
+        }
+        ChannelsOpt::Auto => (1, "channels: auto -> 1 (all images are grey)".into()),
+    }
+}
+
+/// (height, width, note).
+fn choose_size(opt: Option<usize>, headers: &[Header]) -> (usize, usize, String) {
+    if let Some(s) = opt {
+        return (s, s, format!("size: {s}x{s} (as asked)"));
+    }
+    let first = (headers[0].height, headers[0].width);
+    if headers.iter().all(|h| (h.height, h.width) == first) {
+        let (h, w) = (first.0 as usize, first.1 as usize);
+        let using = if h == w {
+            format!("{h}")
+        } else {
+            format!("{w}x{h}")
+        };
+        return (h, w, format!("size: all images are {w}x{h}, using {using}"));
+    }
+    (
+        DEFAULT_SIZE,
+        DEFAULT_SIZE,
+        format!("size: images differ in size, using {DEFAULT_SIZE}"),
+    )
+}
+
+/// The first class with no training images, as an error.
+fn check_classes(
+    classes: &[String],
+    labels: impl Iterator<Item = u32>,
+    root: &Path,
+) -> anyhow::Result<()> {
+    let mut counts = vec![0usize; classes.len()];
+    let mut total = 0;
+    for l in labels {
+        counts[l as usize] += 1;
+        total += 1;
+    }
+    if total == 0 {
+        bail!("no images found in {}", root.display());
+    }
+    if let Some(c) = counts.iter().position(|&n| n == 0) {
+        bail!("class '{}' has no images", classes[c]);
+    }
+    Ok(())
+}
+
+pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
+    let (classes, items, folder_split) = discover(root)?;
+    let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
+    let mut skips = Skips {
+        strict: opts.strict,
+        not_images: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let probed: Vec<Result<Header, Skip>> = items
+        .par_iter()
+        .map(|item| {
+            let r = decode::probe(&item.path, opts.max_pixels);
+            progress.inc();
+            r
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut headers = Vec::new();
+    for (item, r) in items.iter().zip(probed) {
+        match r {
+            Ok(h) => {
+                kept.push(item);
+                headers.push(h);
+            }
+            Err(Skip::NotImage) => skips.not_images.push(&item.path),
+            Err(Skip::Bad(why)) => skips.bad(&item.path, &why)?,
+        }
+    }
+    check_classes(
+        &classes,
+        kept.iter().filter(|i| !i.valid).map(|i| i.label),
+        root,
+    )?;
+
+    let (channels, channels_note) = choose_channels(opts.channels, &headers);
+    let (height, width, size_note) = choose_size(opts.size, &headers);
+    let item_len = channels * height * width;
+    progress.set_message("decoding");
+    let mut all = Dataset {
+        pixels: vec![0; kept.len() * item_len],
+        labels: kept.iter().map(|i| i.label).collect(),
+        classes,
+        channels,
+        height,
+        width,
+    };
+    let decoded: Vec<Result<(), String>> = all
+        .pixels
+        .par_chunks_mut(item_len)
+        .zip(kept.par_iter())
+        .map(|(out, item)| {
+            let r = decode::decode_into(&item.path, channels, height, width, opts.max_pixels, out);
+            progress.inc();
+            r
+        })
+        .collect();
+    progress.finish();
+    let mut ok = Vec::with_capacity(kept.len());
+    for (item, r) in kept.iter().zip(decoded) {
+        if let Err(why) = &r {
+            skips.bad(&item.path, why)?;
+        }
+        ok.push(r.is_ok());
+    }
+    let mut is_valid: Vec<bool> = kept.iter().map(|i| i.valid).collect();
+    if ok.contains(&false) {
+        all.retain(&ok);
+        is_valid = is_valid
+            .into_iter()
+            .zip(&ok)
+            .filter(|(_, &k)| k)
+            .map(|(v, _)| v)
+            .collect();
+        let train_labels = all
+            .labels
+            .iter()
+            .zip(&is_valid)
+            .filter(|(_, &v)| !v)
+            .map(|(&l, _)| l);
+        check_classes(&all.classes, train_labels, root)?;
+    }
+
+    let split_note = match folder_split {
+        Some(note) => note,
+        None => {
+            is_valid = split::stratified(&all.labels, all.classes.len(), opts.valid_pct, opts.seed);
+            split::note(opts.valid_pct, opts.seed)
+        }
+    };
+    let (train, valid) = split::partition(all, &is_valid);
+    Ok(Split {
+        train,
+        valid,
+        warnings: skips.finish(),
+        notes: vec![size_note, channels_note, split_note],
+        source: "image folder".into(),
+        load_seconds: 0.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::{bomb_png, palette_png, TempDir};
+    use crate::data::load;
+    use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
+
+    fn grey(w: u32, h: u32, v: u8) -> DynamicImage {
+        DynamicImage::ImageLuma8(GrayImage::from_pixel(w, h, image::Luma([v])))
+    }
+
+    fn quiet() -> LoadOptions {
+        LoadOptions {
+            progress: false,
+            ..LoadOptions::default()
+        }
+    }
+
+    fn error(root: &Path, opts: &LoadOptions) -> String {
+        let e = load(root, opts).expect_err("should fail").to_string();
+        assert!(!e.contains('\n'), "one-line error: {e}");
+        e
+    }
+
+    /// Three classes in every supported format plus the junk real folders hold.
+    fn messy_folder() -> TempDir {
+        let d = TempDir::new("messy");
+        d.save("cat/1.png", &grey(8, 8, 10));
+        d.save(
+            "cat/2.jpg",
+            &DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))),
+        );
+        d.save(
+            "cat/3.gif",
+            &DynamicImage::ImageRgb8(grey(8, 8, 30).to_rgb8()),
+        );
+        d.write("cat/.DS_Store", b"\0\0\0\x01Bud1");
+        d.write("cat/zero.png", b"");
+        d.save("dog/1.bmp", &grey(16, 16, 40));
+        d.save(
+            "dog/2.webp",
+            &DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4]))),
+        );
+        d.write("dog/3.png", &palette_png());
+        d.write("dog/README", b"dogs");
+        d.write("dog/bomb.png", &bomb_png());
+        d.save("emu/1.png", &grey(8, 8, 50));
+        d.save(
+            "emu/2.png",
+            &DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+                8,
+                8,
+                image::Luma([60 * 257]),
+            )),
+        );
+        let whole = std::fs::read(d.path().join("emu/2.png")).unwrap();
+        d.write("emu/3.png", &whole[..whole.len() - 20]);
+        d
+    }
+
+    #[test]
+    fn messy_folder_loads_with_warnings() {
+        let d = messy_folder();
+        let opts = LoadOptions {
+            valid_pct: 0.0,
+            ..quiet()
+        };
+        let s = load(d.path(), &opts).unwrap();
+        assert_eq!(s.source, "image folder");
+        assert_eq!(s.train.classes, vec!["cat", "dog", "emu"]);
+        assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 1, 2, 2]);
+        assert!(s.valid.is_empty() && s.valid.classes == s.train.classes);
+        assert_eq!(
+            (s.train.channels, s.train.height, s.train.width),
+            (4, 140, 140)
+        );
+        assert_eq!(s.train.pixels.len(), 8 * 4 * 140 * 140);
+        assert!(
+            s.notes
+                .contains(&"channels: auto -> 4 (some images have alpha)".to_string()),
+            "{:?}",
+            s.notes
+        );
+        assert!(s
+            .notes
+            .contains(&"size: images differ in size, using 140".to_string()));
+        // A flat grey 8x8 image stays flat at 140x140, with opaque alpha.
+        let first = s.train.image(0);
+        assert!(
+            first[..3 * 140 * 140].iter().all(|&v| v == 10)
+                && first[3 * 140 * 140..].iter().all(|&v| v == 255)
+        );
+        let w = &s.warnings;
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w[0].starts_with("skipped 2 files that are not images"),
+            "{w:?}"
+        );
+        for name in ["zero.png", "bomb.png", "emu/3.png"] {
+            assert!(
+                w.iter().any(|l| l.contains(name)),
+                "{name} not named in {w:?}"
+            );
+        }
+        let strict = error(
+            d.path(),
+            &LoadOptions {
+                strict: true,
+                ..opts
+            },
+        );
+        assert!(strict.contains("strict"), "{strict}");
+    }
+
+    #[test]
+    fn auto_channels_and_size_default() {
+        let d = TempDir::new("auto");
+        d.save("a/1.png", &grey(6, 4, 1));
+        d.save("b/1.png", &grey(6, 4, 2));
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.0,
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
+        assert_eq!(
+            s.notes[..2],
+            [
+                "size: all images are 6x4, using 6x4",
+                "channels: auto -> 1 (all images are grey)"
+            ]
+        );
+        assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
+        d.save("b/2.png", &DynamicImage::ImageRgb8(RgbImage::new(6, 4)));
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.0,
+                size: Some(3),
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));
+        assert_eq!(
+            s.notes[..2],
+            [
+                "size: 3x3 (as asked)",
+                "channels: auto -> 3 (colour, no alpha)"
+            ]
+        );
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.0,
+                channels: ChannelsOpt::Fixed(1),
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.train.channels, 1);
+    }
+
+    #[test]
+    fn split_is_stratified_ordered_and_seeded() {
+        let d = TempDir::new("split");
+        for (class, n) in [("a", 10), ("b", 5)] {
+            for i in 0..n {
+                d.save(&format!("{class}/{i:02}.png"), &grey(2, 2, i));
+            }
+        }
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!(
+            (s.train.class_counts(), s.valid.class_counts()),
+            (vec![8, 4], vec![2, 1])
+        );
+        assert!(
+            s.train.labels.windows(2).all(|w| w[0] <= w[1])
+                && s.valid.labels.windows(2).all(|w| w[0] <= w[1])
+        );
+        // Within a class, files keep their sorted order (pixel value = file number).
+        let firsts = |ds: &Dataset| {
+            (0..ds.len())
+                .map(|i| (ds.labels[i], ds.image(i)[0]))
+                .collect::<Vec<_>>()
+        };
+        assert!(firsts(&s.train).windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(s.notes[2], "split: 20% random, stratified, seed 42");
+        let again = load(d.path(), &quiet()).unwrap();
+        assert_eq!(
+            (again.train, again.valid),
+            (s.train.clone(), s.valid.clone())
+        );
+        let other = load(d.path(), &LoadOptions { seed: 7, ..quiet() }).unwrap();
+        assert_ne!(other.valid, s.valid);
+    }
+
+    #[test]
+    fn train_valid_folders() {
+        let d = TempDir::new("folders");
+        for f in [
+            "train/x/1.png",
+            "train/x/2.png",
+            "train/y/1.png",
+            "val/y/9.png",
+        ] {
+            d.save(f, &grey(3, 3, 5));
+        }
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!(
+            (s.train.len(), s.valid.len(), s.valid.labels.clone()),
+            (3, 1, vec![1])
+        );
+        assert_eq!(s.notes[2], "split: train/ and val/ folders");
+        d.save("val/z/1.png", &grey(3, 3, 5));
+        assert!(error(d.path(), &quiet()).contains("class 'z'"));
+        // train/ without valid/ (Kaggle's train/ + test/): train's classes, split at random.
+        std::fs::rename(d.path().join("val"), d.path().join("test")).unwrap();
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.5,
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.train.classes, vec!["x", "y"]);
+        assert_eq!((s.train.len(), s.valid.len()), (2, 1));
+    }
+
+    #[test]
+    fn bad_layouts_are_one_line_errors() {
+        let d = TempDir::new("layouts");
+        assert!(error(&d.path().join("nope"), &quiet()).contains("does not exist"));
+        let file = d.write("file.txt", b"x");
+        assert!(error(&file, &quiet()).contains("is not a folder"));
+        d.save("only/1.png", &grey(2, 2, 0));
+        assert!(error(d.path(), &quiet()).contains("need at least 2"));
+        d.save("loose.png", &grey(2, 2, 0));
+        assert!(error(d.path(), &quiet())
+            .contains("its 1 images should go in one sub-folder per class"));
+        std::fs::remove_file(d.path().join("loose.png")).unwrap();
+        std::fs::create_dir_all(d.path().join("empty")).unwrap();
+        assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
+        // A class whose only image is corrupt is empty once it is skipped.
+        d.write("empty/bad.png", b"\x89PNG\r\n\x1a\nbroken");
+        assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
+        let none = TempDir::new("none");
+        none.write("a/README", b"x");
+        none.write("b/notes.txt", b"x");
+        assert!(error(none.path(), &quiet()).starts_with("no images found"));
+        assert!(error(
+            none.path(),
+            &LoadOptions {
+                valid_pct: 1.0,
+                ..quiet()
+            }
+        )
+        .contains("valid_pct"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_class_names_load() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = TempDir::new("utf8");
+        let odd = d.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir_all(&odd).unwrap();
+        grey(2, 2, 0).save(odd.join("1.png")).unwrap();
+        d.save("plain/1.png", &grey(2, 2, 0));
+        let s = load(
+            d.path(),
+            &LoadOptions {
+                valid_pct: 0.0,
+                ..quiet()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.train.classes, vec!["caf\u{fffd}", "plain"]);
+    }
+
+    #[test]
+    fn mnist_sample() {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_sample"));
+        let s = load(root, &quiet()).unwrap();
+        assert_eq!(s.train.classes, vec!["3", "7"]);
+        let total: Vec<usize> = s
+            .train
+            .class_counts()
+            .iter()
+            .zip(s.valid.class_counts())
+            .map(|(a, b)| a + b)
+            .collect();
+        assert_eq!(total, vec![1032, 1070]);
+        assert_eq!(s.valid.class_counts(), vec![206, 214]);
+        assert_eq!(
+            (s.train.channels, s.train.height, s.train.width),
+            (1, 28, 28)
+        );
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+}
