@@ -30,12 +30,7 @@ impl DataLoader {
     /// Panics if `batch_size` is 0: that is a caller's bug, not bad data.
     pub fn new(dataset: Arc<Dataset>, batch_size: usize, shuffle: bool, seed: u64) -> Self {
         assert!(batch_size > 0, "DataLoader batch_size must be at least 1");
-        Self {
-            dataset,
-            batch_size,
-            shuffle,
-            seed,
-        }
+        Self { dataset, batch_size, shuffle, seed }
     }
 
     /// Number of batches per epoch.
@@ -106,16 +101,10 @@ mod tests {
         let dl = loader(false, 0);
         assert_eq!(dl.len(), 3);
         let batches: Vec<Batch> = dl.batches(0).collect();
-        assert_eq!(
-            batches.iter().map(|b| b.n).collect::<Vec<_>>(),
-            vec![4, 4, 2]
-        );
+        assert_eq!(batches.iter().map(|b| b.n).collect::<Vec<_>>(), vec![4, 4, 2]);
         assert_eq!(batches[2].pixels, vec![8, 9]);
         assert_eq!(batches[2].labels, vec![1, 1]);
-        assert_eq!(
-            (batches[0].channels, batches[0].height, batches[0].width),
-            (1, 1, 1)
-        );
+        assert_eq!((batches[0].channels, batches[0].height, batches[0].width), (1, 1, 1));
         // Unshuffled, class-sorted data gives single-class batches: the bug the post shows.
         assert_eq!(batches[0].labels, vec![0, 0, 0, 0]);
         assert_eq!(visit_order(&dl, 3), (0..10).collect::<Vec<u8>>());
@@ -133,11 +122,7 @@ mod tests {
         assert_eq!(sorted, (0..10).collect::<Vec<u8>>());
         // Labels travel with their images.
         for b in dl.batches(0) {
-            assert!(b
-                .pixels
-                .iter()
-                .zip(&b.labels)
-                .all(|(&p, &l)| (p >= 5) as u32 == l));
+            assert!(b.pixels.iter().zip(&b.labels).all(|(&p, &l)| (p >= 5) as u32 == l));
         }
     }
 }

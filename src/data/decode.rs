@@ -16,8 +16,8 @@ use super::resize::resize;
 /// any other undecodable file (`.DS_Store`, `README`) is only counted. Includes formats we cannot decode (TIFF,
 /// HEIC, ...) so that they are named too rather than silently dropped.
 const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "jpe", "jfif", "gif", "bmp", "dib", "webp", "tif", "tiff", "ico", "avif",
-    "heic", "heif", "jxl", "tga", "ppm", "pgm", "pbm", "pnm", "qoi",
+    "png", "jpg", "jpeg", "jpe", "jfif", "gif", "bmp", "dib", "webp", "tif", "tiff", "ico", "avif", "heic", "heif",
+    "jxl", "tga", "ppm", "pgm", "pbm", "pnm", "qoi",
 ];
 
 /// What the header says, read without decoding the pixels.
@@ -84,14 +84,10 @@ fn describe(e: ImageError) -> String {
 
 /// Size and colour type from the header, refusing images over `max_pixels` before any pixel memory is allocated.
 pub(crate) fn probe(path: &Path, max_pixels: u64) -> Result<Header, Skip> {
-    let decoder = open(path, max_pixels)?
-        .into_decoder()
-        .map_err(|e| Skip::Bad(describe(e)))?;
+    let decoder = open(path, max_pixels)?.into_decoder().map_err(|e| Skip::Bad(describe(e)))?;
     let (width, height) = image::ImageDecoder::dimensions(&decoder);
     if width as u64 * height as u64 > max_pixels {
-        return Err(Skip::Bad(format!(
-            "{width}x{height} is over the limit of {max_pixels} pixels"
-        )));
+        return Err(Skip::Bad(format!("{width}x{height} is over the limit of {max_pixels} pixels")));
     }
     if width == 0 || height == 0 {
         return Err(Skip::Bad(format!("{width}x{height} image has no pixels")));
@@ -99,12 +95,7 @@ pub(crate) fn probe(path: &Path, max_pixels: u64) -> Result<Header, Skip> {
     // A palette PNG with a tRNS chunk reports RGBA here, as it decodes; a GIF always reports RGBA (the decoder
     // composites frames onto a transparent canvas), so GIFs count as having alpha.
     let colour_type = image::ImageDecoder::color_type(&decoder);
-    Ok(Header {
-        width,
-        height,
-        alpha: colour_type.has_alpha(),
-        colour: colour_type.has_color(),
-    })
+    Ok(Header { width, height, alpha: colour_type.has_alpha(), colour: colour_type.has_color() })
 }
 
 /// Decode the file and write it as `[channels, height, width]` into `out`. The caller has probed it already.
@@ -147,19 +138,12 @@ pub fn load_image(
     };
     probe(path, max_pixels).map_err(reason)?;
     let mut out = vec![0; channels * height * width];
-    decode_into(path, channels, height, width, max_pixels, &mut out)
-        .map_err(|why| anyhow!("{name}: {why}"))?;
+    decode_into(path, channels, height, width, max_pixels, &mut out).map_err(|why| anyhow!("{name}: {why}"))?;
     Ok(out)
 }
 
 /// Convert to `channels`, resize to `height` x `width`, and de-interleave into `out` (`[C, H, W]`).
-pub(crate) fn write_chw(
-    img: &DynamicImage,
-    channels: usize,
-    height: usize,
-    width: usize,
-    out: &mut [u8],
-) {
+pub(crate) fn write_chw(img: &DynamicImage, channels: usize, height: usize, width: usize, out: &mut [u8]) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let hwc = match channels {
         1 => resize(luma(img).into_raw(), w, h, 1, width, height),
@@ -185,9 +169,7 @@ fn luma(img: &DynamicImage) -> GrayImage {
     let (w, h) = rgb.dimensions();
     let grey = rgb
         .pixels()
-        .map(|p| {
-            ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
-        })
+        .map(|p| ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8)
         .collect();
     GrayImage::from_raw(w, h, grey).expect("one grey byte per RGB pixel")
 }
@@ -228,149 +210,71 @@ mod tests {
     #[test]
     fn channel_conversion_is_exact() {
         let dir = TempDir::new("convert");
-        let rgba = ImageBuffer::from_raw(2, 1, vec![255, 0, 0, 255, 0, 0, 255, 128])
-            .map(DynamicImage::ImageRgba8);
+        let rgba = ImageBuffer::from_raw(2, 1, vec![255, 0, 0, 255, 0, 0, 255, 128]).map(DynamicImage::ImageRgba8);
         let p = dir.save("rgba.png", &rgba.unwrap());
-        assert_eq!(
-            load_image(&p, 4, 1, 2, BIG).unwrap(),
-            vec![255, 0, 0, 0, 0, 255, 255, 128]
-        );
-        assert_eq!(
-            load_image(&p, 3, 1, 2, BIG).unwrap(),
-            vec![255, 0, 0, 0, 0, 255]
-        );
+        assert_eq!(load_image(&p, 4, 1, 2, BIG).unwrap(), vec![255, 0, 0, 0, 0, 255, 255, 128]);
+        assert_eq!(load_image(&p, 3, 1, 2, BIG).unwrap(), vec![255, 0, 0, 0, 0, 255]);
         // PIL's convert("L"): red 76, blue 29.
         assert_eq!(load_image(&p, 1, 1, 2, BIG).unwrap(), vec![76, 29]);
 
         let la = ImageBuffer::<LumaA<u8>, _>::from_raw(1, 1, vec![100, 50]).unwrap();
         let p = dir.save("la.png", &DynamicImage::ImageLumaA8(la));
-        assert_eq!(
-            probe(&p, BIG),
-            Ok(Header {
-                width: 1,
-                height: 1,
-                alpha: true,
-                colour: false
-            })
-        );
-        assert_eq!(
-            load_image(&p, 4, 1, 1, BIG).unwrap(),
-            vec![100, 100, 100, 50]
-        );
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: true, colour: false }));
+        assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![100, 100, 100, 50]);
         assert_eq!(load_image(&p, 3, 1, 1, BIG).unwrap(), vec![100, 100, 100]);
         assert_eq!(load_image(&p, 1, 1, 1, BIG).unwrap(), vec![100]);
 
         let grey = GrayImage::from_raw(1, 1, vec![7]).unwrap();
         let p = dir.save("l.png", &DynamicImage::ImageLuma8(grey));
-        assert_eq!(
-            probe(&p, BIG),
-            Ok(Header {
-                width: 1,
-                height: 1,
-                alpha: false,
-                colour: false
-            })
-        );
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: false, colour: false }));
         assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![7, 7, 7, 255]);
 
-        let wide =
-            ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![65535, 100 * 257]).unwrap();
+        let wide = ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![65535, 100 * 257]).unwrap();
         let p = dir.save("l16.png", &DynamicImage::ImageLuma16(wide));
         assert_eq!(load_image(&p, 1, 1, 2, BIG).unwrap(), vec![255, 100]);
 
         let p = dir.write("palette.png", &palette_png());
-        assert_eq!(
-            probe(&p, BIG),
-            Ok(Header {
-                width: 2,
-                height: 1,
-                alpha: true,
-                colour: true
-            })
-        );
-        assert_eq!(
-            load_image(&p, 4, 1, 2, BIG).unwrap(),
-            vec![10, 200, 20, 100, 30, 50, 0, 255]
-        );
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 2, height: 1, alpha: true, colour: true }));
+        assert_eq!(load_image(&p, 4, 1, 2, BIG).unwrap(), vec![10, 200, 20, 100, 30, 50, 0, 255]);
     }
 
     #[test]
     fn other_formats_decode_by_content() {
         let dir = TempDir::new("formats");
-        let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(4, 4, |x, y| {
-            Rgba([x as u8 * 60, y as u8 * 60, 9, 200])
-        }));
+        let rgba =
+            DynamicImage::ImageRgba8(ImageBuffer::from_fn(4, 4, |x, y| Rgba([x as u8 * 60, y as u8 * 60, 9, 200])));
         let rgb = DynamicImage::ImageRgb8(rgba.to_rgb8());
         let want4 = load_image(&dir.save("ref.png", &rgba), 4, 4, 4, BIG).unwrap();
         let want3 = load_image(&dir.save("ref3.png", &rgb), 3, 4, 4, BIG).unwrap();
-        assert_eq!(
-            load_image(&dir.save("a.webp", &rgba), 4, 4, 4, BIG).unwrap(),
-            want4
-        );
-        assert_eq!(
-            load_image(&dir.save("a.bmp", &rgb), 3, 4, 4, BIG).unwrap(),
-            want3
-        );
-        assert_eq!(
-            load_image(&dir.save("a.gif", &rgb), 3, 4, 4, BIG).unwrap(),
-            want3
-        );
+        assert_eq!(load_image(&dir.save("a.webp", &rgba), 4, 4, 4, BIG).unwrap(), want4);
+        assert_eq!(load_image(&dir.save("a.bmp", &rgb), 3, 4, 4, BIG).unwrap(), want3);
+        assert_eq!(load_image(&dir.save("a.gif", &rgb), 3, 4, 4, BIG).unwrap(), want3);
         let flat = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(8, 8, Rgb([120, 60, 30])));
         let jpeg = load_image(&dir.save("a.jpg", &flat), 3, 8, 8, BIG).unwrap();
-        assert!(jpeg
-            .chunks(64)
-            .zip([120, 60, 30])
-            .all(|(plane, v)| plane.iter().all(|&p| p.abs_diff(v) <= 2)));
+        assert!(jpeg.chunks(64).zip([120, 60, 30]).all(|(plane, v)| plane.iter().all(|&p| p.abs_diff(v) <= 2)));
         // PNG bytes under a misleading name, and under none.
         let png = std::fs::read(dir.path().join("ref.png")).unwrap();
-        assert_eq!(
-            load_image(&dir.write("misnamed.jpg", &png), 4, 4, 4, BIG).unwrap(),
-            want4
-        );
-        assert_eq!(
-            load_image(&dir.write("noext", &png), 4, 4, 4, BIG).unwrap(),
-            want4
-        );
+        assert_eq!(load_image(&dir.write("misnamed.jpg", &png), 4, 4, 4, BIG).unwrap(), want4);
+        assert_eq!(load_image(&dir.write("noext", &png), 4, 4, 4, BIG).unwrap(), want4);
     }
 
     #[test]
     fn bad_files_are_classified() {
         let dir = TempDir::new("bad");
-        assert_eq!(
-            probe(&dir.write(".DS_Store", b"\0\0\0\x01Bud1"), BIG),
-            Err(Skip::NotImage)
-        );
-        assert_eq!(
-            probe(&dir.write("README", b"hello"), BIG),
-            Err(Skip::NotImage)
-        );
-        assert_eq!(
-            probe(&dir.write("empty.png", b""), BIG),
-            Err(Skip::Bad("empty file".into()))
-        );
-        assert!(matches!(
-            probe(&dir.write("text.png", b"not a png"), BIG),
-            Err(Skip::Bad(_))
-        ));
-        let Err(Skip::Bad(why)) = probe(&dir.write("bomb.png", &bomb_png()), BIG) else {
-            panic!("bomb accepted")
-        };
+        assert_eq!(probe(&dir.write(".DS_Store", b"\0\0\0\x01Bud1"), BIG), Err(Skip::NotImage));
+        assert_eq!(probe(&dir.write("README", b"hello"), BIG), Err(Skip::NotImage));
+        assert_eq!(probe(&dir.write("empty.png", b""), BIG), Err(Skip::Bad("empty file".into())));
+        assert!(matches!(probe(&dir.write("text.png", b"not a png"), BIG), Err(Skip::Bad(_))));
+        let Err(Skip::Bad(why)) = probe(&dir.write("bomb.png", &bomb_png()), BIG) else { panic!("bomb accepted") };
         assert!(why.contains("100000x100000"), "{why}");
         let small = GrayImage::from_raw(4, 4, vec![0; 16]).unwrap();
         let p = dir.save("small.png", &DynamicImage::ImageLuma8(small));
-        assert!(
-            matches!(probe(&p, 15), Err(Skip::Bad(why)) if why.contains("over the limit of 15"))
-        );
-        assert!(load_image(&p, 1, 4, 4, 15)
-            .unwrap_err()
-            .to_string()
-            .contains("small.png"));
+        assert!(matches!(probe(&p, 15), Err(Skip::Bad(why)) if why.contains("over the limit of 15")));
+        assert!(load_image(&p, 1, 4, 4, 15).unwrap_err().to_string().contains("small.png"));
         // A truncated PNG passes the header check and fails in the decoder.
         let bytes = std::fs::read(dir.save(
             "whole.png",
-            &DynamicImage::ImageRgb8(RgbImage::from_fn(32, 32, |x, y| {
-                Rgb([(x * y) as u8, x as u8 ^ 0x5a, y as u8])
-            })),
+            &DynamicImage::ImageRgb8(RgbImage::from_fn(32, 32, |x, y| Rgb([(x * y) as u8, x as u8 ^ 0x5a, y as u8]))),
         ))
         .unwrap();
         let p = dir.write("truncated.png", &bytes[..bytes.len() / 2]);
@@ -382,9 +286,7 @@ mod tests {
     #[test]
     fn resize_is_antialiased_and_skipped_at_size() {
         // A 4x4 checkerboard halved: plain bilinear would pick 0s or 255s, the widened triangle averages to grey.
-        let board = GrayImage::from_fn(4, 4, |x, y| {
-            image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }])
-        });
+        let board = GrayImage::from_fn(4, 4, |x, y| image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }]));
         let mut out = vec![0; 4];
         write_chw(&DynamicImage::ImageLuma8(board.clone()), 1, 2, 2, &mut out);
         assert!(out.iter().all(|&v| (120..=135).contains(&v)), "{out:?}");

@@ -82,14 +82,7 @@ pub(crate) fn png(
 /// A 2x1 palette PNG with transparency: pixel 0 is palette entry 0 (10,20,30) fully transparent, pixel 1 is entry
 /// 1 (200,100,50) opaque.
 pub(crate) fn palette_png() -> Vec<u8> {
-    png(
-        2,
-        1,
-        8,
-        3,
-        &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])],
-        &[0, 0, 1],
-    )
+    png(2, 1, 8, 3, &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])], &[0, 0, 1])
 }
 
 /// A header claiming 100000 x 100000 grey pixels over a one-row body: must be refused before any allocation.

@@ -26,10 +26,7 @@ pub struct IdxImages {
 
 /// `dir/<prefix>-<kind>-idx?-ubyte`, plain or `.gz`, if present.
 fn find(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [stem.to_string(), format!("{stem}.gz")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    [stem.to_string(), format!("{stem}.gz")].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
 /// Does `dir` hold an IDX dataset (at least the training images and labels)?
@@ -44,65 +41,34 @@ fn read_idx(path: &Path, magic: u32, dims: usize) -> anyhow::Result<(Vec<usize>,
     let name = path.display();
     let mut file = BufReader::new(File::open(path).with_context(|| format!("cannot open {name}"))?);
     let mut gz = [0u8; 2];
-    let n = file
-        .read(&mut gz)
-        .with_context(|| format!("cannot read {name}"))?;
+    let n = file.read(&mut gz).with_context(|| format!("cannot read {name}"))?;
     let head = std::io::Cursor::new(gz[..n].to_vec()).chain(file);
-    let mut reader: Box<dyn Read> = if gz[..n] == [0x1f, 0x8b] {
-        Box::new(MultiGzDecoder::new(head))
-    } else {
-        Box::new(head)
-    };
+    let mut reader: Box<dyn Read> =
+        if gz[..n] == [0x1f, 0x8b] { Box::new(MultiGzDecoder::new(head)) } else { Box::new(head) };
 
     let mut header = vec![0u8; 4 * (1 + dims)];
-    reader.read_exact(&mut header).with_context(|| {
-        format!(
-            "{name}: too short for an IDX header ({} bytes)",
-            header.len()
-        )
-    })?;
-    let words: Vec<u32> = header
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    reader
+        .read_exact(&mut header)
+        .with_context(|| format!("{name}: too short for an IDX header ({} bytes)", header.len()))?;
+    let words: Vec<u32> = header.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).collect();
     if words[0] != magic {
-        bail!(
-            "{name}: magic number is 0x{:08x}, expected 0x{magic:08x}",
-            words[0]
-        );
+        bail!("{name}: magic number is 0x{:08x}, expected 0x{magic:08x}", words[0]);
     }
     let shape: Vec<usize> = words[1..].iter().map(|&w| w as usize).collect();
     let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let Some(expected) = expected else {
-        bail!("{name}: dimensions {shape:?} are too large")
-    };
+    let Some(expected) = expected else { bail!("{name}: dimensions {shape:?} are too large") };
     let mut body = Vec::new();
-    reader
-        .take(expected as u64 + 1)
-        .read_to_end(&mut body)
-        .with_context(|| format!("{name}: cannot read the data"))?;
+    reader.take(expected as u64 + 1).read_to_end(&mut body).with_context(|| format!("{name}: cannot read the data"))?;
     if body.len() != expected {
-        let more = if body.len() > expected {
-            "more than"
-        } else {
-            "only"
-        };
-        bail!(
-            "{name}: header {shape:?} needs {expected} bytes of data, got {more} {}",
-            body.len().min(expected)
-        );
+        let more = if body.len() > expected { "more than" } else { "only" };
+        bail!("{name}: header {shape:?} needs {expected} bytes of data, got {more} {}", body.len().min(expected));
     }
     Ok((shape, body))
 }
 
 pub fn read_images(path: &Path) -> anyhow::Result<IdxImages> {
     let (shape, pixels) = read_idx(path, IMAGES_MAGIC, 3)?;
-    Ok(IdxImages {
-        count: shape[0],
-        rows: shape[1],
-        cols: shape[2],
-        pixels,
-    })
+    Ok(IdxImages { count: shape[0], rows: shape[1], cols: shape[2], pixels })
 }
 
 pub fn read_labels(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -110,17 +76,12 @@ pub fn read_labels(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// One IDX pair as a dataset, its images resized and converted like image files (IDX is grey).
-fn read_pair(
-    dir: &Path,
-    prefix: &str,
-    channels: usize,
-    size: Option<usize>,
-) -> anyhow::Result<Dataset> {
+fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> anyhow::Result<Dataset> {
     let missing = |kind: &str| format!("{} has no {prefix}-{kind} file", dir.display());
-    let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))
-        .with_context(|| missing("images-idx3-ubyte"))?;
-    let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))
-        .with_context(|| missing("labels-idx1-ubyte"))?;
+    let images_path =
+        find(dir, &format!("{prefix}-images-idx3-ubyte")).with_context(|| missing("images-idx3-ubyte"))?;
+    let labels_path =
+        find(dir, &format!("{prefix}-labels-idx1-ubyte")).with_context(|| missing("labels-idx1-ubyte"))?;
     let images = read_images(&images_path)?;
     let labels = read_labels(&labels_path)?;
     if labels.len() != images.count {
@@ -140,20 +101,11 @@ fn read_pair(
         let mut out = vec![0; images.count * item_len];
         if item_len > 0 {
             let src_len = images.rows * images.cols;
-            out.par_chunks_mut(item_len)
-                .zip(images.pixels.par_chunks(src_len.max(1)))
-                .for_each(|(out, src)| {
-                    let grey =
-                        GrayImage::from_raw(images.cols as u32, images.rows as u32, src.to_vec())
-                            .expect("IDX body length was checked against its header");
-                    decode::write_chw(
-                        &DynamicImage::ImageLuma8(grey),
-                        channels,
-                        height,
-                        width,
-                        out,
-                    );
-                });
+            out.par_chunks_mut(item_len).zip(images.pixels.par_chunks(src_len.max(1))).for_each(|(out, src)| {
+                let grey = GrayImage::from_raw(images.cols as u32, images.rows as u32, src.to_vec())
+                    .expect("IDX body length was checked against its header");
+                decode::write_chw(&DynamicImage::ImageLuma8(grey), channels, height, width, out);
+            });
         }
         out
     };
@@ -173,19 +125,10 @@ fn class_names(dir: &Path, max_label: u32) -> anyhow::Result<Vec<String>> {
     if !path.is_file() {
         return Ok((0..=max_label).map(|l| l.to_string()).collect());
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     if max_label as usize >= names.len() {
-        bail!(
-            "{} names {} classes but the labels go up to {max_label}",
-            path.display(),
-            names.len()
-        );
+        bail!("{} names {} classes but the labels go up to {max_label}", path.display(), names.len());
     }
     Ok(names)
 }
@@ -196,13 +139,8 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         ChannelsOpt::Fixed(c) => c,
     };
     let mut train = read_pair(dir, "train", channels, opts.size)?;
-    let has_test = find(dir, "t10k-images-idx3-ubyte").is_some()
-        || find(dir, "t10k-labels-idx1-ubyte").is_some();
-    let mut valid = if has_test {
-        read_pair(dir, "t10k", channels, opts.size)?
-    } else {
-        Dataset::default()
-    };
+    let has_test = find(dir, "t10k-images-idx3-ubyte").is_some() || find(dir, "t10k-labels-idx1-ubyte").is_some();
+    let mut valid = if has_test { read_pair(dir, "t10k", channels, opts.size)? } else { Dataset::default() };
     if has_test && (valid.height, valid.width) != (train.height, train.width) {
         bail!(
             "{}: t10k images are {}x{}, train images {}x{}",
@@ -213,20 +151,10 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
             train.height
         );
     }
-    let max_label = train
-        .labels
-        .iter()
-        .chain(&valid.labels)
-        .copied()
-        .max()
-        .unwrap_or(0);
+    let max_label = train.labels.iter().chain(&valid.labels).copied().max().unwrap_or(0);
     let classes = class_names(dir, max_label)?;
     if classes.len() < 2 {
-        bail!(
-            "{} has {} class(es), need at least 2",
-            dir.display(),
-            classes.len()
-        );
+        bail!("{} has {} class(es), need at least 2", dir.display(), classes.len());
     }
     train.classes = classes.clone();
     let split_note = if has_test {
@@ -246,10 +174,7 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     };
     let size_note = match opts.size {
         Some(s) => format!("size: {s}x{s} (as asked)"),
-        None => format!(
-            "size: IDX images are {}x{}, using them",
-            train.width, train.height
-        ),
+        None => format!("size: IDX images are {}x{}, using them", train.width, train.height),
     };
     Ok(Split {
         train,
@@ -286,23 +211,13 @@ mod tests {
     /// Six 2x2 images whose pixels are all their index, labels 0,1,2,0,1,2; gzipped images, plain labels.
     fn write_train(d: &TempDir) -> Vec<u8> {
         let pixels: Vec<u8> = (0..6u8).flat_map(|i| [i; 4]).collect();
-        d.write(
-            "train-images-idx3-ubyte.gz",
-            &gz(&idx_bytes(IMAGES_MAGIC, &[6, 2, 2], &pixels)),
-        );
-        d.write(
-            "train-labels-idx1-ubyte",
-            &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 0, 1, 2]),
-        );
+        d.write("train-images-idx3-ubyte.gz", &gz(&idx_bytes(IMAGES_MAGIC, &[6, 2, 2], &pixels)));
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 0, 1, 2]));
         pixels
     }
 
     fn quiet() -> LoadOptions {
-        LoadOptions {
-            progress: false,
-            valid_pct: 0.0,
-            ..LoadOptions::default()
-        }
+        LoadOptions { progress: false, valid_pct: 0.0, ..LoadOptions::default() }
     }
 
     #[test]
@@ -312,34 +227,18 @@ mod tests {
         assert!(is_idx_dir(d.path()));
         let s = load(d.path(), &quiet()).unwrap();
         assert_eq!(s.source, "IDX");
-        assert_eq!(
-            (s.train.pixels.clone(), s.train.labels.clone()),
-            (pixels, vec![0, 1, 2, 0, 1, 2])
-        );
+        assert_eq!((s.train.pixels.clone(), s.train.labels.clone()), (pixels, vec![0, 1, 2, 0, 1, 2]));
         assert_eq!(s.train.classes, vec!["0", "1", "2"]);
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 2, 2));
         assert!(s.valid.is_empty());
 
         d.write("classes.txt", b"zero\none\ntwo\n");
-        d.write(
-            "t10k-images-idx3-ubyte",
-            &idx_bytes(IMAGES_MAGIC, &[1, 2, 2], &[9; 4]),
-        );
-        d.write(
-            "t10k-labels-idx1-ubyte.gz",
-            &gz(&idx_bytes(LABELS_MAGIC, &[1], &[2])),
-        );
-        let opts = LoadOptions {
-            size: Some(3),
-            channels: ChannelsOpt::Fixed(4),
-            ..quiet()
-        };
+        d.write("t10k-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[1, 2, 2], &[9; 4]));
+        d.write("t10k-labels-idx1-ubyte.gz", &gz(&idx_bytes(LABELS_MAGIC, &[1], &[2])));
+        let opts = LoadOptions { size: Some(3), channels: ChannelsOpt::Fixed(4), ..quiet() };
         let s = load(d.path(), &opts).unwrap();
         assert_eq!(s.train.classes, vec!["zero", "one", "two"]);
-        assert_eq!(
-            (s.valid.labels.clone(), s.valid.classes.clone()),
-            (vec![2], s.train.classes.clone())
-        );
+        assert_eq!((s.valid.labels.clone(), s.valid.classes.clone()), (vec![2], s.train.classes.clone()));
         assert_eq!(s.notes[2], "split: t10k-* files");
         // Flat grey 9 resized to 3x3 and replicated, alpha opaque.
         assert_eq!(s.valid.pixels, [vec![9; 27], vec![255; 9]].concat());
@@ -350,95 +249,40 @@ mod tests {
     fn split_without_t10k() {
         let d = TempDir::new("idx-split");
         write_train(&d);
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.5,
-                ..quiet()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (s.train.class_counts(), s.valid.class_counts()),
-            (vec![1, 1, 1], vec![1, 1, 1])
-        );
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.5, ..quiet() }).unwrap();
+        assert_eq!((s.train.class_counts(), s.valid.class_counts()), (vec![1, 1, 1], vec![1, 1, 1]));
     }
 
     #[test]
     fn damaged_files_are_named() {
         let d = TempDir::new("idx-bad");
         write_train(&d);
-        d.write(
-            "train-labels-idx1-ubyte",
-            &idx_bytes(IMAGES_MAGIC, &[6], &[0; 6]),
-        );
+        d.write("train-labels-idx1-ubyte", &idx_bytes(IMAGES_MAGIC, &[6], &[0; 6]));
         let e = load(d.path(), &quiet()).unwrap_err().to_string();
-        assert!(
-            e.contains("train-labels-idx1-ubyte") && e.contains("0x00000803"),
-            "{e}"
-        );
-        d.write(
-            "train-labels-idx1-ubyte",
-            &idx_bytes(LABELS_MAGIC, &[6], &[0; 5]),
-        );
+        assert!(e.contains("train-labels-idx1-ubyte") && e.contains("0x00000803"), "{e}");
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0; 5]));
         let e = load(d.path(), &quiet()).unwrap_err().to_string();
         assert!(e.contains("needs 6 bytes") && e.contains("only 5"), "{e}");
-        d.write(
-            "train-labels-idx1-ubyte",
-            &idx_bytes(LABELS_MAGIC, &[5], &[0; 5]),
-        );
-        assert!(load(d.path(), &quiet())
-            .unwrap_err()
-            .to_string()
-            .contains("5 labels for 6 images"));
-        d.write(
-            "train-labels-idx1-ubyte",
-            &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 3, 0, 0]),
-        );
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[5], &[0; 5]));
+        assert!(load(d.path(), &quiet()).unwrap_err().to_string().contains("5 labels for 6 images"));
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[6], &[0, 1, 2, 3, 0, 0]));
         d.write("classes.txt", b"a\nb\nc\n");
-        assert!(load(d.path(), &quiet())
-            .unwrap_err()
-            .to_string()
-            .contains("up to 3"));
+        assert!(load(d.path(), &quiet()).unwrap_err().to_string().contains("up to 3"));
         // A header promising far more than the file holds is caught without allocating it.
-        d.write(
-            "train-images-idx3-ubyte.gz",
-            &gz(&idx_bytes(IMAGES_MAGIC, &[60000, 1000, 1000], &[0; 10])),
-        );
-        let e = read_images(&d.path().join("train-images-idx3-ubyte.gz"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("needs 60000000000 bytes") && e.contains("only 10"),
-            "{e}"
-        );
+        d.write("train-images-idx3-ubyte.gz", &gz(&idx_bytes(IMAGES_MAGIC, &[60000, 1000, 1000], &[0; 10])));
+        let e = read_images(&d.path().join("train-images-idx3-ubyte.gz")).unwrap_err().to_string();
+        assert!(e.contains("needs 60000000000 bytes") && e.contains("only 10"), "{e}");
     }
 
     #[test]
     fn fashion_mnist_if_present() {
-        let root = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/fashion-mnist"
-        ));
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fashion-mnist"));
         if !root.is_dir() {
             return;
         }
-        let s = load(
-            root,
-            &LoadOptions {
-                progress: false,
-                ..LoadOptions::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (s.train.len(), s.valid.len(), s.train.classes.len()),
-            (60_000, 10_000, 10)
-        );
-        assert_eq!(
-            (s.train.channels, s.train.height, s.train.width),
-            (1, 28, 28)
-        );
+        let s = load(root, &LoadOptions { progress: false, ..LoadOptions::default() }).unwrap();
+        assert_eq!((s.train.len(), s.valid.len(), s.train.classes.len()), (60_000, 10_000, 10));
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 28, 28));
         assert_eq!(s.train.classes[0], "T-shirt/top");
     }
 }

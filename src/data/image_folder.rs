@@ -25,9 +25,7 @@ struct Item {
 /// classes.
 fn sub_folders(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    for entry in
-        fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?
-    {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot read folder {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // fs::metadata follows symlinks, so a linked class folder counts.
@@ -63,26 +61,17 @@ fn loose_images(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
-    entries
-        .flatten()
-        .filter(|e| e.path().is_file() && decode::probe(&e.path(), u64::MAX).is_ok())
-        .count()
+    entries.flatten().filter(|e| e.path().is_file() && decode::probe(&e.path(), u64::MAX).is_ok()).count()
 }
 
 /// Classes and files: (class names, items in class-then-file order with train items first, the split note when
 /// the folders give the split).
 fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<String>)> {
     let train_dir = root.join("train");
-    let valid_dir = ["valid", "val"]
-        .map(|v| root.join(v))
-        .into_iter()
-        .find(|d| d.is_dir());
+    let valid_dir = ["valid", "val"].map(|v| root.join(v)).into_iter().find(|d| d.is_dir());
     let (class_root, valid_dir, note) = match (train_dir.is_dir(), valid_dir) {
         (true, Some(v)) => {
-            let note = format!(
-                "split: train/ and {}/ folders",
-                v.file_name().unwrap_or_default().to_string_lossy()
-            );
+            let note = format!("split: train/ and {}/ folders", v.file_name().unwrap_or_default().to_string_lossy());
             (train_dir, Some(v), Some(note))
         }
         // A train/ folder without a valid/ one (Kaggle's train/ + test/): its classes, split at random.
@@ -108,28 +97,16 @@ fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<Strin
     for (label, (_, dir)) in classes.iter().enumerate() {
         let mut files = Vec::new();
         files_under(dir, &mut files)?;
-        items.extend(files.into_iter().map(|path| Item {
-            path,
-            label: label as u32,
-            valid: false,
-        }));
+        items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: false }));
     }
     if let Some(valid_dir) = valid_dir {
         for (name, dir) in sub_folders(&valid_dir)? {
             let Some(label) = names.iter().position(|n| *n == name) else {
-                bail!(
-                    "class '{name}' in {} is not a class in {}",
-                    valid_dir.display(),
-                    class_root.display()
-                );
+                bail!("class '{name}' in {} is not a class in {}", valid_dir.display(), class_root.display());
             };
             let mut files = Vec::new();
             files_under(&dir, &mut files)?;
-            items.extend(files.into_iter().map(|path| Item {
-                path,
-                label: label as u32,
-                valid: true,
-            }));
+            items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: true }));
         }
     }
     Ok((names, items, note))
@@ -147,8 +124,7 @@ impl<'a> Skips<'a> {
         if self.strict {
             bail!("cannot use {}: {why} (strict mode)", path.display());
         }
-        self.warnings
-            .push(format!("skipped {}: {why}", path.display()));
+        self.warnings.push(format!("skipped {}: {why}", path.display()));
         Ok(())
     }
 
@@ -156,13 +132,7 @@ impl<'a> Skips<'a> {
         if let Some(first) = self.not_images.first() {
             let n = self.not_images.len();
             let s = if n == 1 { "" } else { "s" };
-            self.warnings.insert(
-                0,
-                format!(
-                    "skipped {n} file{s} that are not images (e.g. {})",
-                    first.display()
-                ),
-            );
+            self.warnings.insert(0, format!("skipped {n} file{s} that are not images (e.g. {})", first.display()));
         }
         self.warnings
     }
@@ -174,9 +144,7 @@ fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
         ChannelsOpt::Auto if headers.iter().any(|h| h.alpha) => {
             (4, "channels: auto -> 4 (some images have alpha)".into())
         }
-        ChannelsOpt::Auto if headers.iter().any(|h| h.colour) => {
-            (3, "channels: auto -> 3 (colour, no alpha)".into())
-        }
+        ChannelsOpt::Auto if headers.iter().any(|h| h.colour) => (3, "channels: auto -> 3 (colour, no alpha)".into()),
         ChannelsOpt::Auto => (1, "channels: auto -> 1 (all images are grey)".into()),
     }
 }
@@ -189,26 +157,14 @@ fn choose_size(opt: Option<usize>, headers: &[Header]) -> (usize, usize, String)
     let first = (headers[0].height, headers[0].width);
     if headers.iter().all(|h| (h.height, h.width) == first) {
         let (h, w) = (first.0 as usize, first.1 as usize);
-        let using = if h == w {
-            format!("{h}")
-        } else {
-            format!("{w}x{h}")
-        };
+        let using = if h == w { format!("{h}") } else { format!("{w}x{h}") };
         return (h, w, format!("size: all images are {w}x{h}, using {using}"));
     }
-    (
-        DEFAULT_SIZE,
-        DEFAULT_SIZE,
-        format!("size: images differ in size, using {DEFAULT_SIZE}"),
-    )
+    (DEFAULT_SIZE, DEFAULT_SIZE, format!("size: images differ in size, using {DEFAULT_SIZE}"))
 }
 
 /// The first class with no training images, as an error.
-fn check_classes(
-    classes: &[String],
-    labels: impl Iterator<Item = u32>,
-    root: &Path,
-) -> anyhow::Result<()> {
+fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &Path) -> anyhow::Result<()> {
     let mut counts = vec![0usize; classes.len()];
     let mut total = 0;
     for l in labels {
@@ -227,11 +183,7 @@ fn check_classes(
 pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     let (classes, items, folder_split) = discover(root)?;
     let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
-    let mut skips = Skips {
-        strict: opts.strict,
-        not_images: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings: Vec::new() };
 
     let probed: Vec<Result<Header, Skip>> = items
         .par_iter()
@@ -253,11 +205,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
             Err(Skip::Bad(why)) => skips.bad(&item.path, &why)?,
         }
     }
-    check_classes(
-        &classes,
-        kept.iter().filter(|i| !i.valid).map(|i| i.label),
-        root,
-    )?;
+    check_classes(&classes, kept.iter().filter(|i| !i.valid).map(|i| i.label), root)?;
 
     let (channels, channels_note) = choose_channels(opts.channels, &headers);
     let (height, width, size_note) = choose_size(opts.size, &headers);
@@ -292,18 +240,8 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     let mut is_valid: Vec<bool> = kept.iter().map(|i| i.valid).collect();
     if ok.contains(&false) {
         all.retain(&ok);
-        is_valid = is_valid
-            .into_iter()
-            .zip(&ok)
-            .filter(|(_, &k)| k)
-            .map(|(v, _)| v)
-            .collect();
-        let train_labels = all
-            .labels
-            .iter()
-            .zip(&is_valid)
-            .filter(|(_, &v)| !v)
-            .map(|(&l, _)| l);
+        is_valid = is_valid.into_iter().zip(&ok).filter(|(_, &k)| k).map(|(v, _)| v).collect();
+        let train_labels = all.labels.iter().zip(&is_valid).filter(|(_, &v)| !v).map(|(&l, _)| l);
         check_classes(&all.classes, train_labels, root)?;
     }
 
@@ -337,10 +275,7 @@ mod tests {
     }
 
     fn quiet() -> LoadOptions {
-        LoadOptions {
-            progress: false,
-            ..LoadOptions::default()
-        }
+        LoadOptions { progress: false, ..LoadOptions::default() }
     }
 
     fn error(root: &Path, opts: &LoadOptions) -> String {
@@ -353,33 +288,17 @@ mod tests {
     fn messy_folder() -> TempDir {
         let d = TempDir::new("messy");
         d.save("cat/1.png", &grey(8, 8, 10));
-        d.save(
-            "cat/2.jpg",
-            &DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))),
-        );
-        d.save(
-            "cat/3.gif",
-            &DynamicImage::ImageRgb8(grey(8, 8, 30).to_rgb8()),
-        );
+        d.save("cat/2.jpg", &DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))));
+        d.save("cat/3.gif", &DynamicImage::ImageRgb8(grey(8, 8, 30).to_rgb8()));
         d.write("cat/.DS_Store", b"\0\0\0\x01Bud1");
         d.write("cat/zero.png", b"");
         d.save("dog/1.bmp", &grey(16, 16, 40));
-        d.save(
-            "dog/2.webp",
-            &DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4]))),
-        );
+        d.save("dog/2.webp", &DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4]))));
         d.write("dog/3.png", &palette_png());
         d.write("dog/README", b"dogs");
         d.write("dog/bomb.png", &bomb_png());
         d.save("emu/1.png", &grey(8, 8, 50));
-        d.save(
-            "emu/2.png",
-            &DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
-                8,
-                8,
-                image::Luma([60 * 257]),
-            )),
-        );
+        d.save("emu/2.png", &DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(8, 8, image::Luma([60 * 257]))));
         let whole = std::fs::read(d.path().join("emu/2.png")).unwrap();
         d.write("emu/3.png", &whole[..whole.len() - 20]);
         d
@@ -388,54 +307,26 @@ mod tests {
     #[test]
     fn messy_folder_loads_with_warnings() {
         let d = messy_folder();
-        let opts = LoadOptions {
-            valid_pct: 0.0,
-            ..quiet()
-        };
+        let opts = LoadOptions { valid_pct: 0.0, ..quiet() };
         let s = load(d.path(), &opts).unwrap();
         assert_eq!(s.source, "image folder");
         assert_eq!(s.train.classes, vec!["cat", "dog", "emu"]);
         assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 1, 2, 2]);
         assert!(s.valid.is_empty() && s.valid.classes == s.train.classes);
-        assert_eq!(
-            (s.train.channels, s.train.height, s.train.width),
-            (4, 140, 140)
-        );
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (4, 140, 140));
         assert_eq!(s.train.pixels.len(), 8 * 4 * 140 * 140);
-        assert!(
-            s.notes
-                .contains(&"channels: auto -> 4 (some images have alpha)".to_string()),
-            "{:?}",
-            s.notes
-        );
-        assert!(s
-            .notes
-            .contains(&"size: images differ in size, using 140".to_string()));
+        assert!(s.notes.contains(&"channels: auto -> 4 (some images have alpha)".to_string()), "{:?}", s.notes);
+        assert!(s.notes.contains(&"size: images differ in size, using 140".to_string()));
         // A flat grey 8x8 image stays flat at 140x140, with opaque alpha.
         let first = s.train.image(0);
-        assert!(
-            first[..3 * 140 * 140].iter().all(|&v| v == 10)
-                && first[3 * 140 * 140..].iter().all(|&v| v == 255)
-        );
+        assert!(first[..3 * 140 * 140].iter().all(|&v| v == 10) && first[3 * 140 * 140..].iter().all(|&v| v == 255));
         let w = &s.warnings;
         assert_eq!(w.len(), 4, "{w:?}");
-        assert!(
-            w[0].starts_with("skipped 2 files that are not images"),
-            "{w:?}"
-        );
+        assert!(w[0].starts_with("skipped 2 files that are not images"), "{w:?}");
         for name in ["zero.png", "bomb.png", "emu/3.png"] {
-            assert!(
-                w.iter().any(|l| l.contains(name)),
-                "{name} not named in {w:?}"
-            );
+            assert!(w.iter().any(|l| l.contains(name)), "{name} not named in {w:?}");
         }
-        let strict = error(
-            d.path(),
-            &LoadOptions {
-                strict: true,
-                ..opts
-            },
-        );
+        let strict = error(d.path(), &LoadOptions { strict: true, ..opts });
         assert!(strict.contains("strict"), "{strict}");
     }
 
@@ -444,50 +335,15 @@ mod tests {
         let d = TempDir::new("auto");
         d.save("a/1.png", &grey(6, 4, 1));
         d.save("b/1.png", &grey(6, 4, 2));
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.0,
-                ..quiet()
-            },
-        )
-        .unwrap();
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
-        assert_eq!(
-            s.notes[..2],
-            [
-                "size: all images are 6x4, using 6x4",
-                "channels: auto -> 1 (all images are grey)"
-            ]
-        );
+        assert_eq!(s.notes[..2], ["size: all images are 6x4, using 6x4", "channels: auto -> 1 (all images are grey)"]);
         assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
         d.save("b/2.png", &DynamicImage::ImageRgb8(RgbImage::new(6, 4)));
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.0,
-                size: Some(3),
-                ..quiet()
-            },
-        )
-        .unwrap();
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));
-        assert_eq!(
-            s.notes[..2],
-            [
-                "size: 3x3 (as asked)",
-                "channels: auto -> 3 (colour, no alpha)"
-            ]
-        );
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.0,
-                channels: ChannelsOpt::Fixed(1),
-                ..quiet()
-            },
-        )
-        .unwrap();
+        assert_eq!(s.notes[..2], ["size: 3x3 (as asked)", "channels: auto -> 3 (colour, no alpha)"]);
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, channels: ChannelsOpt::Fixed(1), ..quiet() }).unwrap();
         assert_eq!(s.train.channels, 1);
     }
 
@@ -500,27 +356,14 @@ mod tests {
             }
         }
         let s = load(d.path(), &quiet()).unwrap();
-        assert_eq!(
-            (s.train.class_counts(), s.valid.class_counts()),
-            (vec![8, 4], vec![2, 1])
-        );
-        assert!(
-            s.train.labels.windows(2).all(|w| w[0] <= w[1])
-                && s.valid.labels.windows(2).all(|w| w[0] <= w[1])
-        );
+        assert_eq!((s.train.class_counts(), s.valid.class_counts()), (vec![8, 4], vec![2, 1]));
+        assert!(s.train.labels.windows(2).all(|w| w[0] <= w[1]) && s.valid.labels.windows(2).all(|w| w[0] <= w[1]));
         // Within a class, files keep their sorted order (pixel value = file number).
-        let firsts = |ds: &Dataset| {
-            (0..ds.len())
-                .map(|i| (ds.labels[i], ds.image(i)[0]))
-                .collect::<Vec<_>>()
-        };
+        let firsts = |ds: &Dataset| (0..ds.len()).map(|i| (ds.labels[i], ds.image(i)[0])).collect::<Vec<_>>();
         assert!(firsts(&s.train).windows(2).all(|w| w[0] < w[1]));
         assert_eq!(s.notes[2], "split: 20% random, stratified, seed 42");
         let again = load(d.path(), &quiet()).unwrap();
-        assert_eq!(
-            (again.train, again.valid),
-            (s.train.clone(), s.valid.clone())
-        );
+        assert_eq!((again.train, again.valid), (s.train.clone(), s.valid.clone()));
         let other = load(d.path(), &LoadOptions { seed: 7, ..quiet() }).unwrap();
         assert_ne!(other.valid, s.valid);
     }
@@ -528,32 +371,17 @@ mod tests {
     #[test]
     fn train_valid_folders() {
         let d = TempDir::new("folders");
-        for f in [
-            "train/x/1.png",
-            "train/x/2.png",
-            "train/y/1.png",
-            "val/y/9.png",
-        ] {
+        for f in ["train/x/1.png", "train/x/2.png", "train/y/1.png", "val/y/9.png"] {
             d.save(f, &grey(3, 3, 5));
         }
         let s = load(d.path(), &quiet()).unwrap();
-        assert_eq!(
-            (s.train.len(), s.valid.len(), s.valid.labels.clone()),
-            (3, 1, vec![1])
-        );
+        assert_eq!((s.train.len(), s.valid.len(), s.valid.labels.clone()), (3, 1, vec![1]));
         assert_eq!(s.notes[2], "split: train/ and val/ folders");
         d.save("val/z/1.png", &grey(3, 3, 5));
         assert!(error(d.path(), &quiet()).contains("class 'z'"));
         // train/ without valid/ (Kaggle's train/ + test/): train's classes, split at random.
         std::fs::rename(d.path().join("val"), d.path().join("test")).unwrap();
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.5,
-                ..quiet()
-            },
-        )
-        .unwrap();
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.5, ..quiet() }).unwrap();
         assert_eq!(s.train.classes, vec!["x", "y"]);
         assert_eq!((s.train.len(), s.valid.len()), (2, 1));
     }
@@ -567,8 +395,7 @@ mod tests {
         d.save("only/1.png", &grey(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("need at least 2"));
         d.save("loose.png", &grey(2, 2, 0));
-        assert!(error(d.path(), &quiet())
-            .contains("its 1 images should go in one sub-folder per class"));
+        assert!(error(d.path(), &quiet()).contains("its 1 images should go in one sub-folder per class"));
         std::fs::remove_file(d.path().join("loose.png")).unwrap();
         std::fs::create_dir_all(d.path().join("empty")).unwrap();
         assert_eq!(error(d.path(), &quiet()), "class 'empty' has no images");
@@ -579,14 +406,7 @@ mod tests {
         none.write("a/README", b"x");
         none.write("b/notes.txt", b"x");
         assert!(error(none.path(), &quiet()).starts_with("no images found"));
-        assert!(error(
-            none.path(),
-            &LoadOptions {
-                valid_pct: 1.0,
-                ..quiet()
-            }
-        )
-        .contains("valid_pct"));
+        assert!(error(none.path(), &LoadOptions { valid_pct: 1.0, ..quiet() }).contains("valid_pct"));
     }
 
     #[cfg(unix)]
@@ -598,14 +418,7 @@ mod tests {
         std::fs::create_dir_all(&odd).unwrap();
         grey(2, 2, 0).save(odd.join("1.png")).unwrap();
         d.save("plain/1.png", &grey(2, 2, 0));
-        let s = load(
-            d.path(),
-            &LoadOptions {
-                valid_pct: 0.0,
-                ..quiet()
-            },
-        )
-        .unwrap();
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
         assert_eq!(s.train.classes, vec!["caf\u{fffd}", "plain"]);
     }
 
@@ -614,19 +427,10 @@ mod tests {
         let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_sample"));
         let s = load(root, &quiet()).unwrap();
         assert_eq!(s.train.classes, vec!["3", "7"]);
-        let total: Vec<usize> = s
-            .train
-            .class_counts()
-            .iter()
-            .zip(s.valid.class_counts())
-            .map(|(a, b)| a + b)
-            .collect();
+        let total: Vec<usize> = s.train.class_counts().iter().zip(s.valid.class_counts()).map(|(a, b)| a + b).collect();
         assert_eq!(total, vec![1032, 1070]);
         assert_eq!(s.valid.class_counts(), vec![206, 214]);
-        assert_eq!(
-            (s.train.channels, s.train.height, s.train.width),
-            (1, 28, 28)
-        );
+        assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 28, 28));
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 }

@@ -12,6 +12,7 @@ mod image_folder;
 mod progress;
 mod resize;
 mod split;
+mod to_tensor;
 
 #[cfg(test)]
 mod fixtures;
@@ -101,11 +102,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
             bail!("channels must be 1, 3 or 4, not {c}");
         }
     }
-    let mut split = if idx::is_idx_dir(root) {
-        idx::load(root, opts)?
-    } else {
-        image_folder::load(root, opts)?
-    };
+    let mut split = if idx::is_idx_dir(root) { idx::load(root, opts)? } else { image_folder::load(root, opts)? };
     split.load_seconds = start.elapsed().as_secs_f64();
     Ok(split)
 }

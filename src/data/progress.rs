@@ -18,18 +18,12 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub fn new(len: usize, message: &'static str, enabled: bool) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::hidden())
-            .with_message(message);
+        let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::hidden()).with_message(message);
         // The template is a constant, checked by the test below; a bad one would only cost the styling.
         if let Ok(style) = ProgressStyle::with_template(TEMPLATE) {
             bar.set_style(style.progress_chars("=> "));
         }
-        Self {
-            bar,
-            start: Instant::now(),
-            shown: Once::new(),
-            enabled,
-        }
+        Self { bar, start: Instant::now(), shown: Once::new(), enabled }
     }
 
     pub fn set_message(&self, message: &'static str) {
@@ -38,12 +32,8 @@ impl Progress {
 
     pub fn inc(&self) {
         self.bar.inc(1);
-        if self.enabled
-            && !self.shown.is_completed()
-            && self.start.elapsed() > Duration::from_secs(1)
-        {
-            self.shown
-                .call_once(|| self.bar.set_draw_target(ProgressDrawTarget::stderr()));
+        if self.enabled && !self.shown.is_completed() && self.start.elapsed() > Duration::from_secs(1) {
+            self.shown.call_once(|| self.bar.set_draw_target(ProgressDrawTarget::stderr()));
         }
     }
 

@@ -24,9 +24,8 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
         // `as` truncates toward zero, like the C casts this mirrors.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let w: Vec<f64> = (xmin..xmax)
-            .map(|x| (1.0 - ((x as f64 - center + 0.5) / filter_scale).abs()).max(0.0))
-            .collect();
+        let w: Vec<f64> =
+            (xmin..xmax).map(|x| (1.0 - ((x as f64 - center + 0.5) / filter_scale).abs()).max(0.0)).collect();
         let total: f64 = w.iter().sum();
         let fixed = w
             .iter()
@@ -47,14 +46,7 @@ fn clip8(acc: i32) -> u8 {
 
 /// Resize interleaved `[h, w, c]` u8 pixels to `[out_h, out_w, c]`. A pass whose size already matches is skipped,
 /// as in Pillow, so an unchanged size returns the input.
-pub(crate) fn resize(
-    src: Vec<u8>,
-    w: usize,
-    h: usize,
-    c: usize,
-    out_w: usize,
-    out_h: usize,
-) -> Vec<u8> {
+pub(crate) fn resize(src: Vec<u8>, w: usize, h: usize, c: usize, out_w: usize, out_h: usize) -> Vec<u8> {
     let half = 1 << (PRECISION_BITS - 1);
     let horizontal = if out_w == w {
         src
@@ -68,9 +60,7 @@ pub(crate) fn resize(
                     let acc = k.weights[xx]
                         .iter()
                         .enumerate()
-                        .fold(half, |acc, (i, &wt)| {
-                            acc + row[start + i * c + ch] as i32 * wt
-                        });
+                        .fold(half, |acc, (i, &wt)| acc + row[start + i * c + ch] as i32 * wt);
                     *v = clip8(acc);
                 }
             }
@@ -88,10 +78,7 @@ pub(crate) fn resize(
         acc.fill(half);
         for (i, &wt) in k.weights[yy].iter().enumerate() {
             let y = k.first[yy] + i;
-            for (a, &p) in acc
-                .iter_mut()
-                .zip(&horizontal[y * stride..(y + 1) * stride])
-            {
+            for (a, &p) in acc.iter_mut().zip(&horizontal[y * stride..(y + 1) * stride]) {
                 *a += p as i32 * wt;
             }
         }
@@ -112,15 +99,9 @@ mod tests {
             let k = coeffs(n, m);
             for w in &k.weights {
                 let sum: i32 = w.iter().sum();
-                assert!(
-                    (sum - (1 << PRECISION_BITS)).abs() <= w.len() as i32,
-                    "{n}->{m}: {sum}"
-                );
+                assert!((sum - (1 << PRECISION_BITS)).abs() <= w.len() as i32, "{n}->{m}: {sum}");
             }
-            assert_eq!(
-                resize(vec![77; n * n * 2], n, n, 2, m, m),
-                vec![77; m * m * 2]
-            );
+            assert_eq!(resize(vec![77; n * n * 2], n, n, 2, m, m), vec![77; m * m * 2]);
         }
     }
 
@@ -131,13 +112,10 @@ mod tests {
         // as PIL `convert("RGBA").resize((140, 140), BILINEAR)`) and MNIST digits (28 -> 140 and 28 -> 11): max
         // pixel difference 0.
         let src: Vec<u8> = (0..12).map(|v| v * 20).collect();
-        assert_eq!(
-            resize(src.clone(), 4, 3, 1, 3, 2),
-            vec![36, 60, 84, 136, 160, 184]
-        );
+        assert_eq!(resize(src.clone(), 4, 3, 1, 3, 2), vec![36, 60, 84, 136, 160, 184]);
         let up: Vec<u8> = vec![
-            0, 7, 19, 30, 41, 53, 60, 32, 39, 51, 62, 73, 85, 92, 80, 87, 99, 110, 121, 133, 140,
-            128, 135, 147, 158, 169, 181, 188, 160, 167, 179, 190, 201, 213, 220,
+            0, 7, 19, 30, 41, 53, 60, 32, 39, 51, 62, 73, 85, 92, 80, 87, 99, 110, 121, 133, 140, 128, 135, 147, 158,
+            169, 181, 188, 160, 167, 179, 190, 201, 213, 220,
         ];
         assert_eq!(resize(src, 4, 3, 1, 7, 5), up);
     }

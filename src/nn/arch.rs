@@ -50,7 +50,8 @@ impl Arch {
     pub fn spec(&self, input: [usize; 3], outputs: usize) -> LayerSpec {
         let [c, h, w] = input;
         if *self == Arch::Cnn {
-            let conv = |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 1 };
+            let conv =
+                |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 1 };
             let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 };
             let layers = vec![
                 conv(c, 32),

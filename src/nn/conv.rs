@@ -12,7 +12,14 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize, stride: usize, padding: usize, rng: &mut Rng) -> Conv2d {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        stride: usize,
+        padding: usize,
+        rng: &mut Rng,
+    ) -> Conv2d {
         let fan_in = in_channels * kernel_size * kernel_size;
         Conv2d {
             weight: kaiming_uniform(&[out_channels, in_channels, kernel_size, kernel_size], fan_in, rng),
@@ -47,9 +54,14 @@ impl Module for Conv2d {
         let (s, p) = (self.stride, self.padding);
         let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
         match *input {
-            [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1]),
+            [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => {
+                Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1])
+            }
             [c, _, _] if c != cin => Err(format!("{name} needs {cin} input channels, got input {input:?}")),
-            [_, _, _] => Err(format!("{name} needs images of at least {0}x{0} after padding, got input {input:?}", k.saturating_sub(2 * p))),
+            [_, _, _] => Err(format!(
+                "{name} needs images of at least {0}x{0} after padding, got input {input:?}",
+                k.saturating_sub(2 * p)
+            )),
             _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
         }
     }

@@ -1,7 +1,8 @@
 //! A serialisable description of a model, stored in model files so `crest predict` can rebuild any of them.
 
 use super::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Sigmoid,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential,
+    Sigmoid,
 };
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};

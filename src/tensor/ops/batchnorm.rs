@@ -28,7 +28,18 @@ impl Tensor {
         let mut out = vec![0.0; self.numel()];
         if !training {
             let (rm, rv) = (st.running_mean.data(), st.running_var.data());
-            batchnorm_forward_eval(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), &rm, &rv, st.eps, &mut out);
+            batchnorm_forward_eval(
+                n,
+                c,
+                hw,
+                &self.data(),
+                &st.gamma.data(),
+                &st.beta.data(),
+                &rm,
+                &rv,
+                st.eps,
+                &mut out,
+            );
             let (x, gamma, invstd) = (self.clone(), st.gamma.clone(), rv.iter().map(|v| 1.0 / (v + st.eps).sqrt()));
             let invstd: Vec<f32> = invstd.collect();
             let mean = rm.clone();
@@ -37,7 +48,8 @@ impl Tensor {
                 let xd = x.data();
                 let g = gamma.data();
                 let ch = |i: usize| i / hw % c;
-                let dx = ctx.needs[0].then(|| ctx.g.iter().enumerate().map(|(i, d)| d * g[ch(i)] * invstd[ch(i)]).collect());
+                let dx =
+                    ctx.needs[0].then(|| ctx.g.iter().enumerate().map(|(i, d)| d * g[ch(i)] * invstd[ch(i)]).collect());
                 let mut dgamma = vec![0.0; c];
                 let mut dbeta = vec![0.0; c];
                 for (i, d) in ctx.g.iter().enumerate() {
@@ -49,7 +61,18 @@ impl Tensor {
         }
         assert!(n * hw > 1, "batch_norm in training needs more than one value per channel, got input {s:?}");
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-        batchnorm_forward_train(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), st.eps, &mut out, &mut mean, &mut invstd);
+        batchnorm_forward_train(
+            n,
+            c,
+            hw,
+            &self.data(),
+            &st.gamma.data(),
+            &st.beta.data(),
+            st.eps,
+            &mut out,
+            &mut mean,
+            &mut invstd,
+        );
         {
             let (mut rm, mut rv) = (st.running_mean.data_mut(), st.running_var.data_mut());
             for ch in 0..c {
@@ -60,7 +83,19 @@ impl Tensor {
         let (x, gamma) = (self.clone(), st.gamma.clone());
         Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
             let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; n * c * hw], vec![0.0; c], vec![0.0; c]);
-            batchnorm_backward(n, c, hw, &x.data(), &gamma.data(), &mean, &invstd, ctx.g, &mut dx, &mut dgamma, &mut dbeta);
+            batchnorm_backward(
+                n,
+                c,
+                hw,
+                &x.data(),
+                &gamma.data(),
+                &mean,
+                &invstd,
+                ctx.g,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            );
             vec![Some(dx), Some(dgamma), Some(dbeta)]
         })
     }

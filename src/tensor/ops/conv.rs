@@ -8,7 +8,12 @@ impl Tensor {
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
         let (x, w) = (self.shape(), weight.shape());
         assert!(
-            x.len() == 4 && w.len() == 4 && x[1] == w[1] && x[2] + 2 * pad >= w[2] && x[3] + 2 * pad >= w[3] && stride > 0,
+            x.len() == 4
+                && w.len() == 4
+                && x[1] == w[1]
+                && x[2] + 2 * pad >= w[2]
+                && x[3] + 2 * pad >= w[3]
+                && stride > 0,
             "conv2d: input {x:?} and weight {w:?} don't fit (stride {stride}, padding {pad})"
         );
         let s = Conv2dShape { n: x[0], c_in: x[1], h: x[2], w: x[3], c_out: w[0], kh: w[2], kw: w[3], stride, pad };
