@@ -10,6 +10,7 @@ use flate2::read::MultiGzDecoder;
 use image::{DynamicImage, GrayImage};
 use rayon::prelude::*;
 
+use super::dataset::pixel_buffer;
 use super::{decode, split, ChannelsOpt, Dataset, LoadOptions, Split};
 
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -137,7 +138,7 @@ fn read_pair(
         images.pixels
     } else {
         let item_len = channels * height * width;
-        let mut out = vec![0; images.count * item_len];
+        let mut out = pixel_buffer(images.count, item_len)?;
         if item_len > 0 {
             let src_len = images.rows * images.cols;
             out.par_chunks_mut(item_len)
