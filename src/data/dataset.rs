@@ -77,6 +77,17 @@ impl Dataset {
     }
 }
 
+/// A zeroed buffer for `n` images of `item_len` bytes, or an error instead of an abort when it cannot be had (a
+/// huge `size` asked for by mistake, too many images for the memory).
+pub(crate) fn pixel_buffer(n: usize, item_len: usize) -> anyhow::Result<Vec<u8>> {
+    let fail = || anyhow::anyhow!("not enough memory for {n} images of {item_len} bytes each");
+    let len = n.checked_mul(item_len).ok_or_else(fail)?;
+    let mut pixels = Vec::new();
+    pixels.try_reserve_exact(len).map_err(|_| fail())?;
+    pixels.resize(len, 0);
+    Ok(pixels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +118,7 @@ mod tests {
         let mut kept = ds.clone();
         kept.retain(&[false, true, true]);
         assert_eq!(kept, ds.subset(&[1, 2]));
+        assert_eq!(pixel_buffer(2, 3).unwrap(), vec![0; 6]);
+        assert!(pixel_buffer(usize::MAX / 2, 4).is_err());
     }
 }

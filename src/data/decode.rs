@@ -78,7 +78,8 @@ fn open(path: &Path, max_pixels: u64) -> Result<ImageReader<BufReader<File>>, Sk
 fn describe(e: ImageError) -> String {
     match e {
         ImageError::Limits(_) => "image dimensions over the decoder limits".into(),
-        e => e.to_string(),
+        // Keep warnings and errors to one line each.
+        e => e.to_string().replace('\n', " "),
     }
 }
 

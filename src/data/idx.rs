@@ -10,6 +10,7 @@ use flate2::read::MultiGzDecoder;
 use image::{DynamicImage, GrayImage};
 use rayon::prelude::*;
 
+use super::dataset::pixel_buffer;
 use super::{decode, split, ChannelsOpt, Dataset, LoadOptions, Split};
 
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -98,7 +99,7 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         images.pixels
     } else {
         let item_len = channels * height * width;
-        let mut out = vec![0; images.count * item_len];
+        let mut out = pixel_buffer(images.count, item_len)?;
         if item_len > 0 {
             let src_len = images.rows * images.cols;
             out.par_chunks_mut(item_len).zip(images.pixels.par_chunks(src_len.max(1))).for_each(|(out, src)| {

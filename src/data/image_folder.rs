@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 
+use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
 use super::progress::Progress;
 use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
@@ -212,7 +213,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     let item_len = channels * height * width;
     progress.set_message("decoding");
     let mut all = Dataset {
-        pixels: vec![0; kept.len() * item_len],
+        pixels: pixel_buffer(kept.len(), item_len)?,
         labels: kept.iter().map(|i| i.label).collect(),
         classes,
         channels,
@@ -392,6 +393,11 @@ mod tests {
         assert!(error(&d.path().join("nope"), &quiet()).contains("does not exist"));
         let file = d.write("file.txt", b"x");
         assert!(error(&file, &quiet()).contains("is not a folder"));
+        let huge = LoadOptions {
+            size: Some(20_000),
+            ..quiet()
+        };
+        assert!(error(d.path(), &huge).contains("over the limit of 100000000 pixels"));
         d.save("only/1.png", &grey(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("need at least 2"));
         d.save("loose.png", &grey(2, 2, 0));

@@ -94,8 +94,15 @@ pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         Ok(_) => {}
     }
     split::check_valid_pct(opts.valid_pct)?;
-    if opts.size == Some(0) {
-        bail!("size must be at least 1");
+    match opts.size {
+        Some(0) => bail!("size must be at least 1"),
+        Some(s) if (s as u64).saturating_mul(s as u64) > opts.max_pixels => {
+            bail!(
+                "size {s} gives images over the limit of {} pixels",
+                opts.max_pixels
+            )
+        }
+        _ => {}
     }
     if let ChannelsOpt::Fixed(c) = opts.channels {
         if ![1, 3, 4].contains(&c) {
