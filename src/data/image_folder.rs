@@ -393,10 +393,7 @@ mod tests {
         assert!(error(&d.path().join("nope"), &quiet()).contains("does not exist"));
         let file = d.write("file.txt", b"x");
         assert!(error(&file, &quiet()).contains("is not a folder"));
-        let huge = LoadOptions {
-            size: Some(20_000),
-            ..quiet()
-        };
+        let huge = LoadOptions { size: Some(20_000), ..quiet() };
         assert!(error(d.path(), &huge).contains("over the limit of 100000000 pixels"));
         d.save("only/1.png", &grey(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("need at least 2"));

@@ -97,10 +97,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     match opts.size {
         Some(0) => bail!("size must be at least 1"),
         Some(s) if (s as u64).saturating_mul(s as u64) > opts.max_pixels => {
-            bail!(
-                "size {s} gives images over the limit of {} pixels",
-                opts.max_pixels
-            )
+            bail!("size {s} gives images over the limit of {} pixels", opts.max_pixels)
         }
         _ => {}
     }
