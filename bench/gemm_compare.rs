@@ -199,7 +199,7 @@ fn bench_u8() {
         // The naive baseline pays for widening the whole batch on every call, as it would
         // have to if the u8 batch were converted per step.
         let widen = |a: &[u8]| -> Vec<f32> { a.iter().map(|&v| v as f32).collect() };
-        let fwd = best_secs(|| matmul_u8(m, k, n, scale, &a, &b, &mut out));
+        let fwd = best_secs(|| matmul_u8(m, k, n, scale, &a, &b, n, 1, &mut out));
         let fwd_naive = best_secs(|| {
             let af = widen(&a);
             sgemm(m, k, n, scale, &af, k as isize, 1, &b, n as isize, 1, 0.0, &mut out, n as isize, 1);

@@ -29,8 +29,8 @@ fn main() -> anyhow::Result<()> {
         valid: DataLoader::new(Arc::new(split.valid), 256, false, 42),
     };
     let sgd = OptFunc::Sgd { momentum: 0.0, weight_decay: 0.0 };
-    let mut learn =
-        Learner::new(dls, Box::new(simple_net), sgd, mnist_loss, vec![Metric::BATCH_ACCURACY]).map_err(anyhow::Error::msg)?;
+    let mut learn = Learner::new(dls, Box::new(simple_net), sgd, mnist_loss, vec![Metric::BATCH_ACCURACY])
+        .map_err(anyhow::Error::msg)?;
     learn.fit(40, 0.1)?;
     let last = learn.recorder.last().and_then(|r| r.metrics[0]).unwrap_or(f32::NAN);
     println!("valid accuracy after 40 epochs: {last:.4}");

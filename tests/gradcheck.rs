@@ -73,6 +73,12 @@ fn matmul_both_operands() {
 }
 
 #[test]
+fn linear_all_three_gradients() {
+    check("linear", |x| weighted(&x[0].linear(&x[1], Some(&x[2]))), &[param(&[3, 5], 1), param(&[4, 5], 2), param(&[4], 3)]);
+    check("linear, one output", |x| weighted(&x[0].linear(&x[1], None)), &[param(&[6, 2], 1), param(&[1, 2], 2)]);
+}
+
+#[test]
 fn shape_ops() {
     check("reshape", |x| weighted(&x[0].reshape(&[6, 2])), &[param(&[3, 4], 1)]);
     check("view", |x| weighted(&x[0].view(&[2, -1])), &[param(&[3, 4], 1)]);
@@ -143,54 +149,26 @@ fn no_grad_records_nothing() {
 }
 
 #[test]
-fn u8_inputs_match_f32_inputs_in_matmul() {
-    let bytes: Vec<u8> = (0..6 * 5).map(|i| (i * 37 % 256) as u8).collect();
-    let xu = Tensor::from_u8(bytes.clone(), &[6, 5], 1.0 / 255.0);
-    let xf = Tensor::from_vec(bytes.iter().map(|&b| b as f32 * (1.0 / 255.0)).collect(), &[6, 5]);
-    let w1 = param(&[5, 2], 3);
-    let w2 = param(&[5, 2], 3);
-    weighted(&xu.matmul(&w1)).backward();
-    weighted(&xf.matmul(&w2)).backward();
-    for (a, b) in w1.grad().unwrap().to_vec().iter().zip(w2.grad().unwrap().to_vec()) {
-        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-    }
-    assert_eq!(xu.flatten().to_vec(), xf.to_vec());
-}
-
-#[test]
-fn conv2d_all_three_gradients() {
-    for (stride, pad) in [(1, 1), (2, 0), (2, 1)] {
-        check(
-            "conv2d",
-            |x| weighted(&x[0].conv2d(&x[1], Some(&x[2]), stride, pad)),
-            &[param(&[2, 3, 5, 6], 1), param(&[4, 3, 3, 3], 2), param(&[4], 3)],
-        );
-    }
-    check("conv2d, no bias", |x| weighted(&x[0].conv2d(&x[1], None, 1, 0)), &[param(&[1, 1, 4, 4], 1), param(&[2, 1, 2, 2], 2)]);
-}
-
-#[test]
-fn pooling() {
-    // Distinct values a finite-difference step cannot reorder, so max pooling's choice is stable.
-    let distinct: Vec<f32> = (0..2 * 2 * 4 * 6).map(|i| ((i * 37) % 97) as f32 * 0.1).collect();
-    let x = Tensor::from_vec(distinct, &[2, 2, 4, 6]).requires_grad_();
-    check("max_pool2d", |x| weighted(&x[0].max_pool2d(2, 2, 0)), std::slice::from_ref(&x));
-    check("avg_pool2d", |x| weighted(&x[0].avg_pool2d(3, 1, 1)), std::slice::from_ref(&x));
-    check("global_avg_pool2d", |x| weighted(&x[0].global_avg_pool2d()), &[x]);
-}
-
-#[test]
-fn batch_norm_train_and_eval() {
-    use crest::tensor::BatchNormState;
-    let (rm, rv) = (Tensor::zeros(&[3]), Tensor::ones(&[3]));
-    for (shape, training) in [(&[4, 3][..], true), (&[2, 3, 2, 2][..], true), (&[2, 3, 2, 2][..], false)] {
-        check(
-            "batch_norm",
-            |x| {
-                let st = BatchNormState { gamma: &x[1], beta: &x[2], running_mean: &rm, running_var: &rv, momentum: 0.0, eps: 1e-5 };
-                weighted(&x[0].batch_norm(&st, training))
-            },
-            &[param(shape, 1), positive(&[3], 2), param(&[3], 3)],
-        );
+fn u8_inputs_match_f32_inputs() {
+    // A small batch is widened once; one over 1 MB streams through the u8 kernels. Both must match f32 inputs.
+    for (rows, cols) in [(6, 5), (16, 70_001)] {
+        let bytes: Vec<u8> = (0..rows * cols).map(|i| (i * 37 % 256) as u8).collect();
+        let xu = Tensor::from_u8(bytes.clone(), &[rows, cols], 1.0 / 255.0);
+        let xf = Tensor::from_vec(bytes.iter().map(|&b| b as f32 * (1.0 / 255.0)).collect(), &[rows, cols]);
+        let (w1, w2) = (param(&[cols, 2], 3), param(&[cols, 2], 3));
+        let (l1, l2) = (param(&[3, cols], 4), param(&[3, cols], 4));
+        let (yu, yf) = (xu.matmul(&w1), xf.matmul(&w2));
+        let (zu, zf) = (xu.linear(&l1, None), xf.linear(&l2, None));
+        for (a, b) in yu.to_vec().iter().chain(&zu.to_vec()).zip(yf.to_vec().iter().chain(&zf.to_vec())) {
+            assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "forward {a} vs {b}");
+        }
+        (weighted(&yu) + weighted(&zu)).backward();
+        (weighted(&yf) + weighted(&zf)).backward();
+        for (p1, p2) in [(w1, w2), (l1, l2)] {
+            for (a, b) in p1.grad().unwrap().to_vec().iter().zip(p2.grad().unwrap().to_vec()) {
+                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "gradient {a} vs {b}");
+            }
+        }
+        assert_eq!(xu.flatten().to_vec(), xf.to_vec());
     }
 }

@@ -35,7 +35,7 @@ impl Module for Linear {
             self.out_features(),
             x.shape()
         );
-        &x.matmul(&self.weight.t()) + &self.bias
+        x.linear(&self.weight, Some(&self.bias))
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {

@@ -133,8 +133,11 @@ impl Tensor {
         self.0.id
     }
 
-    pub(crate) fn bytes(&self) -> Option<&Bytes> {
-        self.0.bytes.as_deref()
+    /// The u8 pixels of a batch too large to widen whole: the u8 kernels stream them through cache-sized tiles.
+    /// A smaller batch (up to 4 MB as f32) is widened once by `data()` and kept, for the forward and the backward
+    /// GEMMs to share — cheaper than tiling twice.
+    pub(crate) fn streamed_bytes(&self) -> Option<&Bytes> {
+        self.0.bytes.as_deref().filter(|b| b.data.len() > 1 << 20)
     }
 
     /// The values, read-only. u8 tensors are converted (once) on first call.

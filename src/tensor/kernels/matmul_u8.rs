@@ -24,11 +24,12 @@ const TN_COLS: usize = 256;
 /// Columns of A per backward task in the axpy path: n accumulators of this length stay in L1.
 const AXPY_COLS: usize = 2048;
 
-/// out = scale·(A as f32)·B, with A `[m,k]` u8, B `[k,n]`, out `[m,n]` overwritten,
-/// all row-major.
-pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], out: &mut [f32]) {
+/// out = scale·(A as f32)·B, with A `[m,k]` u8 and out `[m,n]` row-major (overwritten), and B `[k,n]` read with
+/// strides `rsb`, `csb` (so a Linear layer's `[n,k]` weight serves as Wᵀ without a copy).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], rsb: usize, csb: usize, out: &mut [f32]) {
     assert_eq!(a.len(), m * k, "matmul_u8: a is not [m,k]");
-    assert_eq!(b.len(), k * n, "matmul_u8: b is not [k,n]");
+    assert!(k == 0 || n == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb, "matmul_u8: b does not cover [k,n]");
     assert_eq!(out.len(), m * n, "matmul_u8: out is not [m,n]");
     if m == 0 || n == 0 {
         return;
@@ -58,9 +59,9 @@ pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], 
                 tile,
                 kw as isize,
                 1,
-                &b[k0 * n..(k0 + kw) * n],
-                n as isize,
-                1,
+                &b[k0 * rsb..],
+                rsb as isize,
+                csb as isize,
                 beta,
                 o,
                 n as isize,
@@ -184,8 +185,13 @@ mod tests {
             let a = rand_u8(m * k, 1);
             let b = rand_vec(k * n, 2);
             let mut out = vec![f32::NAN; m * n];
-            matmul_u8(m, k, n, 1.0 / 255.0, &a, &b, &mut out);
-            assert_close(&out, &naive_nn(m, k, n, 1.0 / 255.0, &a, &b), 1e-4, "matmul_u8");
+            matmul_u8(m, k, n, 1.0 / 255.0, &a, &b, n, 1, &mut out);
+            let want = naive_nn(m, k, n, 1.0 / 255.0, &a, &b);
+            assert_close(&out, &want, 1e-4, "matmul_u8");
+            // The same B stored transposed ([n,k], as a Linear weight), read through strides.
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            matmul_u8(m, k, n, 1.0 / 255.0, &a, &bt, 1, k, &mut out);
+            assert_close(&out, &want, 1e-4, "matmul_u8, strided B");
         }
     }
 
@@ -233,7 +239,7 @@ mod tests {
             let g = rand_vec(m * n, 8);
             let fwd = || {
                 let mut o = vec![0.0; m * n];
-                matmul_u8(m, k, n, 0.1, &a, &b, &mut o);
+                matmul_u8(m, k, n, 0.1, &a, &b, n, 1, &mut o);
                 o
             };
             let bwd = || {

@@ -15,8 +15,8 @@ impl Tensor {
         );
         let (m, k, n) = (self.shape()[0], self.shape()[1], other.shape()[1]);
         let mut out = vec![0.0; m * n];
-        match self.bytes() {
-            Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &other.data(), &mut out),
+        match self.streamed_bytes() {
+            Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &other.data(), n, 1, &mut out),
             None => sgemm(
                 m,
                 k,
@@ -44,7 +44,7 @@ impl Tensor {
             });
             let gb = ctx.needs[1].then(|| {
                 let mut gb = vec![0.0; k * n];
-                match a.bytes() {
+                match a.streamed_bytes() {
                     Some(bytes) => matmul_u8_tn(m, k, n, bytes.scale, &bytes.data, g, &mut gb, 0.0),
                     None => {
                         sgemm(k, m, n, 1.0, &a.data(), 1, k as isize, g, n as isize, 1, 0.0, &mut gb, n as isize, 1)

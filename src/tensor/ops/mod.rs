@@ -3,6 +3,7 @@ mod batchnorm;
 mod binary;
 mod compare;
 mod conv;
+mod linear;
 mod matmul;
 mod pool;
 mod reduce;
