@@ -172,3 +172,41 @@ fn u8_inputs_match_f32_inputs() {
         assert_eq!(xu.flatten().to_vec(), xf.to_vec());
     }
 }
+
+#[test]
+fn conv2d_all_three_gradients() {
+    for (stride, pad) in [(1, 1), (2, 0), (2, 1)] {
+        check(
+            "conv2d",
+            |x| weighted(&x[0].conv2d(&x[1], Some(&x[2]), stride, pad)),
+            &[param(&[2, 3, 5, 6], 1), param(&[4, 3, 3, 3], 2), param(&[4], 3)],
+        );
+    }
+    check("conv2d, no bias", |x| weighted(&x[0].conv2d(&x[1], None, 1, 0)), &[param(&[1, 1, 4, 4], 1), param(&[2, 1, 2, 2], 2)]);
+}
+
+#[test]
+fn pooling() {
+    // Distinct values a finite-difference step cannot reorder, so max pooling's choice is stable.
+    let distinct: Vec<f32> = (0..2 * 2 * 4 * 6).map(|i| ((i * 37) % 97) as f32 * 0.1).collect();
+    let x = Tensor::from_vec(distinct, &[2, 2, 4, 6]).requires_grad_();
+    check("max_pool2d", |x| weighted(&x[0].max_pool2d(2, 2, 0)), std::slice::from_ref(&x));
+    check("avg_pool2d", |x| weighted(&x[0].avg_pool2d(3, 1, 1)), std::slice::from_ref(&x));
+    check("global_avg_pool2d", |x| weighted(&x[0].global_avg_pool2d()), &[x]);
+}
+
+#[test]
+fn batch_norm_train_and_eval() {
+    use crest::tensor::BatchNormState;
+    let (rm, rv) = (Tensor::zeros(&[3]), Tensor::ones(&[3]));
+    for (shape, training) in [(&[4, 3][..], true), (&[2, 3, 2, 2][..], true), (&[2, 3, 2, 2][..], false)] {
+        check(
+            "batch_norm",
+            |x| {
+                let st = BatchNormState { gamma: &x[1], beta: &x[2], running_mean: &rm, running_var: &rv, momentum: 0.0, eps: 1e-5 };
+                weighted(&x[0].batch_norm(&st, training))
+            },
+            &[param(shape, 1), positive(&[3], 2), param(&[3], 3)],
+        );
+    }
+}
