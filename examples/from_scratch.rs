@@ -17,12 +17,16 @@ use crest::Tensor;
 use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.iter().find(|a| {
-        !a.starts_with("--") && args.iter().position(|b| b == "--size").map_or(true, |i| args.get(i + 1) != Some(a))
-    });
-    let dir = dir.map_or("data/mnist_sample", String::as_str);
-    let size = args.iter().position(|a| a == "--size").and_then(|i| args.get(i + 1)?.parse().ok());
+    let (mut dir, mut size) = ("data/mnist_sample".to_string(), None);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--size" => {
+                size = Some(args.next().and_then(|v| v.parse().ok()).ok_or(anyhow::anyhow!("--size needs a number"))?)
+            }
+            _ => dir = a,
+        }
+    }
 
     println!("## Pre-processing\n");
     let opts = LoadOptions { size, channels: ChannelsOpt::Auto, valid_pct: 0.2, seed: 42, ..LoadOptions::default() };

@@ -162,3 +162,27 @@ fn damaged_or_foreign_model_files_are_refused() {
     assert_clean_failure(&crest(&["predict", model.to_str().unwrap(), "/nonexistent.png"]), "could not be read");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_model_that_does_not_fit_the_images_is_refused_before_training() {
+    let out = crest(&["train", "--arch", "cnn", "--size", "2"]);
+    assert_clean_failure(&out, "got [64, 1, 1]");
+    let (stdout, _) = text(&out);
+    assert!(!stdout.contains("epoch"), "training started: {stdout}");
+}
+
+#[test]
+fn mlp_and_cnn_train_on_the_sample_and_predict_from_their_files() {
+    let dir = temp_dir("arch");
+    for arch in ["mlp:32", "cnn"] {
+        let model = dir.join(format!("{arch}.safetensors"));
+        let out = crest(&["train", "--arch", arch, "--epochs", "1", "--out", model.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{arch}: {stderr}");
+        let acc: f32 = stdout.lines().find_map(|l| l.strip_prefix("valid accuracy: ")).unwrap().parse().unwrap();
+        assert!(acc >= 0.95, "{arch}: one epoch reached only {acc}");
+        let out = crest(&["predict", model.to_str().unwrap(), "data/mnist_sample/7/00000.png"]);
+        assert!(text(&out).0.contains("\t7 "), "{arch}: {:?}", text(&out));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

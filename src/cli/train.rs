@@ -1,6 +1,6 @@
 use super::peak_rss_mb;
 use crate::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Split};
-use crate::learner::{DataLoaders, Learner};
+use crate::learner::{DataLoaders, Learner, Schedule};
 use crate::loss::{bce_with_logits, cross_entropy, mnist_loss, Loss};
 use crate::metrics::Metric;
 use crate::model_io::{self, ModelMeta};
@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// Weight decay [default: 0, or 0.01 with adamw]
     #[arg(long, value_parser = parse_nonneg)]
     pub wd: Option<f32>,
+    /// one-cycle (fastai's fit_one_cycle: warm up to --lr, then anneal) or constant
+    #[arg(long, default_value = "one-cycle", value_parser = parse_schedule)]
+    pub schedule: Schedule,
     /// Stop once validation accuracy reaches this (the post's wished-for stop condition)
     #[arg(long, value_parser = parse_fraction)]
     pub stop_at: Option<f32>,
@@ -98,6 +101,14 @@ fn parse_valid_pct(s: &str) -> Result<f32, String> {
         .and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
 }
 
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    match s {
+        "one-cycle" => Ok(Schedule::OneCycle),
+        "constant" => Ok(Schedule::Constant),
+        _ => Err("must be one-cycle or constant".into()),
+    }
+}
+
 fn parse_loss(s: &str) -> Result<Loss, String> {
     match s {
         "mnist" => Ok(Loss::Mnist),
@@ -112,6 +123,7 @@ struct Recipe {
     loss: Loss,
     opt: OptFunc,
     lr: f32,
+    schedule: Schedule,
     bs: usize,
     valid_bs: usize,
     shuffle: bool,
@@ -140,6 +152,7 @@ impl Recipe {
             loss,
             opt,
             lr: a.lr.unwrap_or(default_lr),
+            schedule: a.schedule,
             bs,
             valid_bs: bs.max(256),
             shuffle: true,
@@ -154,6 +167,7 @@ impl Recipe {
             loss: Loss::Mnist,
             opt: OptFunc::Sgd { momentum: 0.0, weight_decay: 0.0 },
             lr: 0.1,
+            schedule: Schedule::Constant,
             bs: 200,
             valid_bs: 50,
             shuffle: false,
@@ -204,7 +218,7 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
         learner.log_csv(csv).with_context(|| format!("cannot write {}", csv.display()))?;
     }
     let start = Instant::now();
-    learner.fit(args.epochs as usize, recipe.lr)?;
+    learner.fit_with(args.epochs as usize, recipe.lr, recipe.schedule)?;
     let train_s = start.elapsed().as_secs_f64();
     let accuracy = learner.recorder.last().and_then(|r| r.metrics[0]);
     Ok(Trained { learner, train_s, accuracy })
@@ -253,7 +267,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bail!("--as-posted replays the post's two-class model; this data has {classes} classes");
     }
     println!(
-        "model: {} ({} loss, {:?}, lr {}, batch {}{})",
+        "model: {} ({} loss, {:?}, lr {} {:?}, batch {}{})",
         args.arch,
         match recipe.loss {
             Loss::Mnist => "mnist",
@@ -262,6 +276,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         recipe.opt,
         recipe.lr,
+        recipe.schedule,
         recipe.bs,
         if args.as_posted { ", as posted" } else { "" }
     );

@@ -1,8 +1,10 @@
 //! fastai's `Learner`: data, model, optimizer, loss and metrics; `fit(epochs, lr)` trains and prints the table.
 
+mod schedule;
 mod steps;
 mod table;
 
+pub use schedule::Schedule;
 pub use steps::{calc_grad, train_epoch, validate_epoch, LossFn, Model};
 pub use table::{CsvLogger, EpochRow};
 
@@ -128,13 +130,21 @@ impl Learner {
     /// Trains for `epochs` at learning rate `lr`, printing a row per epoch. The optimizer (and its state) is
     /// created on the first call and kept across calls, as in fastai.
     pub fn fit(&mut self, epochs: usize, lr: f32) -> Result<&[EpochRow], FitError> {
+        self.fit_with(epochs, lr, Schedule::Constant)
+    }
+
+    /// fastai's `fit_one_cycle`: warm up to `lr_max`, then anneal (see `Schedule::OneCycle`).
+    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: f32) -> Result<&[EpochRow], FitError> {
+        self.fit_with(epochs, lr_max, Schedule::OneCycle)
+    }
+
+    pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow], FitError> {
         let header = self.header();
         if self.verbose {
             println!("{}", table::format_line(&header, &header));
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        opt.set_lr(lr);
-        let result = self.fit_epochs(epochs, lr, opt.as_mut(), &header);
+        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut(), &header);
         self.opt = Some(opt);
         result.map(|_| &self.recorder[..])
     }
@@ -143,16 +153,20 @@ impl Learner {
         &mut self,
         epochs: usize,
         lr: f32,
+        schedule: Schedule,
         opt: &mut dyn Optimizer,
         header: &[String],
     ) -> Result<(), FitError> {
-        for _ in 0..epochs {
+        let steps = epochs * self.dls.train.len();
+        for e in 0..epochs {
             let start = Instant::now();
             let epoch = self.epochs_done;
             self.model.set_training(true);
             let (mut total, mut count) = (0.0f64, 0usize);
             for (i, batch) in self.dls.train.batches(epoch).enumerate() {
                 let n = batch.n;
+                let step_lr = schedule.lr(lr, e * self.dls.train.len() + i, steps);
+                opt.set_lr(step_lr);
                 let (xb, yb) = batch.into_xy(self.scale, self.binary);
                 let model = |x: &Tensor| self.model.forward(x);
                 let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
