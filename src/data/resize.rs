@@ -52,20 +52,12 @@ pub(crate) fn resize(src: Vec<u8>, w: usize, h: usize, c: usize, out_w: usize, o
         src
     } else {
         let k = coeffs(w, out_w);
-        let mut out = vec![0; h * out_w * c];
-        for (row, out_row) in src.chunks_exact(w * c).zip(out.chunks_exact_mut(out_w * c)) {
-            for (xx, px) in out_row.chunks_exact_mut(c).enumerate() {
-                let start = k.first[xx] * c;
-                for (ch, v) in px.iter_mut().enumerate() {
-                    let acc = k.weights[xx]
-                        .iter()
-                        .enumerate()
-                        .fold(half, |acc, (i, &wt)| acc + row[start + i * c + ch] as i32 * wt);
-                    *v = clip8(acc);
-                }
-            }
+        match c {
+            1 => horizontal::<1>(&src, w, &k),
+            2 => horizontal::<2>(&src, w, &k),
+            3 => horizontal::<3>(&src, w, &k),
+            _ => horizontal::<4>(&src, w, &k),
         }
-        out
     };
     if out_h == h {
         return horizontal;
@@ -84,6 +76,28 @@ pub(crate) fn resize(src: Vec<u8>, w: usize, h: usize, c: usize, out_w: usize, o
         }
         for (o, &a) in out_row.iter_mut().zip(&acc) {
             *o = clip8(a);
+        }
+    }
+    out
+}
+
+/// The horizontal pass for `C` interleaved channels; `C` as a constant lets each pixel's accumulators live in
+/// registers.
+fn horizontal<const C: usize>(src: &[u8], w: usize, k: &Coeffs) -> Vec<u8> {
+    let half = 1 << (PRECISION_BITS - 1);
+    let out_w = k.first.len();
+    let mut out = vec![0; src.len() / w * out_w];
+    for (row, out_row) in src.chunks_exact(w * C).zip(out.chunks_exact_mut(out_w * C)) {
+        for ((px, &first), weights) in out_row.chunks_exact_mut(C).zip(&k.first).zip(&k.weights) {
+            let mut acc = [half; C];
+            for (src_px, &wt) in row[first * C..].chunks_exact(C).zip(weights) {
+                for ch in 0..C {
+                    acc[ch] += src_px[ch] as i32 * wt;
+                }
+            }
+            for ch in 0..C {
+                px[ch] = clip8(acc[ch]);
+            }
         }
     }
     out
