@@ -21,6 +21,8 @@ const TILE_ELEMS: usize = 64 * 1024;
 const FWD_ROWS: usize = 32;
 /// Columns of A (rows of the output) per backward task in the GEMM path.
 const TN_COLS: usize = 256;
+/// Rows of A per forward task in the dot-product path.
+const DOT_ROWS: usize = 8;
 /// Columns of A per backward task in the axpy path: n accumulators of this length stay in L1.
 const AXPY_COLS: usize = 2048;
 
@@ -46,6 +48,18 @@ pub fn matmul_u8(
     }
     if k == 0 {
         out.fill(0.0);
+        return;
+    }
+    if n <= SMALL_N && rsb == 1 {
+        // B's columns are contiguous (a Linear weight, or a one-column `w`): a dot product per output, reading the
+        // u8 row once and never widening it to memory.
+        out.par_chunks_mut(DOT_ROWS * n).zip(a.par_chunks(DOT_ROWS * k)).for_each(|(o, a_rows)| {
+            for (o_row, a_row) in o.chunks_exact_mut(n).zip(a_rows.chunks_exact(k)) {
+                for (j, ov) in o_row.iter_mut().enumerate() {
+                    *ov = scale * dot_u8(a_row, &b[j * csb..j * csb + k]);
+                }
+            }
+        });
         return;
     }
     let kt = (TILE_ELEMS / FWD_ROWS).min(k);
@@ -148,6 +162,30 @@ pub fn matmul_u8_tn(m: usize, k: usize, n: usize, scale: f32, a: &[u8], g: &[f32
             );
         }
     });
+}
+
+multiversion! {
+    /// Σ a·b over 64 independent lanes (so it vectorises and the FMA latency is hidden), folded in a fixed tree:
+    /// the order depends on the length alone.
+    fn dot_u8(a: &[u8], b: &[f32]) -> f32 {
+        const LANES: usize = 64;
+        let mut acc = [0.0f32; LANES];
+        let main = a.len() / LANES * LANES;
+        for (ca, cb) in a[..main].chunks_exact(LANES).zip(b[..main].chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] += ca[l] as f32 * cb[l];
+            }
+        }
+        let tail: f32 = a[main..].iter().zip(&b[main..]).map(|(&x, &y)| x as f32 * y).sum();
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+        }
+        acc[0] + tail
+    }
 }
 
 multiversion! {
