@@ -10,6 +10,7 @@
 # memory: the first seed's run. --quick: first seed only.
 # Env: TORCH_PYTHON (default /tmp/torchenv/bin/python), CREST_BIN (default
 # target/release/crest), SKIP_BUILD=1, DATA (default ../shared/data/emoji-vendors),
+# REPORT_ONLY=1 (no runs: re-print the table from the logs in BENCH_OUT),
 # BENCH_OUT (default bench/out/post-<timestamp>).
 
 set -u
@@ -23,9 +24,13 @@ mkdir -p "$OUT"
 echo "post benchmark: data $DATA, seeds ${SEEDS[*]}, logs in $OUT"
 echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-check_torch
-build_crest "$OUT"
-if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+    HAVE_TORCH=0; HAVE_CREST=0   # only re-print the table from the logs in $BENCH_OUT
+else
+    check_torch
+    build_crest "$OUT"
+    if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
+fi
 
 crest_args() {  # recipe -> crest flags
     case "$1" in
