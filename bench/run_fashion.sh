@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/run_fashion.sh [--quick] [SEEDS...]   (run from the repo root)
+#
+# Fashion-MNIST (60,000 train / 10,000 test), crest vs PyTorch, three models:
+#   linear  Linear(784,10)
+#   mlp     Linear(784,256)-ReLU-Linear(256,10)            (crest: --arch mlp:256)
+#   cnn     Conv32-Pool-Conv64-Pool-Linear(3136,128)-Linear(128,10)
+# Cross-entropy, Adam 1e-3, batch 128, 5 epochs. crest and PyTorch run one
+# after the other (never concurrently), each under /usr/bin/time -v.
+# Accuracy: median over SEEDS (default 1 2 3); times and memory: first seed.
+# --quick: first seed only.
+# Env: ARCHS (default "linear mlp cnn"), TORCH_PYTHON, CREST_BIN, SKIP_BUILD=1,
+# DATA (default ../shared/data/fashion-mnist), BENCH_OUT (default bench/out/fashion-<timestamp>).
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. bench/common.sh
+parse_args "$@"
+
+DATA=${DATA:-../shared/data/fashion-mnist}
+ARCHS=${ARCHS:-linear mlp cnn}
+OUT=${BENCH_OUT:-bench/out/fashion-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+echo "fashion benchmark: data $DATA, archs $ARCHS, seeds ${SEEDS[*]}, logs in $OUT"
+echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+    HAVE_TORCH=0; HAVE_CREST=0   # only re-print the table from the logs in $BENCH_OUT
+else
+    check_torch
+    build_crest "$OUT"
+    if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
+fi
+
+crest_arch() { case "$1" in mlp) echo mlp:256 ;; *) echo "$1" ;; esac; }
+
+for arch in $ARCHS; do
+    for seed in "${SEEDS[@]}"; do
+        if [ "$HAVE_CREST" = 1 ]; then
+            timed "$OUT/crest-$arch-$seed" "$CREST_BIN" train "$DATA" --arch "$(crest_arch "$arch")" \
+                --epochs 5 --bs 128 --seed "$seed"
+        fi
+        if [ "$HAVE_TORCH" = 1 ]; then
+            timed "$OUT/torch-$arch-$seed" "$TORCH_PYTHON" bench/torch_fashion.py "$DATA" \
+                --arch "$arch" --epochs 5 --seed "$seed"
+        fi
+    done
+done
+
+echo
+echo "== results (times/memory: seed $FIRST_SEED; accuracy: median of seeds ${SEEDS[*]}) =="
+for arch in $ARCHS; do
+    c=$OUT/crest-$arch-$FIRST_SEED
+    t=$OUT/torch-$arch-$FIRST_SEED
+    cacc=(); tacc=()
+    for seed in "${SEEDS[@]}"; do
+        # crest reports the held-out (test) accuracy as valid_acc; accept test_acc too
+        cacc+=("$(kv "$OUT/crest-$arch-$seed" valid_acc test_acc)")
+        tacc+=("$(kv "$OUT/torch-$arch-$seed" test_acc valid_acc)")
+    done
+    echo
+    table_header "arch $arch"
+    row "s/epoch (median)" "$(kv "$c" epoch_s)" "$(kv "$t" epoch_s)"
+    row "test acc, median" "$(median "${cacc[@]}")" "$(median "${tacc[@]}")"
+    row "inference images/s (higher=better)" "$(kv "$c" infer_images_per_s)" "$(kv "$t" infer_images_per_s)"
+    row "max RSS MB (time -v)" "$(maxrss_mb "$c")" "$(maxrss_mb "$t")"
+    row "peak_rss_mb (self-reported)" "$(kv "$c" peak_rss_mb)" "$(kv "$t" peak_rss_mb)"
+    row "wall s (whole process)" "$(wall_s "$c")" "$(wall_s "$t")"
+    echo "  test acc per seed ${SEEDS[*]}: crest ${cacc[*]} | PyTorch ${tacc[*]}"
+done
+echo
+echo "ratios: crest/PyTorch (below 1 = crest faster/smaller for s and MB; above 1 = crest better for images/s)"
