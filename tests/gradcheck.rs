@@ -225,3 +225,32 @@ fn batch_norm_train_and_eval() {
         );
     }
 }
+
+#[test]
+fn losses() {
+    use crest::loss::{bce_with_logits, cross_entropy, mnist_loss};
+    let t = Tensor::from_vec(vec![1.0, 0.0, 1.0, 0.0], &[4, 1]);
+    check("mnist_loss", |x| mnist_loss(&x[0], &t), &[param(&[4, 1], 1)]);
+    check("bce_with_logits", |x| bce_with_logits(&x[0], &t), &[param(&[4, 1], 1)]);
+    let labels = Tensor::from_vec(vec![2.0, 0.0, 1.0], &[3]);
+    check("cross_entropy", |x| cross_entropy(&x[0], &labels), &[param(&[3, 4], 1)]);
+}
+
+#[test]
+fn fused_losses_match_their_definitions_and_stay_finite() {
+    use crest::loss::{bce_with_logits, cross_entropy};
+    let x = Tensor::from_vec(vec![0.3, -1.2, 2.0, -0.4], &[4, 1]);
+    let t = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[4, 1]);
+    let p = x.sigmoid();
+    let by_hand = -(&t * &p.log() + (1.0 - &t) * (1.0 - &p).log()).mean();
+    assert!((bce_with_logits(&x, &t).item() - by_hand.item()).abs() < 1e-6);
+    let logits = Tensor::from_vec(vec![1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
+    let labels = Tensor::from_vec(vec![2.0, 0.0], &[2]);
+    let expected = ((1.0f32.exp() + 2.0f32.exp() + 3.0f32.exp()).ln() - 3.0 + 3.0f32.ln()) / 2.0;
+    assert!((cross_entropy(&logits, &labels).item() - expected).abs() < 1e-6);
+    // Saturated logits: the naive forms give inf or NaN, the fused ones a finite loss.
+    let huge = Tensor::from_vec(vec![1000.0, -1000.0], &[2, 1]);
+    assert!((bce_with_logits(&huge, &Tensor::from_vec(vec![0.0, 1.0], &[2, 1])).item() - 1000.0).abs() < 1e-3);
+    let wide = Tensor::from_vec(vec![1000.0, 0.0], &[1, 2]);
+    assert!((cross_entropy(&wide, &Tensor::from_vec(vec![1.0], &[1])).item() - 1000.0).abs() < 1e-3);
+}

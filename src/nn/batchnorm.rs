@@ -67,3 +67,23 @@ impl Module for BatchNorm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_updates_running_statistics_and_eval_uses_them() {
+        let mut bn = BatchNorm::new(2);
+        // Channel 0 holds 1, 3 (mean 2, unbiased var 2); channel 1 holds 10, 10.
+        let x = Tensor::from_vec(vec![1.0, 10.0, 3.0, 10.0], &[2, 2]);
+        let y = bn.forward(&x).to_vec();
+        assert!((y[0] + 1.0).abs() < 1e-3 && (y[2] - 1.0).abs() < 1e-3, "{y:?}");
+        assert_eq!(bn.running_mean.to_vec(), vec![0.2, 1.0]);
+        let rv = bn.running_var.to_vec();
+        assert!((rv[0] - (0.9 + 0.1 * 2.0)).abs() < 1e-5 && (rv[1] - 0.9).abs() < 1e-5, "{rv:?}");
+        bn.set_training(false);
+        let e = bn.forward(&x).to_vec();
+        assert!((e[0] - (1.0 - 0.2) / (1.1f32 + 1e-5).sqrt()).abs() < 1e-5, "{e:?}");
+    }
+}

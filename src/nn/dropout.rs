@@ -42,3 +42,22 @@ impl Module for Dropout {
         Ok(input.to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_about_p_scales_the_rest_and_routes_gradients_through_the_mask() {
+        let mut d = Dropout::new(0.25, &mut Rng::new(1));
+        let x = Tensor::ones(&[10_000]).requires_grad_();
+        let y = d.forward(&x);
+        let kept = y.to_vec().iter().filter(|&&v| v != 0.0).count();
+        assert!((7300..7700).contains(&kept), "kept {kept} of 10000");
+        assert!(y.to_vec().iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
+        y.sum().backward();
+        assert_eq!(x.grad().unwrap().to_vec(), y.to_vec());
+        d.set_training(false);
+        assert_eq!(d.forward(&x).to_vec(), x.to_vec());
+    }
+}
