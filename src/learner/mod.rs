@@ -179,6 +179,7 @@ impl Learner {
                 total += loss as f64 * n as f64;
                 count += n;
             }
+            let train_seconds = start.elapsed().as_secs_f64();
             let (valid_loss, metrics) = self.validate();
             let row = EpochRow {
                 epoch,
@@ -186,6 +187,7 @@ impl Learner {
                 valid_loss,
                 metrics,
                 seconds: start.elapsed().as_secs_f64(),
+                train_seconds,
             };
             if self.verbose {
                 println!("{}", table::format_row(&row, header));

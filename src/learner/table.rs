@@ -9,7 +9,10 @@ pub struct EpochRow {
     /// None when there is no validation set (fastai prints `None` too).
     pub valid_loss: Option<f32>,
     pub metrics: Vec<Option<f32>>,
+    /// The whole epoch (training and validation), as the table's `time` column shows it.
     pub seconds: f64,
+    /// The training pass alone.
+    pub train_seconds: f64,
 }
 
 pub fn header(metric_names: &[&str]) -> Vec<String> {
