@@ -174,6 +174,7 @@ fn u8_inputs_match_f32_inputs() {
             }
         }
         assert_eq!(xu.flatten().to_vec(), xf.to_vec());
+        assert_eq!(xu.narrow(0, 1, 2).to_vec(), xf.narrow(0, 1, 2).to_vec());
     }
 }
 

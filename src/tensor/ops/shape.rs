@@ -79,14 +79,18 @@ impl Tensor {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let (full, part) = (shape[axis] * inner, len * inner);
+        let mut out_shape = shape.clone();
+        out_shape[axis] = len;
+        if let (Some(bytes), 0) = (&self.0.bytes, axis) {
+            // Rows of a u8 input stay u8: the post's `train_x[:4]` must not widen the whole dataset to f32.
+            return Tensor::from_u8(bytes.data[start * inner..(start + len) * inner].to_vec(), &out_shape, bytes.scale);
+        }
         let data: Vec<f32> = {
             let d = self.data();
             (0..outer)
                 .flat_map(|o| d[o * full + start * inner..o * full + start * inner + part].iter().copied())
                 .collect()
         };
-        let mut out_shape = shape;
-        out_shape[axis] = len;
         Tensor::from_op(data, &out_shape, "NarrowBackward", &[self], move |ctx| {
             let mut g = vec![0.0; outer * full];
             for o in 0..outer {
