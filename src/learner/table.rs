@@ -72,6 +72,7 @@ mod tests {
             valid_loss: Some(0.499413),
             metrics: vec![Some(0.515)],
             seconds: 0.2,
+            train_seconds: 0.1,
         };
         assert_eq!(format_line(&h, &h), "epoch     train_loss  valid_loss  batch_accuracy  time");
         assert_eq!(format_row(&row, &h), "0         0.504162    0.499413    0.515000        00:00");
