@@ -19,7 +19,7 @@ use std::sync::Arc;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args.iter().find(|a| {
-        !a.starts_with("--") && args.iter().position(|b| b == "--size").map_or(true, |i| args.get(i + 1) != Some(a))
+        !a.starts_with("--") && args.iter().position(|b| b == "--size").is_none_or(|i| args.get(i + 1) != Some(a))
     });
     let dir = dir.map_or("data/mnist_sample", String::as_str);
     let size = args.iter().position(|a| a == "--size").and_then(|i| args.get(i + 1)?.parse().ok());

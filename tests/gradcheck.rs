@@ -74,7 +74,11 @@ fn matmul_both_operands() {
 
 #[test]
 fn linear_all_three_gradients() {
-    check("linear", |x| weighted(&x[0].linear(&x[1], Some(&x[2]))), &[param(&[3, 5], 1), param(&[4, 5], 2), param(&[4], 3)]);
+    check(
+        "linear",
+        |x| weighted(&x[0].linear(&x[1], Some(&x[2]))),
+        &[param(&[3, 5], 1), param(&[4, 5], 2), param(&[4], 3)],
+    );
     check("linear, one output", |x| weighted(&x[0].linear(&x[1], None)), &[param(&[6, 2], 1), param(&[1, 2], 2)]);
 }
 
@@ -182,7 +186,11 @@ fn conv2d_all_three_gradients() {
             &[param(&[2, 3, 5, 6], 1), param(&[4, 3, 3, 3], 2), param(&[4], 3)],
         );
     }
-    check("conv2d, no bias", |x| weighted(&x[0].conv2d(&x[1], None, 1, 0)), &[param(&[1, 1, 4, 4], 1), param(&[2, 1, 2, 2], 2)]);
+    check(
+        "conv2d, no bias",
+        |x| weighted(&x[0].conv2d(&x[1], None, 1, 0)),
+        &[param(&[1, 1, 4, 4], 1), param(&[2, 1, 2, 2], 2)],
+    );
 }
 
 #[test]
@@ -203,7 +211,14 @@ fn batch_norm_train_and_eval() {
         check(
             "batch_norm",
             |x| {
-                let st = BatchNormState { gamma: &x[1], beta: &x[2], running_mean: &rm, running_var: &rv, momentum: 0.0, eps: 1e-5 };
+                let st = BatchNormState {
+                    gamma: &x[1],
+                    beta: &x[2],
+                    running_mean: &rm,
+                    running_var: &rv,
+                    momentum: 0.0,
+                    eps: 1e-5,
+                };
                 weighted(&x[0].batch_norm(&st, training))
             },
             &[param(shape, 1), positive(&[3], 2), param(&[3], 3)],

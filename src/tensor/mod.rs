@@ -245,8 +245,8 @@ impl fmt::Display for Tensor {
         }
         write!(f, "tensor(")?;
         rec(f, &self.data(), self.shape(), 7)?;
-        if self.0.node.is_some() {
-            write!(f, ", grad_fn=<{}>", self.0.node.as_ref().unwrap().name)?;
+        if let Some(node) = &self.0.node {
+            write!(f, ", grad_fn=<{}>", node.name)?;
         }
         write!(f, ")")
     }

@@ -27,7 +27,17 @@ const AXPY_COLS: usize = 2048;
 /// out = scale·(A as f32)·B, with A `[m,k]` u8 and out `[m,n]` row-major (overwritten), and B `[k,n]` read with
 /// strides `rsb`, `csb` (so a Linear layer's `[n,k]` weight serves as Wᵀ without a copy).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_u8(m: usize, k: usize, n: usize, scale: f32, a: &[u8], b: &[f32], rsb: usize, csb: usize, out: &mut [f32]) {
+pub fn matmul_u8(
+    m: usize,
+    k: usize,
+    n: usize,
+    scale: f32,
+    a: &[u8],
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    out: &mut [f32],
+) {
     assert_eq!(a.len(), m * k, "matmul_u8: a is not [m,k]");
     assert!(k == 0 || n == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb, "matmul_u8: b does not cover [k,n]");
     assert_eq!(out.len(), m * n, "matmul_u8: out is not [m,n]");

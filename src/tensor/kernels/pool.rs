@@ -5,6 +5,9 @@ use rayon::prelude::*;
 
 use super::sum_f64;
 
+/// Planes are grouped so that each rayon task reads at least this many inputs.
+const TASK_MIN_ELEMS: usize = 1 << 14;
+
 fn out_len(size: usize, k: usize, stride: usize, pad: usize) -> usize {
     (size + 2 * pad - k) / stride + 1
 }
@@ -47,27 +50,69 @@ pub fn maxpool2d_forward(
     if out.is_empty() {
         return;
     }
-    out.par_chunks_mut(oh * ow).zip(argmax.par_chunks_mut(oh * ow)).enumerate().for_each(|(plane, (o, am))| {
-        let base = plane * h * w;
-        let xp = &x[base..base + h * w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best = f32::NEG_INFINITY;
-                let mut best_at = usize::MAX;
-                for iy in window(oy, k, stride, pad, h) {
-                    for ix in window(ox, k, stride, pad, w) {
-                        let v = xp[iy * w + ix];
-                        if best_at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                            best = v;
-                            best_at = iy * w + ix;
+    // Several planes per task: one 14×14 plane is too little work to be worth a rayon split.
+    let per_task = TASK_MIN_ELEMS.div_ceil(h * w);
+    let fast = k == 2 && stride == 2 && pad == 0;
+    out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate().for_each(
+        |(task, (o, am))| {
+            let planes = o.chunks_exact_mut(oh * ow).zip(am.chunks_exact_mut(oh * ow));
+            for (i, (o, am)) in planes.enumerate() {
+                let base = (task * per_task + i) * h * w;
+                let xp = &x[base..base + h * w];
+                if fast {
+                    maxpool2x2_plane(xp, w, base as u32, o, am);
+                    continue;
+                }
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut best_at = usize::MAX;
+                        for iy in window(oy, k, stride, pad, h) {
+                            for ix in window(ox, k, stride, pad, w) {
+                                let v = xp[iy * w + ix];
+                                if best_at == usize::MAX || beats(v, best) {
+                                    best = v;
+                                    best_at = iy * w + ix;
+                                }
+                            }
                         }
+                        o[oy * ow + ox] = best;
+                        am[oy * ow + ox] = (base + best_at) as u32;
                     }
                 }
-                o[oy * ow + ox] = best;
-                am[oy * ow + ox] = (base + best_at) as u32;
             }
+        },
+    );
+}
+
+/// Whether `v`, met later in a window, replaces the running max `best`: a larger value does,
+/// and NaN does unless NaN already won, so the first maximum wins and NaN propagates.
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    (v > best || v.is_nan()) && !best.is_nan()
+}
+
+/// The common 2×2, stride-2, unpadded case: windows never clip, so each output reads two
+/// aligned pairs and the loop runs without branches.
+fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, o: &mut [f32], am: &mut [u32]) {
+    let ow = w / 2;
+    let rows = o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow));
+    for (oy, ((o, am), (r0, r1))) in rows.zip(xp.chunks_exact(2 * w).map(|pair| pair.split_at(w))).enumerate() {
+        let top = base + (2 * oy * w) as u32;
+        let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        for (ox, ((o, am), (a, b))) in o.iter_mut().zip(am.iter_mut()).zip(cells).enumerate() {
+            let at = top + 2 * ox as u32;
+            let below = at + w as u32;
+            let (mut best, mut best_at) = (a[0], at);
+            for (v, i) in [(a[1], at + 1), (b[0], below), (b[1], below + 1)] {
+                let take = beats(v, best);
+                best = if take { v } else { best };
+                best_at = if take { i } else { best_at };
+            }
+            *o = best;
+            *am = best_at;
         }
-    });
+    }
 }
 
 /// dx (overwritten) = dout scattered to the positions recorded by [`maxpool2d_forward`].
@@ -248,6 +293,44 @@ mod tests {
             let mut dx = vec![f32::NAN; x.len()];
             maxpool2d_backward(&am, &r, &mut dx);
             fd_check(s, &x, &r, &dx, true);
+        }
+    }
+
+    /// Ties and NaN, on the 2×2 fast path (with odd sizes, whose last row and column are
+    /// dropped) and on generic shapes: the chosen index must be the first NaN in the window
+    /// if there is one, else the first maximum, as in PyTorch.
+    #[test]
+    fn maxpool_ties_and_nan() {
+        let shapes = [(2, 3, 6, 8, 2, 2, 0), (1, 2, 7, 9, 2, 2, 0), (2, 2, 7, 5, 3, 2, 1), (1, 2, 5, 6, 2, 1, 0)];
+        for (i, &(n, c, h, w, k, st, p)) in shapes.iter().enumerate() {
+            let r = rand_vec(n * c * h * w, 120 + i as u64);
+            // Few distinct values so windows hold ties; about one in eight is NaN.
+            let x: Vec<f32> = r.iter().map(|&v| if v > 0.75 { f32::NAN } else { (v * 3.0).round() }).collect();
+            let (oh, ow) = (out_len(h, k, st, p), out_len(w, k, st, p));
+            let mut out = vec![0.0; n * c * oh * ow];
+            let mut am = vec![0u32; out.len()];
+            maxpool2d_forward(n, c, h, w, k, st, p, &x, &mut out, &mut am);
+            for pl in 0..n * c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut idx = Vec::new();
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let iy = (oy * st + dy) as isize - p as isize;
+                                let ix = (ox * st + dx) as isize - p as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    idx.push(pl * h * w + iy as usize * w + ix as usize);
+                                }
+                            }
+                        }
+                        let top = idx.iter().map(|&j| x[j]).fold(f32::NEG_INFINITY, f32::max);
+                        let want = idx.iter().find(|&&j| x[j].is_nan()).or_else(|| idx.iter().find(|&&j| x[j] == top));
+                        let o = pl * oh * ow + oy * ow + ox;
+                        assert_eq!(am[o] as usize, *want.unwrap(), "argmax {o} in {:?}", shapes[i]);
+                        assert_eq!(out[o].to_bits(), x[am[o] as usize].to_bits());
+                    }
+                }
+            }
         }
     }
 

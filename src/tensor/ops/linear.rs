@@ -18,7 +18,22 @@ impl Tensor {
         let mut out = vec![0.0; m * n];
         match self.streamed_bytes() {
             Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &weight.data(), 1, k, &mut out),
-            None => sgemm(m, k, n, 1.0, &self.data(), k as isize, 1, &weight.data(), 1, k as isize, 0.0, &mut out, n as isize, 1),
+            None => sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                &self.data(),
+                k as isize,
+                1,
+                &weight.data(),
+                1,
+                k as isize,
+                0.0,
+                &mut out,
+                n as isize,
+                1,
+            ),
         }
         if let Some(b) = bias {
             let b = b.data();
@@ -45,7 +60,9 @@ impl Tensor {
                             row.iter().enumerate().for_each(|(j, v)| dw[j * k + p] = *v);
                         }
                     }
-                    None => sgemm(n, m, k, 1.0, g, 1, n as isize, &xc.data(), k as isize, 1, 0.0, &mut dw, k as isize, 1),
+                    None => {
+                        sgemm(n, m, k, 1.0, g, 1, n as isize, &xc.data(), k as isize, 1, 0.0, &mut dw, k as isize, 1)
+                    }
                 }
                 dw
             });
