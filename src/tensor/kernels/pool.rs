@@ -52,15 +52,17 @@ pub fn maxpool2d_forward(
     }
     // Several planes per task: one 14×14 plane is too little work to be worth a rayon split.
     let per_task = TASK_MIN_ELEMS.div_ceil(h * w);
-    let fast = k == 2 && stride == 2 && pad == 0;
-    out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate().for_each(
-        |(task, (o, am))| {
+    let fast = k == 2 && stride == 2 && pad == 0 && w.is_multiple_of(2);
+    let tasks = out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate();
+    tasks.for_each_init(
+        || (Vec::new(), Vec::new()),
+        |pairs, (task, (o, am))| {
             let planes = o.chunks_exact_mut(oh * ow).zip(am.chunks_exact_mut(oh * ow));
             for (i, (o, am)) in planes.enumerate() {
                 let base = (task * per_task + i) * h * w;
                 let xp = &x[base..base + h * w];
                 if fast {
-                    maxpool2x2_plane(xp, w, base as u32, o, am);
+                    maxpool2x2_plane(xp, w, base as u32, pairs, o, am);
                     continue;
                 }
                 for oy in 0..oh {
@@ -89,41 +91,48 @@ pub fn maxpool2d_forward(
 /// and NaN does unless NaN already won, so the first maximum wins and NaN propagates.
 #[inline(always)]
 fn beats(v: f32, best: f32) -> bool {
-    (v > best || v.is_nan()) && !best.is_nan()
+    (v > best) | (v.is_nan() & !best.is_nan())
 }
 
-/// The common 2×2, stride-2, unpadded case: windows never clip, so each output reads two
-/// aligned pairs and the loop runs without branches.
-fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, o: &mut [f32], am: &mut [u32]) {
+/// The common 2×2, stride-2, unpadded case (even width), in two branch-free passes: the first
+/// max of each horizontal pair over the whole plane at once (pairs are contiguous, so this
+/// vectorises), then the first max of each vertical pair of those, row by row. Top precedes
+/// bottom in the scan, so this keeps [`beats`]' order. `pairs` holds `h·ow` values and their
+/// indices.
+fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, pairs: &mut (Vec<f32>, Vec<u32>), o: &mut [f32], am: &mut [u32]) {
     let ow = w / 2;
+    let (hv, hi) = pairs;
+    hv.resize(xp.len() / 2, 0.0);
+    hi.resize(xp.len() / 2, 0);
+    for (j, ((v, i), ab)) in hv.iter_mut().zip(hi.iter_mut()).zip(xp.chunks_exact(2)).enumerate() {
+        let take = beats(ab[1], ab[0]);
+        *v = if take { ab[1] } else { ab[0] };
+        *i = base + 2 * j as u32 + take as u32;
+    }
     let rows = o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow));
-    for (oy, ((o, am), (r0, r1))) in rows.zip(xp.chunks_exact(2 * w).map(|pair| pair.split_at(w))).enumerate() {
-        let top = base + (2 * oy * w) as u32;
-        let cells = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-        for (ox, ((o, am), (a, b))) in o.iter_mut().zip(am.iter_mut()).zip(cells).enumerate() {
-            let at = top + 2 * ox as u32;
-            let below = at + w as u32;
-            let (mut best, mut best_at) = (a[0], at);
-            for (v, i) in [(a[1], at + 1), (b[0], below), (b[1], below + 1)] {
-                let take = beats(v, best);
-                best = if take { v } else { best };
-                best_at = if take { i } else { best_at };
-            }
-            *o = best;
-            *am = best_at;
+    for ((o, am), (v, i)) in rows.zip(hv.chunks_exact(2 * ow).zip(hi.chunks_exact(2 * ow))) {
+        let (top, bottom) = v.split_at(ow);
+        let (top_at, bottom_at) = i.split_at(ow);
+        for ((o, am), ((&t, &b), (&ta, &ba))) in
+            o.iter_mut().zip(am.iter_mut()).zip(top.iter().zip(bottom).zip(top_at.iter().zip(bottom_at)))
+        {
+            let take = beats(b, t);
+            *o = if take { b } else { t };
+            *am = if take { ba } else { ta };
         }
     }
 }
 
-/// dx (overwritten) = dout scattered to the positions recorded by [`maxpool2d_forward`].
+/// dx (`len` elements) = dout scattered to the positions recorded by [`maxpool2d_forward`].
 /// Serial: overlapping windows may send several outputs to one input, and `argmax` alone
 /// does not say where planes start.
-pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], dx: &mut [f32]) {
+pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], len: usize) -> Vec<f32> {
     assert_eq!(argmax.len(), dout.len(), "maxpool2d_backward: argmax and dout differ in length");
-    dx.fill(0.0);
+    let mut dx = vec![0.0; len];
     for (&i, &g) in argmax.iter().zip(dout) {
         dx[i as usize] += g;
     }
+    dx
 }
 
 /// out `[n,c,oh,ow]` = window mean, padding counted as zeros in the divisor (PyTorch's
@@ -290,18 +299,23 @@ mod tests {
                 assert_eq!(*o, x[a as usize]);
             }
             let r = rand_vec(out.len(), 90 + i as u64);
-            let mut dx = vec![f32::NAN; x.len()];
-            maxpool2d_backward(&am, &r, &mut dx);
+            let dx = maxpool2d_backward(&am, &r, x.len());
             fd_check(s, &x, &r, &dx, true);
         }
     }
 
-    /// Ties and NaN, on the 2×2 fast path (with odd sizes, whose last row and column are
-    /// dropped) and on generic shapes: the chosen index must be the first NaN in the window
+    /// Ties and NaN, on the 2×2 fast path (with an odd height, whose last row is dropped) and
+    /// on generic shapes (an odd width leaves the fast path): the chosen index must be the first NaN in the window
     /// if there is one, else the first maximum, as in PyTorch.
     #[test]
     fn maxpool_ties_and_nan() {
-        let shapes = [(2, 3, 6, 8, 2, 2, 0), (1, 2, 7, 9, 2, 2, 0), (2, 2, 7, 5, 3, 2, 1), (1, 2, 5, 6, 2, 1, 0)];
+        let shapes = [
+            (2, 3, 6, 8, 2, 2, 0),
+            (1, 2, 7, 10, 2, 2, 0),
+            (1, 2, 7, 9, 2, 2, 0),
+            (2, 2, 7, 5, 3, 2, 1),
+            (1, 2, 5, 6, 2, 1, 0),
+        ];
         for (i, &(n, c, h, w, k, st, p)) in shapes.iter().enumerate() {
             let r = rand_vec(n * c * h * w, 120 + i as u64);
             // Few distinct values so windows hold ties; about one in eight is NaN.
