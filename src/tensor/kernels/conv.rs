@@ -61,6 +61,13 @@ impl Conv2dShape {
         (GROUP_COLS / self.positions().max(1)).max(1)
     }
 
+    /// Stride 1 with an output as wide as the input: a step of one row in a column row is a
+    /// step of one row in the image, so each column row reads one contiguous run of its plane
+    /// (plus padding) and im2col/col2im move whole runs instead of row pieces.
+    fn contiguous(&self) -> bool {
+        self.stride == 1 && self.out_w() == self.w
+    }
+
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
@@ -214,7 +221,7 @@ pub fn conv2d_backward(
                     let dcols = scratch(dcols, k * ld);
                     gemm(k, s.c_out, ld, 1.0, w, 1, k as isize, gs, ld as isize, 1, 0.0, dcols, ld as isize, 1);
                     for (img, dxi) in dxg.chunks_exact_mut(s.in_image()).enumerate() {
-                        col2im(s, &dcols[img * p..], ld, dxi);
+                        col2im(s, &mut dcols[img * p..], ld, dxi);
                     }
                 }
                 dw_part
@@ -263,6 +270,37 @@ fn valid_cols(s: &Conv2dShape, kx: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
+/// Output rows whose input row at kernel row `ky` lies inside the image, for stride 1.
+fn valid_rows(s: &Conv2dShape, ky: usize) -> std::ops::Range<usize> {
+    let hi = (s.h + s.pad).saturating_sub(ky).min(s.out_h());
+    s.pad.saturating_sub(ky).min(hi)..hi
+}
+
+/// For a [`Conv2dShape::contiguous`] shape, the entries of the column row for kernel offset
+/// (ky, kx) that read the image, as one run: (start in the row, start in the plane, length).
+fn run(s: &Conv2dShape, ky: usize, kx: usize) -> Option<(usize, usize, usize)> {
+    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
+    if rows.is_empty() || lo == hi {
+        return None;
+    }
+    let at = rows.start * ow + lo;
+    Some((at, (rows.start + ky - s.pad) * s.w + lo + kx - s.pad, (rows.end - 1) * ow + hi - at))
+}
+
+/// Zeroes the entries of a [`Conv2dShape::contiguous`] column row for kernel offset (ky, kx)
+/// that read padding.
+fn zero_padding(s: &Conv2dShape, ky: usize, kx: usize, row: &mut [f32]) {
+    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
+    row[..rows.start * ow].fill(0.0);
+    row[rows.end * ow..].fill(0.0);
+    // Column by column: these are a pad's width of single entries per row, too short for fill.
+    for c in (0..lo).chain(hi..ow) {
+        for oy in rows.clone() {
+            row[oy * ow + c] = 0.0;
+        }
+    }
+}
+
 /// Input row read by output row `oy` at kernel row `ky`, if not padding.
 fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
     (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)
@@ -278,6 +316,13 @@ fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32], ld: usize) {
             for kx in 0..s.kw {
                 let row = &mut cols[r * ld..r * ld + oh * ow];
                 r += 1;
+                if s.contiguous() {
+                    if let Some((at, from, len)) = run(s, ky, kx) {
+                        row[at..at + len].copy_from_slice(&plane[from..from + len]);
+                    }
+                    zero_padding(s, ky, kx, row);
+                    continue;
+                }
                 let (lo, hi) = valid_cols(s, kx);
                 for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
                     let Some(iy) = input_row(s, oy, ky) else {
@@ -303,16 +348,26 @@ fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32], ld: usize) {
 }
 
 /// Adjoint of [`im2col`]: dx `[c_in,h,w]` (overwritten) gathers every column entry that
-/// read it.
-fn col2im(s: &Conv2dShape, dcols: &[f32], ld: usize, dxi: &mut [f32]) {
+/// read it. The entries of `dcols` that read padding may be zeroed.
+fn col2im(s: &Conv2dShape, dcols: &mut [f32], ld: usize, dxi: &mut [f32]) {
     dxi.fill(0.0);
     let (oh, ow) = (s.out_h(), s.out_w());
     let mut r = 0;
     for plane in dxi.chunks_exact_mut(s.h * s.w) {
         for ky in 0..s.kh {
             for kx in 0..s.kw {
-                let row = &dcols[r * ld..r * ld + oh * ow];
+                let row = &mut dcols[r * ld..r * ld + oh * ow];
                 r += 1;
+                if s.contiguous() {
+                    // Zeroed padding entries add nothing to the pixels the run wraps onto.
+                    zero_padding(s, ky, kx, row);
+                    if let Some((at, from, len)) = run(s, ky, kx) {
+                        for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
+                            *d += v;
+                        }
+                    }
+                    continue;
+                }
                 let (lo, hi) = valid_cols(s, kx);
                 for (oy, src) in row.chunks_exact(ow).enumerate() {
                     let Some(iy) = input_row(s, oy, ky) else {
