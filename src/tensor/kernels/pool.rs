@@ -113,13 +113,37 @@ fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, pairs: &mut (Vec<f32>, Vec<
     for ((o, am), (v, i)) in rows.zip(hv.chunks_exact(2 * ow).zip(hi.chunks_exact(2 * ow))) {
         let (top, bottom) = v.split_at(ow);
         let (top_at, bottom_at) = i.split_at(ow);
-        for ((o, am), ((&t, &b), (&ta, &ba))) in
-            o.iter_mut().zip(am.iter_mut()).zip(top.iter().zip(bottom).zip(top_at.iter().zip(bottom_at)))
-        {
-            let take = beats(b, t);
-            *o = if take { b } else { t };
-            *am = if take { ba } else { ta };
+        // Rows of 7 or 14 are too short for the loop vectoriser, so they go in fixed blocks
+        // (the last one overlapping: an output depends only on its own inputs, so writing it
+        // twice is harmless), copied through local arrays: only then does the SLP vectoriser,
+        // sure that nothing aliases, turn each block into a few vector ops.
+        const BLOCK: usize = 4;
+        if ow < BLOCK {
+            pick_lower(top, bottom, top_at, bottom_at, o, am);
+            continue;
         }
+        for s in (0..ow - BLOCK).step_by(BLOCK).chain([ow - BLOCK]) {
+            let r = s..s + BLOCK;
+            let block = |v: &[f32]| -> [f32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
+            let block_at = |v: &[u32]| -> [u32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
+            let (mut bo, mut bam) = ([0.0; BLOCK], [0; BLOCK]);
+            pick_lower(&block(top), &block(bottom), &block_at(top_at), &block_at(bottom_at), &mut bo, &mut bam);
+            o[r.clone()].copy_from_slice(&bo);
+            am[r].copy_from_slice(&bam);
+        }
+    }
+}
+
+/// Per element, the bottom value and index where it [`beats`] the top one, else the top.
+#[inline(always)]
+fn pick_lower(top: &[f32], bottom: &[f32], top_at: &[u32], bottom_at: &[u32], o: &mut [f32], am: &mut [u32]) {
+    let pairs = top.iter().zip(bottom).zip(top_at.iter().zip(bottom_at));
+    for ((o, am), ((&t, &b), (&ta, &ba))) in o.iter_mut().zip(am.iter_mut()).zip(pairs) {
+        let take = beats(b, t);
+        *o = if take { b } else { t };
+        // A mask, not `if`: LLVM turns an index select into a select of addresses, which
+        // stays scalar.
+        *am = ta ^ ((ta ^ ba) & (take as u32).wrapping_neg());
     }
 }
 
