@@ -1,5 +1,6 @@
-//! 2-D convolution, NCHW, as im2col + GEMM per image, images spread over rayon tasks.
-//! A 1×1, stride-1, unpadded convolution skips im2col: the image already is the column
+//! 2-D convolution, NCHW, as im2col + GEMM over groups of images (their columns side by
+//! side, so narrow outputs still make wide GEMMs), groups spread over rayon tasks.
+//! A lone image of a 1×1, stride-1, unpadded convolution skips im2col: it already is the column
 //! matrix.
 
 use rayon::prelude::*;
@@ -11,6 +12,9 @@ use super::sum_f64;
 /// the cores busy, few enough that the per-chunk partial gradients stay cheap to reduce.
 /// A constant (not the thread count) so the reduction order never changes.
 const DW_CHUNKS: usize = 16;
+
+/// Target GEMM width (columns, i.e. output positions of all images in a group).
+const GROUP_COLS: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dShape {
@@ -51,6 +55,19 @@ impl Conv2dShape {
         self.c_out * self.positions()
     }
 
+    /// Images whose columns share one GEMM: a 14×14 output alone makes GEMMs too narrow to
+    /// run at full speed, while a large one gains nothing from the extra copies.
+    fn group(&self) -> usize {
+        (GROUP_COLS / self.positions().max(1)).max(1)
+    }
+
+    /// Stride 1 with an output as wide as the input: a step of one row in a column row is a
+    /// step of one row in the image, so each column row reads one contiguous run of its plane
+    /// (plus padding) and im2col/col2im move whole runs instead of row pieces.
+    fn contiguous(&self) -> bool {
+        self.stride == 1 && self.out_w() == self.w
+    }
+
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
@@ -77,35 +94,41 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     if s.n == 0 || s.out_image() == 0 {
         return;
     }
-    let (k, p) = (s.k_dim(), s.positions());
-    // One image cannot be split over tasks, so let the GEMM use the threads instead.
-    let gemm = if s.n == 1 { sgemm } else { sgemm_serial };
-    let cols_len = if s.pointwise() { 0 } else { k * p };
-    out.par_chunks_mut(s.out_image()).zip(x.par_chunks(s.in_image())).for_each_init(
-        || vec![0.0f32; cols_len],
-        |cols, (o, xi)| {
-            let cols: &[f32] = if s.pointwise() {
-                xi
-            } else {
-                im2col(s, xi, cols);
-                cols
-            };
+    let (k, p, g) = (s.k_dim(), s.positions(), s.group());
+    // A single group cannot be split over tasks, so let the GEMM use the threads instead.
+    let gemm = if s.n <= g { sgemm } else { sgemm_serial };
+    out.par_chunks_mut(g * s.out_image()).zip(x.par_chunks(g * s.in_image())).for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(cols, prods), (o, xg)| {
+            let imgs = o.len() / s.out_image();
+            let cols = gather_cols(s, xg, cols);
+            // One image writes its output in place; a group needs the [c_out, imgs·p] product
+            // split back into images.
+            let dst: &mut [f32] = if imgs == 1 { o } else { scratch(prods, s.c_out * imgs * p) };
             let beta = match bias {
                 Some(b) => {
-                    for (row, &bv) in o.chunks_exact_mut(p).zip(b) {
+                    for (row, &bv) in dst.chunks_exact_mut(imgs * p).zip(b) {
                         row.fill(bv);
                     }
                     1.0
                 }
                 None => 0.0,
             };
-            gemm(s.c_out, k, p, 1.0, w, k as isize, 1, cols, p as isize, 1, beta, o, p as isize, 1);
+            let ld = imgs * p;
+            gemm(s.c_out, k, ld, 1.0, w, k as isize, 1, cols, ld as isize, 1, beta, dst, ld as isize, 1);
+            if imgs > 1 {
+                for (img, oi) in o.chunks_exact_mut(s.out_image()).enumerate() {
+                    for (row, src) in oi.chunks_exact_mut(p).zip(prods.chunks_exact(ld)) {
+                        row.copy_from_slice(&src[img * p..(img + 1) * p]);
+                    }
+                }
+            }
         },
     );
 }
 
 /// Gradients of [`conv2d_forward`]: `dw` (and `db`, `dx` when given) are overwritten, not
-/// accumulated. dW = Σ_images dout·colsᵀ, dcols = Wᵀ·dout scattered back by col2im.
+/// accumulated. dW = Σ_groups dout·colsᵀ, dcols = Wᵀ·dout scattered back by col2im.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward(
     s: &Conv2dShape,
@@ -144,38 +167,66 @@ pub fn conv2d_backward(
         None => (0..n_chunks).map(|_| None).collect(),
     };
     let gemm = if n_chunks == 1 { sgemm } else { sgemm_serial };
+    let group = s.group().min(chunk_imgs);
     let partials: Vec<Vec<f32>> = dx_chunks
         .into_par_iter()
         .enumerate()
-        .map(|(chunk, mut dx_chunk)| {
-            let mut dw_part = vec![0.0f32; dw.len()];
-            let mut cols = vec![0.0f32; if s.pointwise() { 0 } else { k * p }];
-            let mut dcols = vec![0.0f32; if s.pointwise() || dx_chunk.is_none() { 0 } else { k * p }];
-            let first = chunk * chunk_imgs;
-            for img in first..(first + chunk_imgs).min(s.n) {
-                let xi = &x[img * s.in_image()..(img + 1) * s.in_image()];
-                let gi = &dout[img * s.out_image()..(img + 1) * s.out_image()];
-                let cols: &[f32] = if s.pointwise() {
-                    xi
-                } else {
-                    im2col(s, xi, &mut cols);
-                    &cols
-                };
-                let beta = if img == first { 0.0 } else { 1.0 };
-                gemm(s.c_out, p, k, 1.0, gi, p as isize, 1, cols, 1, p as isize, beta, &mut dw_part, k as isize, 1);
-                if let Some(dx_chunk) = dx_chunk.as_deref_mut() {
-                    let local = img - first;
-                    let dxi = &mut dx_chunk[local * s.in_image()..(local + 1) * s.in_image()];
-                    if s.pointwise() {
-                        gemm(k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, dxi, p as isize, 1);
+        .map_init(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(cols, douts, dcols), (chunk, mut dx_chunk)| {
+                let mut dw_part = vec![0.0f32; dw.len()];
+                let first = chunk * chunk_imgs;
+                let last = (first + chunk_imgs).min(s.n);
+                for start in (first..last).step_by(group) {
+                    let imgs = group.min(last - start);
+                    let ld = imgs * p;
+                    let cols = gather_cols(s, &x[start * s.in_image()..(start + imgs) * s.in_image()], cols);
+                    let gs = &dout[start * s.out_image()..(start + imgs) * s.out_image()];
+                    // dout of a group as one [c_out, imgs·p] matrix, images side by side as in cols.
+                    let gs: &[f32] = if imgs == 1 {
+                        gs
                     } else {
-                        gemm(k, s.c_out, p, 1.0, w, 1, k as isize, gi, p as isize, 1, 0.0, &mut dcols, p as isize, 1);
-                        col2im(s, &dcols, dxi);
+                        let m = scratch(douts, s.c_out * ld);
+                        for (img, gi) in gs.chunks_exact(s.out_image()).enumerate() {
+                            for (row, src) in m.chunks_exact_mut(ld).zip(gi.chunks_exact(p)) {
+                                row[img * p..(img + 1) * p].copy_from_slice(src);
+                            }
+                        }
+                        m
+                    };
+                    let beta = if start == first { 0.0 } else { 1.0 };
+                    gemm(
+                        s.c_out,
+                        ld,
+                        k,
+                        1.0,
+                        gs,
+                        ld as isize,
+                        1,
+                        cols,
+                        1,
+                        ld as isize,
+                        beta,
+                        &mut dw_part,
+                        k as isize,
+                        1,
+                    );
+                    let Some(dx_chunk) = dx_chunk.as_deref_mut() else { continue };
+                    let local = start - first;
+                    let dxg = &mut dx_chunk[local * s.in_image()..(local + imgs) * s.in_image()];
+                    if s.pointwise() && imgs == 1 {
+                        gemm(k, s.c_out, p, 1.0, w, 1, k as isize, gs, p as isize, 1, 0.0, dxg, p as isize, 1);
+                        continue;
+                    }
+                    let dcols = scratch(dcols, k * ld);
+                    gemm(k, s.c_out, ld, 1.0, w, 1, k as isize, gs, ld as isize, 1, 0.0, dcols, ld as isize, 1);
+                    for (img, dxi) in dxg.chunks_exact_mut(s.in_image()).enumerate() {
+                        col2im(s, &mut dcols[img * p..], ld, dxi);
                     }
                 }
-            }
-            dw_part
-        })
+                dw_part
+            },
+        )
         .collect();
     let (head, rest) = partials.split_first().expect("at least one chunk");
     dw.copy_from_slice(head);
@@ -184,6 +235,30 @@ pub fn conv2d_backward(
             *d += v;
         }
     }
+}
+
+/// `buf` grown to `len` and borrowed: reused across a task's groups, and every caller
+/// overwrites what it reads, so stale contents never matter.
+fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+/// The column matrix `[k, imgs·p]` of the images in `xg`, side by side. A single pointwise
+/// image already is its column matrix.
+fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let imgs = xg.len() / s.in_image();
+    if s.pointwise() && imgs == 1 {
+        return xg;
+    }
+    let (p, ld) = (s.positions(), imgs * s.positions());
+    let cols = scratch(buf, s.k_dim() * ld);
+    for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
+        im2col(s, xi, &mut cols[img * p..], ld);
+    }
+    cols
 }
 
 /// For kernel column `kx`, the output columns whose input column lies inside the image
@@ -195,19 +270,59 @@ fn valid_cols(s: &Conv2dShape, kx: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
+/// Output rows whose input row at kernel row `ky` lies inside the image, for stride 1.
+fn valid_rows(s: &Conv2dShape, ky: usize) -> std::ops::Range<usize> {
+    let hi = (s.h + s.pad).saturating_sub(ky).min(s.out_h());
+    s.pad.saturating_sub(ky).min(hi)..hi
+}
+
+/// For a [`Conv2dShape::contiguous`] shape, the entries of the column row for kernel offset
+/// (ky, kx) that read the image, as one run: (start in the row, start in the plane, length).
+fn run(s: &Conv2dShape, ky: usize, kx: usize) -> Option<(usize, usize, usize)> {
+    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
+    if rows.is_empty() || lo == hi {
+        return None;
+    }
+    let at = rows.start * ow + lo;
+    Some((at, (rows.start + ky - s.pad) * s.w + lo + kx - s.pad, (rows.end - 1) * ow + hi - at))
+}
+
+/// Zeroes the entries of a [`Conv2dShape::contiguous`] column row for kernel offset (ky, kx)
+/// that read padding.
+fn zero_padding(s: &Conv2dShape, ky: usize, kx: usize, row: &mut [f32]) {
+    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
+    row[..rows.start * ow].fill(0.0);
+    row[rows.end * ow..].fill(0.0);
+    // Column by column: these are a pad's width of single entries per row, too short for fill.
+    for c in (0..lo).chain(hi..ow) {
+        for oy in rows.clone() {
+            row[oy * ow + c] = 0.0;
+        }
+    }
+}
+
 /// Input row read by output row `oy` at kernel row `ky`, if not padding.
 fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
     (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)
 }
 
-/// cols `[c_in·kh·kw, oh·ow]` from one image `[c_in,h,w]`; padding reads as zero.
-fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32]) {
+/// cols `[c_in·kh·kw, oh·ow]`, rows `ld` apart, from one image `[c_in,h,w]`; padding reads
+/// as zero.
+fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32], ld: usize) {
     let (oh, ow) = (s.out_h(), s.out_w());
-    let mut rows = cols.chunks_exact_mut(oh * ow);
+    let mut r = 0;
     for plane in xi.chunks_exact(s.h * s.w) {
         for ky in 0..s.kh {
             for kx in 0..s.kw {
-                let row = rows.next().expect("cols has c_in·kh·kw rows");
+                let row = &mut cols[r * ld..r * ld + oh * ow];
+                r += 1;
+                if s.contiguous() {
+                    if let Some((at, from, len)) = run(s, ky, kx) {
+                        row[at..at + len].copy_from_slice(&plane[from..from + len]);
+                    }
+                    zero_padding(s, ky, kx, row);
+                    continue;
+                }
                 let (lo, hi) = valid_cols(s, kx);
                 for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
                     let Some(iy) = input_row(s, oy, ky) else {
@@ -233,15 +348,26 @@ fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32]) {
 }
 
 /// Adjoint of [`im2col`]: dx `[c_in,h,w]` (overwritten) gathers every column entry that
-/// read it.
-fn col2im(s: &Conv2dShape, dcols: &[f32], dxi: &mut [f32]) {
+/// read it. The entries of `dcols` that read padding may be zeroed.
+fn col2im(s: &Conv2dShape, dcols: &mut [f32], ld: usize, dxi: &mut [f32]) {
     dxi.fill(0.0);
     let (oh, ow) = (s.out_h(), s.out_w());
-    let mut rows = dcols.chunks_exact(oh * ow);
+    let mut r = 0;
     for plane in dxi.chunks_exact_mut(s.h * s.w) {
         for ky in 0..s.kh {
             for kx in 0..s.kw {
-                let row = rows.next().expect("dcols has c_in·kh·kw rows");
+                let row = &mut dcols[r * ld..r * ld + oh * ow];
+                r += 1;
+                if s.contiguous() {
+                    // Zeroed padding entries add nothing to the pixels the run wraps onto.
+                    zero_padding(s, ky, kx, row);
+                    if let Some((at, from, len)) = run(s, ky, kx) {
+                        for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
+                            *d += v;
+                        }
+                    }
+                    continue;
+                }
                 let (lo, hi) = valid_cols(s, kx);
                 for (oy, src) in row.chunks_exact(ow).enumerate() {
                     let Some(iy) = input_row(s, oy, ky) else {
@@ -281,6 +407,11 @@ mod tests {
             sh(2, 2, 7, 5, 3, 1, 1, 2, 1),
             sh(3, 2, 4, 4, 2, 5, 3, 1, 2),
             sh(20, 3, 6, 6, 4, 3, 3, 1, 1),
+            // Wide enough that each image is its own GEMM (see `group`), pointwise and not.
+            sh(3, 2, 33, 32, 3, 3, 3, 1, 1),
+            sh(2, 2, 32, 32, 3, 1, 1, 1, 0),
+            // Groups of 5 that split the 40 images (and their backward chunks) unevenly.
+            sh(40, 2, 10, 20, 3, 3, 3, 1, 1),
         ]
     }
 

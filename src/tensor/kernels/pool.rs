@@ -5,6 +5,9 @@ use rayon::prelude::*;
 
 use super::sum_f64;
 
+/// Planes are grouped so that each rayon task reads at least this many inputs.
+const TASK_MIN_ELEMS: usize = 1 << 14;
+
 fn out_len(size: usize, k: usize, stride: usize, pad: usize) -> usize {
     (size + 2 * pad - k) / stride + 1
 }
@@ -47,38 +50,113 @@ pub fn maxpool2d_forward(
     if out.is_empty() {
         return;
     }
-    out.par_chunks_mut(oh * ow).zip(argmax.par_chunks_mut(oh * ow)).enumerate().for_each(|(plane, (o, am))| {
-        let base = plane * h * w;
-        let xp = &x[base..base + h * w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best = f32::NEG_INFINITY;
-                let mut best_at = usize::MAX;
-                for iy in window(oy, k, stride, pad, h) {
-                    for ix in window(ox, k, stride, pad, w) {
-                        let v = xp[iy * w + ix];
-                        if best_at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                            best = v;
-                            best_at = iy * w + ix;
+    // Several planes per task: one 14×14 plane is too little work to be worth a rayon split.
+    let per_task = TASK_MIN_ELEMS.div_ceil(h * w);
+    let fast = k == 2 && stride == 2 && pad == 0 && w.is_multiple_of(2);
+    let tasks = out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate();
+    tasks.for_each_init(
+        || (Vec::new(), Vec::new()),
+        |pairs, (task, (o, am))| {
+            let planes = o.chunks_exact_mut(oh * ow).zip(am.chunks_exact_mut(oh * ow));
+            for (i, (o, am)) in planes.enumerate() {
+                let base = (task * per_task + i) * h * w;
+                let xp = &x[base..base + h * w];
+                if fast {
+                    maxpool2x2_plane(xp, w, base as u32, pairs, o, am);
+                    continue;
+                }
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = f32::NEG_INFINITY;
+                        let mut best_at = usize::MAX;
+                        for iy in window(oy, k, stride, pad, h) {
+                            for ix in window(ox, k, stride, pad, w) {
+                                let v = xp[iy * w + ix];
+                                if best_at == usize::MAX || beats(v, best) {
+                                    best = v;
+                                    best_at = iy * w + ix;
+                                }
+                            }
                         }
+                        o[oy * ow + ox] = best;
+                        am[oy * ow + ox] = (base + best_at) as u32;
                     }
                 }
-                o[oy * ow + ox] = best;
-                am[oy * ow + ox] = (base + best_at) as u32;
             }
-        }
-    });
+        },
+    );
 }
 
-/// dx (overwritten) = dout scattered to the positions recorded by [`maxpool2d_forward`].
+/// Whether `v`, met later in a window, replaces the running max `best`: a larger value does,
+/// and NaN does unless NaN already won, so the first maximum wins and NaN propagates.
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
+}
+
+/// The common 2×2, stride-2, unpadded case (even width), in two branch-free passes: the first
+/// max of each horizontal pair over the whole plane at once (pairs are contiguous, so this
+/// vectorises), then the first max of each vertical pair of those, row by row. Top precedes
+/// bottom in the scan, so this keeps [`beats`]' order. `pairs` holds `h·ow` values and their
+/// indices.
+fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, pairs: &mut (Vec<f32>, Vec<u32>), o: &mut [f32], am: &mut [u32]) {
+    let ow = w / 2;
+    let (hv, hi) = pairs;
+    hv.resize(xp.len() / 2, 0.0);
+    hi.resize(xp.len() / 2, 0);
+    for (j, ((v, i), ab)) in hv.iter_mut().zip(hi.iter_mut()).zip(xp.chunks_exact(2)).enumerate() {
+        let take = beats(ab[1], ab[0]);
+        *v = if take { ab[1] } else { ab[0] };
+        *i = base + 2 * j as u32 + take as u32;
+    }
+    let rows = o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow));
+    for ((o, am), (v, i)) in rows.zip(hv.chunks_exact(2 * ow).zip(hi.chunks_exact(2 * ow))) {
+        let (top, bottom) = v.split_at(ow);
+        let (top_at, bottom_at) = i.split_at(ow);
+        // Rows of 7 or 14 are too short for the loop vectoriser, so they go in fixed blocks
+        // (the last one overlapping: an output depends only on its own inputs, so writing it
+        // twice is harmless), copied through local arrays: only then does the SLP vectoriser,
+        // sure that nothing aliases, turn each block into a few vector ops.
+        const BLOCK: usize = 4;
+        if ow < BLOCK {
+            pick_lower(top, bottom, top_at, bottom_at, o, am);
+            continue;
+        }
+        for s in (0..ow - BLOCK).step_by(BLOCK).chain([ow - BLOCK]) {
+            let r = s..s + BLOCK;
+            let block = |v: &[f32]| -> [f32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
+            let block_at = |v: &[u32]| -> [u32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
+            let (mut bo, mut bam) = ([0.0; BLOCK], [0; BLOCK]);
+            pick_lower(&block(top), &block(bottom), &block_at(top_at), &block_at(bottom_at), &mut bo, &mut bam);
+            o[r.clone()].copy_from_slice(&bo);
+            am[r].copy_from_slice(&bam);
+        }
+    }
+}
+
+/// Per element, the bottom value and index where it [`beats`] the top one, else the top.
+#[inline(always)]
+fn pick_lower(top: &[f32], bottom: &[f32], top_at: &[u32], bottom_at: &[u32], o: &mut [f32], am: &mut [u32]) {
+    let pairs = top.iter().zip(bottom).zip(top_at.iter().zip(bottom_at));
+    for ((o, am), ((&t, &b), (&ta, &ba))) in o.iter_mut().zip(am.iter_mut()).zip(pairs) {
+        let take = beats(b, t);
+        *o = if take { b } else { t };
+        // A mask, not `if`: LLVM turns an index select into a select of addresses, which
+        // stays scalar.
+        *am = ta ^ ((ta ^ ba) & (take as u32).wrapping_neg());
+    }
+}
+
+/// dx (`len` elements) = dout scattered to the positions recorded by [`maxpool2d_forward`].
 /// Serial: overlapping windows may send several outputs to one input, and `argmax` alone
 /// does not say where planes start.
-pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], dx: &mut [f32]) {
+pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], len: usize) -> Vec<f32> {
     assert_eq!(argmax.len(), dout.len(), "maxpool2d_backward: argmax and dout differ in length");
-    dx.fill(0.0);
+    let mut dx = vec![0.0; len];
     for (&i, &g) in argmax.iter().zip(dout) {
         dx[i as usize] += g;
     }
+    dx
 }
 
 /// out `[n,c,oh,ow]` = window mean, padding counted as zeros in the divisor (PyTorch's
@@ -245,9 +323,52 @@ mod tests {
                 assert_eq!(*o, x[a as usize]);
             }
             let r = rand_vec(out.len(), 90 + i as u64);
-            let mut dx = vec![f32::NAN; x.len()];
-            maxpool2d_backward(&am, &r, &mut dx);
+            let dx = maxpool2d_backward(&am, &r, x.len());
             fd_check(s, &x, &r, &dx, true);
+        }
+    }
+
+    /// Ties and NaN, on the 2×2 fast path (with an odd height, whose last row is dropped) and
+    /// on generic shapes (an odd width leaves the fast path): the chosen index must be the first NaN in the window
+    /// if there is one, else the first maximum, as in PyTorch.
+    #[test]
+    fn maxpool_ties_and_nan() {
+        let shapes = [
+            (2, 3, 6, 8, 2, 2, 0),
+            (1, 2, 7, 10, 2, 2, 0),
+            (1, 2, 7, 9, 2, 2, 0),
+            (2, 2, 7, 5, 3, 2, 1),
+            (1, 2, 5, 6, 2, 1, 0),
+        ];
+        for (i, &(n, c, h, w, k, st, p)) in shapes.iter().enumerate() {
+            let r = rand_vec(n * c * h * w, 120 + i as u64);
+            // Few distinct values so windows hold ties; about one in eight is NaN.
+            let x: Vec<f32> = r.iter().map(|&v| if v > 0.75 { f32::NAN } else { (v * 3.0).round() }).collect();
+            let (oh, ow) = (out_len(h, k, st, p), out_len(w, k, st, p));
+            let mut out = vec![0.0; n * c * oh * ow];
+            let mut am = vec![0u32; out.len()];
+            maxpool2d_forward(n, c, h, w, k, st, p, &x, &mut out, &mut am);
+            for pl in 0..n * c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut idx = Vec::new();
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let iy = (oy * st + dy) as isize - p as isize;
+                                let ix = (ox * st + dx) as isize - p as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    idx.push(pl * h * w + iy as usize * w + ix as usize);
+                                }
+                            }
+                        }
+                        let top = idx.iter().map(|&j| x[j]).fold(f32::NEG_INFINITY, f32::max);
+                        let want = idx.iter().find(|&&j| x[j].is_nan()).or_else(|| idx.iter().find(|&&j| x[j] == top));
+                        let o = pl * oh * ow + oy * ow + ox;
+                        assert_eq!(am[o] as usize, *want.unwrap(), "argmax {o} in {:?}", shapes[i]);
+                        assert_eq!(out[o].to_bits(), x[am[o] as usize].to_bits());
+                    }
+                }
+            }
         }
     }
 

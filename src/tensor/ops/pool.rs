@@ -22,9 +22,7 @@ impl Tensor {
         let mut argmax = vec![0u32; out.len()];
         maxpool2d_forward(n, c, h, w, k, stride, pad, &self.data(), &mut out, &mut argmax);
         Tensor::from_op(out, &[n, c, oh, ow], "MaxPool2DBackward", &[self], move |ctx| {
-            let mut dx = vec![0.0; n * c * h * w];
-            maxpool2d_backward(&argmax, ctx.g, &mut dx);
-            vec![Some(dx)]
+            vec![Some(maxpool2d_backward(&argmax, ctx.g, n * c * h * w))]
         })
     }
 
