@@ -121,17 +121,21 @@ impl Optimizer for Adam {
         self.t += 1;
         let (lr, (b1, b2), eps, wd, decoupled) = (self.lr, self.betas, self.eps, self.weight_decay, self.decoupled);
         let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        // PyTorch's arrangement: p -= (lr/c1)·m / (√v/√c2 + eps). Iterators without index checks, and the
+        // decoupled branch outside the loop, so the update vectorises (it was a tenth of an MLP's epoch).
+        let (step, inv_sqrt_c2) = (lr / c1, 1.0 / c2.sqrt());
         for_each_param(&self.params, &mut self.moments, |p, g, [m, v]| {
-            for i in 0..p.len() {
-                let mut gi = g[i];
-                if decoupled {
-                    p[i] *= 1.0 - lr * wd;
-                } else {
-                    gi += wd * p[i];
-                }
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+            let l2 = if decoupled {
+                p.iter_mut().for_each(|x| *x *= 1.0 - lr * wd);
+                0.0
+            } else {
+                wd
+            };
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g + l2 * *p;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *p -= step * *m / (v.sqrt() * inv_sqrt_c2 + eps);
             }
         });
     }

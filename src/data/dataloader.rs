@@ -1,6 +1,5 @@
 //! Batches over a dataset, shuffled per epoch from a seed.
 
-use rayon::prelude::*;
 use std::sync::Arc;
 
 use super::Dataset;
@@ -60,11 +59,10 @@ impl DataLoader {
         let order = self.order(epoch);
         (0..self.len()).map(move |b| {
             let idx = &order[b * self.batch_size..((b + 1) * self.batch_size).min(order.len())];
-            // Gathering the batch is a copy from scattered rows in memory: both cores pull at once.
-            let mut pixels = vec![0u8; idx.len() * ds.item_len()];
-            pixels.par_chunks_mut(ds.item_len().max(1)).zip(idx.par_iter()).with_min_len(16).for_each(|(dst, &i)| {
-                dst.copy_from_slice(ds.image(i));
-            });
+            let mut pixels = Vec::with_capacity(idx.len() * ds.item_len());
+            for &i in idx {
+                pixels.extend_from_slice(ds.image(i));
+            }
             Batch {
                 pixels,
                 labels: idx.iter().map(|&i| ds.labels[i]).collect(),
