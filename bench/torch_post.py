@@ -24,10 +24,10 @@ import statistics
 import sys
 import time
 
-# libgomp's default spin-waiting makes torch with 2 threads 10-40x slower on small ops when the
-# 2 cores are shared with other processes (measured here; see bench/README.md). Passive waiting
-# keeps 2 threads but sleeps instead of spinning. Set OMP_WAIT_POLICY yourself to override.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is left as PyTorch ships it (spinning), which is fastest on an otherwise idle machine
+# (quiet, 2026-11-30: the post's 20 epochs took 11.9 s spinning, 31.7 s with OMP_WAIT_POLICY=PASSIVE). When the
+# cores are shared with other work, spinning slows small ops 10-40x: set OMP_WAIT_POLICY=PASSIVE then.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import torch
 import torch.nn as nn
