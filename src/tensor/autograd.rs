@@ -51,11 +51,9 @@ impl Tensor {
         parents: &[&Tensor],
         rule: impl Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + 'static,
     ) -> Tensor {
-        let out = Tensor::from_vec(data, shape);
-        match Node::new(name, parents, rule) {
-            Some(node) => out.view_as_shape(shape.to_vec(), Some(node)),
-            None => out,
-        }
+        assert_eq!(data.len(), super::numel(shape), "{name}: {} values for shape {shape:?}", data.len());
+        let storage = std::rc::Rc::new(std::cell::RefCell::new(data));
+        Tensor::build(shape.to_vec(), storage, None, Node::new(name, parents, rule))
     }
 
     /// Gradients of this scalar with respect to every tensor that requires grad, accumulated into their

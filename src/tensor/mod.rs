@@ -192,12 +192,9 @@ impl Tensor {
         *self.0.grad.borrow_mut() = None;
     }
 
-    /// A copy that shares nothing with the graph (PyTorch's `.detach()`, but copying).
+    /// The same values outside the graph (PyTorch's `.detach()`): shares storage, records no history.
     pub fn detach(&self) -> Tensor {
-        match &self.0.bytes {
-            Some(b) => Tensor::build(self.shape().to_vec(), self.0.data.clone(), Some(b.clone()), None),
-            None => Tensor::build(self.shape().to_vec(), self.0.data.clone(), None, None),
-        }
+        self.view_as_shape(self.shape().to_vec(), None)
     }
 
     /// Same storage seen with another shape (no copy); used by `reshape`.
