@@ -48,17 +48,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     let mut softmax = logits.data().clone();
     let mut total = 0.0f64;
     for (row, &label) in softmax.chunks_exact_mut(k).zip(&labels) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let x_label = row[label];
-        let sum: f32 = row
-            .iter_mut()
-            .map(|v| {
-                *v = (*v - max).exp();
-                *v
-            })
-            .sum();
-        row.iter_mut().for_each(|v| *v /= sum);
-        total += (max + sum.ln() - x_label) as f64;
+        total += (softmax_in_place(row) - x_label) as f64;
     }
     Tensor::from_op(vec![(total / n as f64) as f32], &[], "CrossEntropyBackward", &[logits], move |ctx| {
         let g = ctx.g[0] / n as f32;
@@ -69,6 +60,15 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
         }
         vec![Some(grad)]
     })
+}
+
+/// Replaces logits by their softmax (shifted by the max, so no exp overflows) and returns their logsumexp.
+pub fn softmax_in_place(row: &mut [f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter_mut().for_each(|v| *v = (*v - max).exp());
+    let sum: f32 = row.iter().sum();
+    row.iter_mut().for_each(|v| *v /= sum);
+    max + sum.ln()
 }
 
 /// The loss functions crest's command line offers.

@@ -1,5 +1,5 @@
 use crate::data::load_image;
-use crate::loss::Loss;
+use crate::loss::{softmax_in_place, Loss};
 use crate::model_io;
 use crate::tensor::no_grad;
 use crate::Tensor;
@@ -26,10 +26,9 @@ pub fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
             vec![1.0 - p, p]
         }
         Loss::CrossEntropy => {
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
-            let s: f32 = e.iter().sum();
-            e.iter().map(|v| v / s).collect()
+            let mut p = logits.to_vec();
+            softmax_in_place(&mut p);
+            p
         }
     }
 }
