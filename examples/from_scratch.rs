@@ -7,7 +7,7 @@
 //! chance on real data — then makes the three fixes crest uses by default.
 
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions};
-use crest::learner::{train_epoch, validate_epoch, DataLoaders, Learner, LossFn};
+use crest::learner::{gd_step, train_epoch, validate_epoch, DataLoaders, Learner, LossFn};
 use crest::loss::{bce_with_logits, mnist_loss};
 use crest::metrics::{batch_accuracy, Metric};
 use crest::nn::{init_params, Flatten, Linear, Module, Sequential};
@@ -72,11 +72,7 @@ fn main() -> anyhow::Result<()> {
     println!("histogram of weights.grad:\n{}", grad.histogram(8));
     let before = weights.summary();
     let params = [weights.clone(), bias.clone()];
-    for p in &params {
-        let g = p.grad().expect("a gradient");
-        p.data_mut().iter_mut().zip(g.data().iter()).for_each(|(p, g)| *p -= g);
-        p.zero_grad();
-    }
+    gd_step(&params, 1.0);
     let after = weights.summary();
     println!("Original {before}\nAfter gd {after}");
     println!("loss after one step = {}", mnist_loss(&linear1(&batch), &train_y.narrow(0, 0, 4)));

@@ -5,7 +5,7 @@ mod steps;
 mod table;
 
 pub use schedule::Schedule;
-pub use steps::{calc_grad, train_epoch, validate_epoch, LossFn, Model};
+pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
 pub use table::{CsvLogger, EpochRow};
 
 use crate::data::DataLoader;

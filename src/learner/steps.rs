@@ -15,16 +15,21 @@ pub fn calc_grad(xb: &Tensor, yb: &Tensor, model: Model, loss: LossFn) -> Tensor
     l
 }
 
-/// One pass over the data: gradient step after each batch, `p.data -= p.grad*lr`, then zero the gradients.
+/// One pass over the data: a gradient-descent step (`gd_step`) after each batch.
 pub fn train_epoch(model: Model, lr: f32, params: &[Tensor], dl: &DataLoader, epoch: usize, scale: f32, loss: LossFn) {
     for batch in dl.batches(epoch) {
         let (xb, yb) = batch.into_xy(scale, true);
         calc_grad(&xb, &yb, model, loss);
-        for p in params {
-            let Some(g) = p.grad() else { continue };
-            p.data_mut().iter_mut().zip(g.data().iter()).for_each(|(p, g)| *p -= g * lr);
-            p.zero_grad();
-        }
+        gd_step(params, lr);
+    }
+}
+
+/// The post's update, `for p in params: p.data -= p.grad*lr; p.grad.zero_()`.
+pub fn gd_step(params: &[Tensor], lr: f32) {
+    for p in params {
+        let Some(g) = p.grad() else { continue };
+        p.data_mut().iter_mut().zip(g.data().iter()).for_each(|(p, g)| *p -= g * lr);
+        p.zero_grad();
     }
 }
 
