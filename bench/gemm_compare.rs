@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crest::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape};
+use crest::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
 use crest::tensor::kernels::matmul::sgemm;
 use crest::tensor::kernels::matmul_u8::{matmul_u8, matmul_u8_tn};
 
@@ -240,9 +240,10 @@ fn bench_conv() {
         let dout = out.clone();
         let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
         let flops = 2.0 * (s.n * s.c_out * oh * ow * s.c_in * s.kh * s.kw) as f64;
-        let fwd = best_secs(|| conv2d_forward(&s, &x, &w, Some(&bias), &mut out));
-        let bwd = best_secs(|| conv2d_backward(&s, &x, &w, &dout, Some(&mut dx), &mut dw, Some(&mut db)));
-        let bwd_w = best_secs(|| conv2d_backward(&s, &x, &w, &dout, None, &mut dw, Some(&mut db)));
+        let fwd = best_secs(|| conv2d_forward(&s, &x, &w, Some(&bias), ConvOutput::Plain(&mut out)));
+        let bwd =
+            best_secs(|| conv2d_backward(&s, &x, &w, ConvGrad::Plain(&dout), Some(&mut dx), &mut dw, Some(&mut db)));
+        let bwd_w = best_secs(|| conv2d_backward(&s, &x, &w, ConvGrad::Plain(&dout), None, &mut dw, Some(&mut db)));
         println!(
             "{:<20} {:>9.3} {:>8.1} | {:>9.3} {:>8.1} | {:>12.3} {:>8.1}",
             name,

@@ -194,6 +194,35 @@ fn conv2d_all_three_gradients() {
     );
 }
 
+/// The fused op is checked against the three ops it replaces (each gradient-checked here): the same values and
+/// the same gradients, bit for bit, including odd sizes where pooling drops a row and a column.
+#[test]
+fn conv_relu_maxpool_fused_equals_the_three_ops() {
+    for (xs, stride, pad) in [([3, 2, 8, 8], 1, 1), ([2, 3, 9, 7], 1, 0), ([2, 2, 10, 11], 2, 1)] {
+        let inputs = [param(&xs, 1), param(&[4, xs[1], 3, 3], 2), param(&[4], 3)];
+        let run = |fused: bool| {
+            inputs.iter().for_each(Tensor::zero_grad);
+            let [x, w, b] = &inputs;
+            let y = if fused {
+                x.conv2d_relu_maxpool2(w, Some(b), stride, pad)
+            } else {
+                x.conv2d(w, Some(b), stride, pad).relu().max_pool2d(2, 2, 0)
+            };
+            weighted(&y).backward();
+            let grads: Vec<Vec<f32>> = inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()).collect();
+            (y.shape().to_vec(), y.to_vec(), grads)
+        };
+        let (fused, unfused) = (run(true), run(false));
+        assert_eq!(fused.0, unfused.0, "shape for input {xs:?}");
+        assert!(fused.1.contains(&0.0) && fused.1.iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused.1), bits(&unfused.1), "values for input {xs:?}");
+        for (i, (f, u)) in fused.2.iter().zip(&unfused.2).enumerate() {
+            assert_eq!(bits(f), bits(u), "gradient {i} for input {xs:?}");
+        }
+    }
+}
+
 #[test]
 fn pooling() {
     // Distinct values a finite-difference step cannot reorder, so max pooling's choice is stable.

@@ -19,9 +19,33 @@ impl Sequential {
     }
 }
 
+/// `Conv2d → ReLU → MaxPool2d(2)` at the head of `layers`, run as the one fused op that gives the same values and
+/// gradients ([`Tensor::conv2d_relu_maxpool2`]).
+fn conv_relu_maxpool2(layers: &[Box<dyn Module>], x: &Tensor) -> Option<Tensor> {
+    let [conv, relu, pool, ..] = layers else { return None };
+    let LayerSpec::Conv2d { stride, padding, .. } = conv.spec() else { return None };
+    if relu.spec() != LayerSpec::ReLU || pool.spec() != (LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 }) {
+        return None;
+    }
+    let params = conv.named_parameters();
+    let [(_, weight), (_, bias)] = &params[..] else { return None };
+    Some(x.conv2d_relu_maxpool2(weight, Some(bias), stride, padding))
+}
+
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.layers.iter().fold(x.clone(), |h, layer| layer.forward(&h))
+        let mut h = x.clone();
+        let mut rest = &self.layers[..];
+        while let Some((layer, after)) = rest.split_first() {
+            if let Some(fused) = conv_relu_maxpool2(rest, &h) {
+                h = fused;
+                rest = &rest[3..];
+                continue;
+            }
+            h = layer.forward(&h);
+            rest = after;
+        }
+        h
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
@@ -49,5 +73,31 @@ impl Module for Sequential {
             .iter()
             .enumerate()
             .try_fold(input.to_vec(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| format!("layer {i}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Conv2d, MaxPool2d, ReLU};
+    use crate::rng::Rng;
+
+    #[test]
+    fn conv_relu_maxpool_runs_fused_with_the_layers_own_results() {
+        let mut rng = Rng::new(3);
+        let model = Sequential::default()
+            .push(Conv2d::new(2, 4, 3, 1, 1, &mut rng))
+            .push(ReLU)
+            .push(MaxPool2d { kernel_size: 2, stride: 2 })
+            .push(ReLU);
+        let x = Tensor::randn(&[2, 2, 6, 6], 1.0, &mut rng).requires_grad_();
+        let y = model.forward(&x);
+        let by_layer = model.layers.iter().fold(x.clone(), |h, l| l.forward(&h));
+        assert_eq!(y.shape(), [2, 4, 3, 3]);
+        assert_eq!(y.to_vec(), by_layer.to_vec());
+        // The last ReLU runs on its own, after the fused op.
+        let head = Sequential::new(model.layers.into_iter().take(3).collect()).forward(&x);
+        assert!(format!("{head:?}").contains("ConvReluMaxPoolBackward"), "{head:?}");
+        assert!(format!("{y:?}").contains("ReluBackward"), "{y:?}");
     }
 }

@@ -83,11 +83,68 @@ impl Conv2dShape {
     }
 }
 
-/// out `[n,c_out,out_h,out_w]` = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias,
-/// overwritten.
-pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+/// Where the forward pass puts its result: the convolution itself, or `max_pool2d(relu(conv), 2)`
+/// fused, so the full-size convolution output lives only in a group's cache-sized tile and never
+/// makes the round trips to memory that three separate ops cost (the largest of them four times
+/// the size of what is kept).
+pub enum ConvOutput<'a> {
+    /// `[n, c_out, out_h, out_w]`.
+    Plain(&'a mut [f32]),
+    /// `out [n, c_out, out_h/2, out_w/2]` and, per output, which entry of its 2×2 window won
+    /// (`2·dy + dx`; the first maximum, as `max_pool2d` picks it).
+    ReluMaxPool2 { out: &'a mut [f32], which: &'a mut [u8] },
+}
+
+/// The gradient the backward pass receives, in the form matching [`ConvOutput`].
+pub enum ConvGrad<'a> {
+    /// dL/dout `[n, c_out, out_h, out_w]`.
+    Plain(&'a [f32]),
+    /// dL/dout of the pooled output, with that output and its `which`: the convolution's gradient
+    /// is `g` at the winning entry of each window whose output is positive (ReLU passed it), 0
+    /// elsewhere.
+    ReluMaxPool2 { g: &'a [f32], out: &'a [f32], which: &'a [u8] },
+}
+
+impl Conv2dShape {
+    /// Outputs per image of the fused ReLU + 2×2 max-pool.
+    pub fn pooled_image(&self) -> usize {
+        self.c_out * (self.out_h() / 2) * (self.out_w() / 2)
+    }
+}
+
+impl<'a> ConvOutput<'a> {
+    fn len_per_image(&self, s: &Conv2dShape) -> usize {
+        match self {
+            ConvOutput::Plain(_) => s.out_image(),
+            ConvOutput::ReluMaxPool2 { .. } => s.pooled_image(),
+        }
+    }
+
+    /// One output per group of `g` images.
+    fn split(self, per_group: usize) -> Vec<ConvOutput<'a>> {
+        match self {
+            ConvOutput::Plain(o) => o.chunks_mut(per_group.max(1)).map(ConvOutput::Plain).collect(),
+            ConvOutput::ReluMaxPool2 { out, which } => out
+                .chunks_mut(per_group.max(1))
+                .zip(which.chunks_mut(per_group.max(1)))
+                .map(|(out, which)| ConvOutput::ReluMaxPool2 { out, which })
+                .collect(),
+        }
+    }
+}
+
+/// out = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias, overwritten, either as it is or
+/// through ReLU and a 2×2 max-pool (see [`ConvOutput`]).
+pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: ConvOutput) {
     s.check(x, w);
-    assert_eq!(out.len(), s.n * s.out_image(), "conv2d: out is not [n,c_out,oh,ow]");
+    let per_image = out.len_per_image(s);
+    match &out {
+        ConvOutput::Plain(o) => assert_eq!(o.len(), s.n * per_image, "conv2d: out is not [n,c_out,oh,ow]"),
+        ConvOutput::ReluMaxPool2 { out, which } => {
+            assert_eq!(out.len(), s.n * per_image, "conv2d: pooled out is not [n,c_out,oh/2,ow/2]");
+            assert_eq!(which.len(), out.len(), "conv2d: which is not [n,c_out,oh/2,ow/2]");
+        }
+    }
     if let Some(b) = bias {
         assert_eq!(b.len(), s.c_out, "conv2d: bias is not [c_out]");
     }
@@ -97,14 +154,17 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     let (k, p, g) = (s.k_dim(), s.positions(), s.group());
     // A single group cannot be split over tasks, so let the GEMM use the threads instead.
     let gemm = if s.n <= g { sgemm } else { sgemm_serial };
-    out.par_chunks_mut(g * s.out_image()).zip(x.par_chunks(g * s.in_image())).for_each_init(
+    out.split(g * per_image).into_par_iter().zip(x.par_chunks(g * s.in_image())).for_each_init(
         || (Vec::new(), Vec::new()),
         |(cols, prods), (o, xg)| {
-            let imgs = o.len() / s.out_image();
+            let imgs = xg.len() / s.in_image();
             let cols = gather_cols(s, xg, cols);
-            // One image writes its output in place; a group needs the [c_out, imgs·p] product
-            // split back into images.
-            let dst: &mut [f32] = if imgs == 1 { o } else { scratch(prods, s.c_out * imgs * p) };
+            // One image writes a plain output in place; otherwise the [c_out, imgs·p] product goes
+            // to a tile, split back into images or pooled from there.
+            let (dst, o): (&mut [f32], _) = match o {
+                ConvOutput::Plain(o) if imgs == 1 => (o, None),
+                o => (scratch(prods, s.c_out * imgs * p), Some(o)),
+            };
             let beta = match bias {
                 Some(b) => {
                     for (row, &bv) in dst.chunks_exact_mut(imgs * p).zip(b) {
@@ -116,15 +176,70 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
             };
             let ld = imgs * p;
             gemm(s.c_out, k, ld, 1.0, w, k as isize, 1, cols, ld as isize, 1, beta, dst, ld as isize, 1);
-            if imgs > 1 {
-                for (img, oi) in o.chunks_exact_mut(s.out_image()).enumerate() {
-                    for (row, src) in oi.chunks_exact_mut(p).zip(prods.chunks_exact(ld)) {
-                        row.copy_from_slice(&src[img * p..(img + 1) * p]);
+            match o {
+                None => {}
+                Some(ConvOutput::Plain(o)) => {
+                    for (img, oi) in o.chunks_exact_mut(s.out_image()).enumerate() {
+                        for (row, src) in oi.chunks_exact_mut(p).zip(dst.chunks_exact(ld)) {
+                            row.copy_from_slice(&src[img * p..(img + 1) * p]);
+                        }
+                    }
+                }
+                Some(ConvOutput::ReluMaxPool2 { out, which }) => {
+                    let pp = s.pooled_image() / s.c_out;
+                    let planes = out.chunks_exact_mut(pp).zip(which.chunks_exact_mut(pp)).enumerate();
+                    for (plane, (o, wh)) in planes {
+                        let (img, co) = (plane / s.c_out, plane % s.c_out);
+                        relu_maxpool2(&dst[co * ld + img * p..][..p], s.out_w(), o, wh);
                     }
                 }
             }
         },
     );
+}
+
+/// `max_pool2d(relu(plane), 2)` of one `[oh, ow]` plane (an odd last row or column is dropped, as
+/// PyTorch's floor mode does), recording which entry of each window won.
+fn relu_maxpool2(plane: &[f32], ow: usize, out: &mut [f32], which: &mut [u8]) {
+    let pw = ow / 2;
+    for (py, (o, wh)) in out.chunks_exact_mut(pw.max(1)).zip(which.chunks_exact_mut(pw.max(1))).enumerate() {
+        let (top, bottom) = plane[2 * py * ow..].split_at(ow);
+        for (px, (o, wh)) in o.iter_mut().zip(wh.iter_mut()).enumerate() {
+            let window = [top[2 * px], top[2 * px + 1], bottom[2 * px], bottom[2 * px + 1]];
+            let (mut best, mut at) = (window[0].max(0.0), 0);
+            for (i, &v) in window.iter().enumerate().skip(1) {
+                let v = v.max(0.0);
+                if v > best {
+                    (best, at) = (v, i);
+                }
+            }
+            *o = best;
+            *wh = at as u8;
+        }
+    }
+}
+
+/// The convolution's gradient tile `[c_out, imgs·p]` (rows `imgs·p` apart, images side by side)
+/// for images `start..start + imgs`, from the pooled gradient: the adjoint of [`relu_maxpool2`].
+fn unpool_grad(s: &Conv2dShape, g: &[f32], out: &[f32], which: &[u8], start: usize, imgs: usize, tile: &mut [f32]) {
+    let (p, ow, ld) = (s.positions(), s.out_w(), imgs * s.positions());
+    let pw = ow / 2;
+    let pp = s.pooled_image() / s.c_out;
+    tile.fill(0.0);
+    for img in 0..imgs {
+        for co in 0..s.c_out {
+            let at = ((start + img) * s.c_out + co) * pp;
+            let plane = &mut tile[co * ld + img * p..][..p];
+            for (i, ((&g, &o), &wh)) in
+                g[at..at + pp].iter().zip(&out[at..at + pp]).zip(&which[at..at + pp]).enumerate()
+            {
+                if o > 0.0 {
+                    let (py, px, wh) = (i / pw, i % pw, wh as usize);
+                    plane[(2 * py + wh / 2) * ow + 2 * px + wh % 2] = g;
+                }
+            }
+        }
+    }
 }
 
 /// Gradients of [`conv2d_forward`]: `dw` (and `db`, `dx` when given) are overwritten, not
@@ -134,27 +249,31 @@ pub fn conv2d_backward(
     s: &Conv2dShape,
     x: &[f32],
     w: &[f32],
-    dout: &[f32],
+    grad: ConvGrad,
     dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
     s.check(x, w);
-    assert_eq!(dout.len(), s.n * s.out_image(), "conv2d: dout is not [n,c_out,oh,ow]");
-    assert_eq!(dw.len(), w.len(), "conv2d: dw is not [c_out,c_in,kh,kw]");
-    let (k, p) = (s.k_dim(), s.positions());
-
-    if let Some(db) = db {
-        assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
-        db.par_iter_mut().enumerate().for_each(|(co, d)| {
-            let total: f64 =
-                dout.chunks_exact(s.out_image().max(1)).map(|img| sum_f64(&img[co * p..(co + 1) * p])).sum();
-            *d = total as f32;
-        });
+    match grad {
+        ConvGrad::Plain(dout) => assert_eq!(dout.len(), s.n * s.out_image(), "conv2d: dout is not [n,c_out,oh,ow]"),
+        ConvGrad::ReluMaxPool2 { g, out, which } => {
+            assert!(
+                g.len() == s.n * s.pooled_image() && out.len() == g.len() && which.len() == g.len(),
+                "conv2d: pooled gradient, output or which is not [n,c_out,oh/2,ow/2]"
+            );
+        }
     }
-
+    assert_eq!(dw.len(), w.len(), "conv2d: dw is not [c_out,c_in,kh,kw]");
+    if let Some(db) = &db {
+        assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
+    }
+    let (k, p) = (s.k_dim(), s.positions());
     if s.n == 0 {
         dw.fill(0.0);
+        if let Some(db) = db {
+            db.fill(0.0);
+        }
         return;
     }
     let chunk_imgs = s.n.div_ceil(DW_CHUNKS);
@@ -168,32 +287,42 @@ pub fn conv2d_backward(
     };
     let gemm = if n_chunks == 1 { sgemm } else { sgemm_serial };
     let group = s.group().min(chunk_imgs);
-    let partials: Vec<Vec<f32>> = dx_chunks
+    // Per chunk: its share of dW, and of db in f64.
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = dx_chunks
         .into_par_iter()
         .enumerate()
         .map_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(cols, douts, dcols), (chunk, mut dx_chunk)| {
                 let mut dw_part = vec![0.0f32; dw.len()];
+                let mut db_part = vec![0.0f64; s.c_out];
                 let first = chunk * chunk_imgs;
                 let last = (first + chunk_imgs).min(s.n);
                 for start in (first..last).step_by(group) {
                     let imgs = group.min(last - start);
                     let ld = imgs * p;
                     let cols = gather_cols(s, &x[start * s.in_image()..(start + imgs) * s.in_image()], cols);
-                    let gs = &dout[start * s.out_image()..(start + imgs) * s.out_image()];
-                    // dout of a group as one [c_out, imgs·p] matrix, images side by side as in cols.
-                    let gs: &[f32] = if imgs == 1 {
-                        gs
-                    } else {
-                        let m = scratch(douts, s.c_out * ld);
-                        for (img, gi) in gs.chunks_exact(s.out_image()).enumerate() {
-                            for (row, src) in m.chunks_exact_mut(ld).zip(gi.chunks_exact(p)) {
-                                row[img * p..(img + 1) * p].copy_from_slice(src);
+                    // dout of the group as one [c_out, imgs·p] matrix, images side by side as in cols.
+                    let gs: &[f32] = match grad {
+                        ConvGrad::Plain(dout) if imgs == 1 => &dout[start * s.out_image()..][..s.out_image()],
+                        ConvGrad::Plain(dout) => {
+                            let m = scratch(douts, s.c_out * ld);
+                            let gi = dout[start * s.out_image()..(start + imgs) * s.out_image()].chunks_exact(p);
+                            for (i, src) in gi.enumerate() {
+                                let (img, co) = (i / s.c_out, i % s.c_out);
+                                m[co * ld + img * p..][..p].copy_from_slice(src);
                             }
+                            m
                         }
-                        m
+                        ConvGrad::ReluMaxPool2 { g, out, which } => {
+                            let m = scratch(douts, s.c_out * ld);
+                            unpool_grad(s, g, out, which, start, imgs, m);
+                            m
+                        }
                     };
+                    for (d, row) in db_part.iter_mut().zip(gs.chunks_exact(ld)) {
+                        *d += sum_f64(row);
+                    }
                     let beta = if start == first { 0.0 } else { 1.0 };
                     gemm(
                         s.c_out,
@@ -224,15 +353,24 @@ pub fn conv2d_backward(
                         col2im(s, &mut dcols[img * p..], ld, dxi);
                     }
                 }
-                dw_part
+                (dw_part, db_part)
             },
         )
         .collect();
-    let (head, rest) = partials.split_first().expect("at least one chunk");
-    dw.copy_from_slice(head);
-    for part in rest {
-        for (d, &v) in dw.iter_mut().zip(part) {
+    let ((head_w, head_b), rest) = partials.split_first().expect("at least one chunk");
+    dw.copy_from_slice(head_w);
+    let mut db_total = head_b.clone();
+    for (part_w, part_b) in rest {
+        for (d, &v) in dw.iter_mut().zip(part_w) {
             *d += v;
+        }
+        for (d, &v) in db_total.iter_mut().zip(part_b) {
+            *d += v;
+        }
+    }
+    if let Some(db) = db {
+        for (d, &v) in db.iter_mut().zip(&db_total) {
+            *d = v as f32;
         }
     }
 }
@@ -454,7 +592,7 @@ mod tests {
             let b = rand_vec(s.c_out, 30 + i as u64);
             for bias in [None, Some(&b[..])] {
                 let mut out = vec![f32::NAN; s.n * s.out_image()];
-                conv2d_forward(s, &x, &w, bias, &mut out);
+                conv2d_forward(s, &x, &w, bias, ConvOutput::Plain(&mut out));
                 let want: Vec<f32> = naive_forward(s, &x, &w, bias).iter().map(|&v| v as f32).collect();
                 assert_close(&out, &want, 1e-5, &format!("conv forward {s:?}"));
             }
@@ -476,7 +614,7 @@ mod tests {
             let mut dx = vec![f32::NAN; x.len()];
             let mut dw = vec![f32::NAN; w.len()];
             let mut db = vec![f32::NAN; b.len()];
-            conv2d_backward(s, &x, &w, &r, Some(&mut dx), &mut dw, Some(&mut db));
+            conv2d_backward(s, &x, &w, ConvGrad::Plain(&r), Some(&mut dx), &mut dw, Some(&mut db));
             let eps = 1e-2f32;
             let fd = |v: &[f32], j: usize, f: &dyn Fn(&[f32]) -> f64| -> f32 {
                 let (mut plus, mut minus) = (v.to_vec(), v.to_vec());
@@ -500,8 +638,59 @@ mod tests {
             }
             // Without dx/db, dw must not change.
             let mut dw2 = vec![0.0; w.len()];
-            conv2d_backward(s, &x, &w, &r, None, &mut dw2, None);
+            conv2d_backward(s, &x, &w, ConvGrad::Plain(&r), None, &mut dw2, None);
             assert!(bit_identical(&dw, &dw2));
+        }
+    }
+
+    /// The fused op against its definition: ReLU then 2×2 max-pool (first maximum) of the direct
+    /// convolution; its backward against the plain backward fed the unpooled gradient.
+    #[test]
+    fn fused_relu_maxpool_matches_the_three_ops() {
+        let sh = |n, c_in, h, w, c_out, stride, pad| Conv2dShape { n, c_in, h, w, c_out, kh: 3, kw: 3, stride, pad };
+        // Even and odd outputs (an odd last row/column is dropped), one image per GEMM and groups.
+        for (i, s) in
+            [sh(3, 2, 8, 8, 4, 1, 1), sh(5, 3, 7, 9, 3, 1, 0), sh(2, 1, 33, 32, 5, 1, 1), sh(40, 2, 10, 20, 3, 2, 1)]
+                .iter()
+                .enumerate()
+        {
+            let x = rand_vec(s.n * s.in_image(), 80 + i as u64);
+            let w = rand_vec(s.c_out * s.k_dim(), 90 + i as u64);
+            let b = rand_vec(s.c_out, 100 + i as u64);
+            let conv = naive_forward(s, &x, &w, Some(&b));
+            let (oh, ow, ph, pw) = (s.out_h(), s.out_w(), s.out_h() / 2, s.out_w() / 2);
+            let (mut want, mut want_at) = (vec![], vec![]);
+            for plane in conv.chunks_exact(oh * ow) {
+                for (py, px) in (0..ph).flat_map(|py| (0..pw).map(move |px| (py, px))) {
+                    let at = |d: usize| (2 * py + d / 2) * ow + 2 * px + d % 2;
+                    let relu = |d: usize| (plane[at(d)] as f32).max(0.0);
+                    let best = (1..4).fold(0, |b, d| if relu(d) > relu(b) { d } else { b });
+                    want.push(relu(best));
+                    want_at.push(at(best));
+                }
+            }
+            let mut out = vec![f32::NAN; s.n * s.pooled_image()];
+            let mut which = vec![9u8; out.len()];
+            conv2d_forward(s, &x, &w, Some(&b), ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which });
+            assert_close(&out, &want, 1e-5, &format!("fused forward {s:?}"));
+
+            let g = rand_vec(out.len(), 110 + i as u64);
+            let mut dout = vec![0.0; s.n * s.out_image()];
+            for (j, (&at, &o)) in want_at.iter().zip(&out).enumerate() {
+                if o > 0.0 {
+                    dout[j / (ph * pw) * oh * ow + at] = g[j];
+                }
+            }
+            let grads = |grad: ConvGrad| {
+                let (mut dx, mut dw, mut db) =
+                    (vec![f32::NAN; x.len()], vec![f32::NAN; w.len()], vec![f32::NAN; b.len()]);
+                conv2d_backward(s, &x, &w, grad, Some(&mut dx), &mut dw, Some(&mut db));
+                [dx, dw, db]
+            };
+            let fused = grads(ConvGrad::ReluMaxPool2 { g: &g, out: &out, which: &which });
+            for (got, want) in fused.iter().zip(&grads(ConvGrad::Plain(&dout))) {
+                assert!(bit_identical(got, want), "fused backward {s:?}");
+            }
         }
     }
 
@@ -513,9 +702,9 @@ mod tests {
         let g = rand_vec(s.n * s.out_image(), 3);
         let run = || {
             let mut out = vec![0.0; g.len()];
-            conv2d_forward(&s, &x, &w, None, &mut out);
+            conv2d_forward(&s, &x, &w, None, ConvOutput::Plain(&mut out));
             let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
-            conv2d_backward(&s, &x, &w, &g, Some(&mut dx), &mut dw, Some(&mut db));
+            conv2d_backward(&s, &x, &w, ConvGrad::Plain(&g), Some(&mut dx), &mut dw, Some(&mut db));
             [out, dx, dw, db]
         };
         let first = run();

@@ -1,34 +1,62 @@
-//! 2-D convolution over NCHW batches: im2col + GEMM forward, and the same for both gradients (kernels/conv.rs).
+//! 2-D convolution over NCHW batches: im2col + GEMM forward, and the same for both gradients (kernels/conv.rs);
+//! and the same convolution fused with the ReLU and 2×2 max-pool that follow it in most CNNs.
 
-use crate::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape};
+use crate::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
 use crate::tensor::Tensor;
+
+fn conv_shape(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Conv2dShape {
+    let (x, w) = (x.shape(), weight.shape());
+    assert!(
+        x.len() == 4 && w.len() == 4 && x[1] == w[1] && x[2] + 2 * pad >= w[2] && x[3] + 2 * pad >= w[3] && stride > 0,
+        "conv2d: input {x:?} and weight {w:?} don't fit (stride {stride}, padding {pad})"
+    );
+    Conv2dShape { n: x[0], c_in: x[1], h: x[2], w: x[3], c_out: w[0], kh: w[2], kw: w[3], stride, pad }
+}
+
+/// Gradients for (x, weight, bias) from the convolution's incoming gradient, as far as `needs` asks.
+fn conv_grads(s: &Conv2dShape, x: &Tensor, w: &Tensor, needs: &[bool], grad: ConvGrad) -> Vec<Option<Vec<f32>>> {
+    let mut dx = needs[0].then(|| vec![0.0; s.n * s.c_in * s.h * s.w]);
+    let mut dw = vec![0.0; w.numel()];
+    let mut db = needs.get(2).map(|_| vec![0.0; s.c_out]);
+    conv2d_backward(s, &x.data(), &w.data(), grad, dx.as_deref_mut(), &mut dw, db.as_deref_mut());
+    vec![dx, needs[1].then_some(dw), db]
+}
 
 impl Tensor {
     /// `x [N, C, H, W]` ⊛ `weight [O, C, kh, kw]` (+ `bias [O]`), with the given stride and zero padding.
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
-        let (x, w) = (self.shape(), weight.shape());
-        assert!(
-            x.len() == 4
-                && w.len() == 4
-                && x[1] == w[1]
-                && x[2] + 2 * pad >= w[2]
-                && x[3] + 2 * pad >= w[3]
-                && stride > 0,
-            "conv2d: input {x:?} and weight {w:?} don't fit (stride {stride}, padding {pad})"
-        );
-        let s = Conv2dShape { n: x[0], c_in: x[1], h: x[2], w: x[3], c_out: w[0], kh: w[2], kw: w[3], stride, pad };
+        let s = conv_shape(self, weight, stride, pad);
         let mut out = vec![0.0; s.n * s.c_out * s.out_h() * s.out_w()];
         let bias_data = bias.map(|b| b.data().clone());
-        conv2d_forward(&s, &self.data(), &weight.data(), bias_data.as_deref(), &mut out);
+        conv2d_forward(&s, &self.data(), &weight.data(), bias_data.as_deref(), ConvOutput::Plain(&mut out));
         let (xc, wc) = (self.clone(), weight.clone());
         let mut parents = vec![self, weight];
         parents.extend(bias);
-        Tensor::from_op(out, &[s.n, s.c_out, s.out_h(), s.out_w()], "ConvolutionBackward", &parents, move |ctx| {
-            let mut dx = ctx.needs[0].then(|| vec![0.0; s.n * s.c_in * s.h * s.w]);
-            let mut dw = vec![0.0; wc.numel()];
-            let mut db = ctx.needs.get(2).map(|_| vec![0.0; s.c_out]);
-            conv2d_backward(&s, &xc.data(), &wc.data(), ctx.g, dx.as_deref_mut(), &mut dw, db.as_deref_mut());
-            vec![dx, ctx.needs[1].then_some(dw), db]
+        let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
+        Tensor::from_op(out, &shape, "ConvolutionBackward", &parents, move |ctx| {
+            conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(ctx.g))
+        })
+    }
+
+    /// `x.conv2d(weight, bias, stride, pad).relu().max_pool2d(2, 2, 0)` as one op, with the same values and
+    /// gradients: the convolution's full-size output (4× the pooled one) only ever exists one group of images at
+    /// a time, in cache, instead of making six trips to memory between three ops. `Sequential` uses it wherever
+    /// those three layers follow each other.
+    pub fn conv2d_relu_maxpool2(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
+        let s = conv_shape(self, weight, stride, pad);
+        let mut out = vec![0.0; s.n * s.pooled_image()];
+        let mut which = vec![0u8; out.len()];
+        let bias_data = bias.map(|b| b.data().clone());
+        let fused = ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which };
+        conv2d_forward(&s, &self.data(), &weight.data(), bias_data.as_deref(), fused);
+        let (xc, wc) = (self.clone(), weight.clone());
+        let mut parents = vec![self, weight];
+        parents.extend(bias);
+        let shape = [s.n, s.c_out, s.out_h() / 2, s.out_w() / 2];
+        Tensor::from_op(out, &shape, "ConvReluMaxPoolBackward", &parents, move |ctx| {
+            // The ReLU's mask is the pooled output itself: positive exactly where the ReLU passed the winner.
+            let out = ctx.out.data();
+            conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::ReluMaxPool2 { g: ctx.g, out: &out, which: &which })
         })
     }
 }
