@@ -18,6 +18,7 @@
 //! The practical layer is [`data`] (image folders, IDX files, seeded splits, `DataLoader`), [`nn`] (layers from
 //! `Linear` to `Conv2d`), [`loss`], [`metrics`], [`optim`], the fastai-style [`learner::Learner`], [`model_io`] and
 //! the `crest` command line in [`cli`].
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod learner;

@@ -58,7 +58,9 @@ fn read_idx(path: &Path, magic: u32, dims: usize) -> anyhow::Result<(Vec<usize>,
     let shape: Vec<usize> = words[1..].iter().map(|&w| w as usize).collect();
     let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let Some(expected) = expected else { bail!("{name}: dimensions {shape:?} are too large") };
-    let mut body = Vec::new();
+    // Sized up front: growing by doubling would copy the body several times, and keep the copies (crest's
+    // allocator keeps freed memory for reuse). Capped so a corrupt header cannot reserve gigabytes.
+    let mut body = Vec::with_capacity(expected.saturating_add(1).min(1 << 28));
     reader.take(expected as u64 + 1).read_to_end(&mut body).with_context(|| format!("{name}: cannot read the data"))?;
     if body.len() != expected {
         let more = if body.len() > expected { "more than" } else { "only" };
