@@ -4,6 +4,7 @@
 //! rayon task can ask for a serial GEMM instead of oversubscribing the two cores.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// Below this many multiply-adds a GEMM runs on one thread. Measured on this 2-vCPU VM: waking the second thread
 /// for every small GEMM cost more than it gave (Fashion-MNIST's linear model: 0.199 s/epoch at 2^15, 0.084 at 2^22),
@@ -37,8 +38,7 @@ pub fn sgemm(
     rsc: isize,
     csc: isize,
 ) {
-    let threaded = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
-    gemm_with(threaded, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+    gemm_with(true, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
 /// [`sgemm`] on the calling thread only, for kernels that already parallelise around it.
@@ -64,7 +64,7 @@ pub(crate) fn sgemm_serial(
 
 #[allow(clippy::too_many_arguments)]
 fn gemm_with(
-    threaded: bool,
+    may_thread: bool,
     m: usize,
     k: usize,
     n: usize,
@@ -91,6 +91,24 @@ fn gemm_with(
     }
     assert!(extent(m, k, rsa, csa) <= a.len(), "sgemm: A too short");
     assert!(extent(k, n, rsb, csb) <= b.len(), "sgemm: B too short");
+    if n <= FEW_COLS && csa == 1 && rsb == 1 && csc == 1 {
+        // Rows of A and columns of B both contiguous: a Linear layer's few outputs, x·Wᵀ.
+        let (rsa, csb, rsc) = (rsa as usize, csb as usize, rsc as usize);
+        // Dot products are bound by reading A, not by the FMA units the two vCPUs share, so a second thread
+        // pays off as soon as A outgrows L2 (a 1000-image batch of 784 pixels).
+        if !may_thread || m.saturating_mul(k) < FEW_COLS_PARALLEL_MIN_A {
+            few_cols(m, k, n, alpha, a, rsa, b, csb, beta, c, rsc);
+            return;
+        }
+        // Whole blocks of rows per task; every element is computed the same way whatever the split.
+        let task_rows = m.div_ceil(rayon::current_num_threads()).next_multiple_of(FEW_ROWS);
+        c.par_chunks_mut(task_rows * rsc).enumerate().for_each(|(t, c)| {
+            let i0 = t * task_rows;
+            few_cols(task_rows.min(m - i0), k, n, alpha, &a[i0 * rsa..], rsa, b, csb, beta, c, rsc);
+        });
+        return;
+    }
+    let threaded = may_thread && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
     let par = if threaded { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
     // SAFETY: the asserts above keep every strided access inside its slice and make C's
     // elements distinct, so gemm's parallel writes never race; `&mut c` excludes aliasing
@@ -117,6 +135,97 @@ fn gemm_with(
             false,
             par,
         );
+    }
+}
+
+/// Up to this many columns of C, [`few_cols`] beats the GEMM, whose 16-row register tile a 10-class output
+/// fills only partly (Fashion-MNIST's linear model: the forward GEMM was a third of an epoch).
+const FEW_COLS: usize = 16;
+
+/// Elements of A from which [`few_cols`] splits its rows over the threads.
+const FEW_COLS_PARALLEL_MIN_A: usize = 1 << 19;
+
+/// Rows of A per block in [`few_cols`]: each column of B is loaded once per block and used this many times.
+const FEW_ROWS: usize = 4;
+
+/// C = alpha·A·B + beta·C as dot products, for contiguous rows of A (`rsa` apart), contiguous columns of B
+/// (`csb` apart) and few columns. Each dot product runs in 16 lanes over k (fused multiply-adds) with the lanes
+/// summed pairwise, an order fixed by k alone.
+#[allow(clippy::too_many_arguments)]
+fn few_cols(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    b: &[f32],
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+) {
+    let row = |i: usize| &a[i * rsa..i * rsa + k];
+    let col = |j: usize| &b[j * csb..j * csb + k];
+    for i in (0..m).step_by(FEW_ROWS) {
+        let rows = FEW_ROWS.min(m - i);
+        // A short last block repeats its last row; the repeats are computed and dropped.
+        let block = std::array::from_fn(|r| row(i + r.min(rows - 1)));
+        for j in (0..n).step_by(2) {
+            // An odd last column pairs with itself.
+            let dots = dot4x2(block, [col(j), col((j + 1).min(n - 1))]);
+            for (r, pair) in dots.iter().take(rows).enumerate() {
+                for (jj, d) in pair.iter().take(n - j).enumerate() {
+                    let at = (i + r) * rsc + j + jj;
+                    c[at] = if beta == 0.0 { alpha * d } else { alpha * d + beta * c[at] };
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The 4×2 dot products of four rows with two columns, in 16 lanes each (see [`few_cols`]): eight
+    /// independent accumulators, enough to keep both FMA units busy.
+    fn dot4x2(rows: [&[f32]; FEW_ROWS], cols: [&[f32]; 2]) -> [[f32; 2]; FEW_ROWS] {
+        const LANES: usize = 16;
+        let k = cols[0].len();
+        let [r0, r1, r2, r3] = rows.map(|r| &r[..k]);
+        let [v0, v1] = cols.map(|v| &v[..k]);
+        // Eight named accumulators: an array of them indexed in a loop ends up in memory, not registers.
+        let z = [0.0f32; LANES];
+        let (mut a00, mut a01, mut a10, mut a11, mut a20, mut a21, mut a30, mut a31) = (z, z, z, z, z, z, z, z);
+        let c = |r| <[f32]>::chunks_exact(r, LANES);
+        let blocks = c(v0).zip(c(v1)).zip(c(r0)).zip(c(r1)).zip(c(r2)).zip(c(r3));
+        for (((((x0, x1), c0), c1), c2), c3) in blocks {
+            for l in 0..LANES {
+                a00[l] = c0[l].mul_add(x0[l], a00[l]);
+                a01[l] = c0[l].mul_add(x1[l], a01[l]);
+                a10[l] = c1[l].mul_add(x0[l], a10[l]);
+                a11[l] = c1[l].mul_add(x1[l], a11[l]);
+                a20[l] = c2[l].mul_add(x0[l], a20[l]);
+                a21[l] = c2[l].mul_add(x1[l], a21[l]);
+                a30[l] = c3[l].mul_add(x0[l], a30[l]);
+                a31[l] = c3[l].mul_add(x1[l], a31[l]);
+            }
+        }
+        let acc = [[a00, a01], [a10, a11], [a20, a21], [a30, a31]];
+        let main = k / LANES * LANES;
+        let finish = |mut acc: [f32; LANES], row: &[f32], v: &[f32]| {
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    acc[l] += acc[l + width];
+                }
+            }
+            row[main..].iter().zip(&v[main..]).fold(acc[0], |s, (x, y)| x.mul_add(*y, s))
+        };
+        let mut out = [[0.0f32; 2]; FEW_ROWS];
+        for ((o, acc), row) in out.iter_mut().zip(acc).zip([r0, r1, r2, r3]) {
+            *o = [finish(acc[0], row, v0), finish(acc[1], row, v1)];
+        }
+        out
     }
 }
 
@@ -253,6 +362,26 @@ mod tests {
     fn rejects_aliasing_c() {
         let mut c = vec![0.0; 4];
         sgemm(2, 1, 2, 1.0, &[1.0; 2], 1, 1, &[1.0; 2], 2, 1, 0.0, &mut c, 0, 1);
+    }
+
+    /// Few columns go to dot products: against the f64 reference, with a ragged last block of rows, an odd
+    /// column count, and rows split over threads (bit for bit what one thread computes).
+    #[test]
+    fn few_columns_match_naive_serial_or_threaded() {
+        for (m, k, n) in [(5, 3, 1), (1101, 784, 10), (600, 1000, 16), (9, 40, 7)] {
+            let a = rand_vec(m * k, 8);
+            let b = rand_vec(k * n, 9);
+            let c0 = rand_vec(m * n, 10);
+            let mut want = c0.clone();
+            naive(m, k, n, 0.5, &a, (k, 1), &b, (1, k), 2.0, &mut want);
+            let (mut got, mut serial) = (c0.clone(), c0.clone());
+            sgemm(m, k, n, 0.5, &a, k as isize, 1, &b, 1, k as isize, 2.0, &mut got, n as isize, 1);
+            sgemm_serial(m, k, n, 0.5, &a, k as isize, 1, &b, 1, k as isize, 2.0, &mut serial, n as isize, 1);
+            assert!(bit_identical(&got, &serial), "{m}x{k}x{n}: threads changed the result");
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{m}x{k}x{n}: got {g}, want {w}");
+            }
+        }
     }
 
     #[test]
