@@ -134,7 +134,12 @@ fn run_gemm(cs: &Case, o: &mut Operands, par: gemm::Parallelism) {
     }
 }
 
+// As in the crest binary: tensors on cache-line boundaries, freed memory kept for the next call.
+#[global_allocator]
+static ALLOC: crest::alloc::CacheAligned = crest::alloc::CacheAligned;
+
 fn main() {
+    crest::alloc::keep_freed_memory();
     rayon::ThreadPoolBuilder::new().num_threads(2).build_global().ok();
     let only = std::env::args().nth(1);
     let want = |section: &str| only.as_deref().is_none_or(|o| o == section);
