@@ -94,8 +94,8 @@ fn gemm_with(
     if n <= FEW_COLS && csa == 1 && rsb == 1 && csc == 1 {
         // Rows of A and columns of B both contiguous: a Linear layer's few outputs, x·Wᵀ.
         let (rsa, csb, rsc) = (rsa as usize, csb as usize, rsc as usize);
-        // Dot products are bound by reading A, not by the FMA units the two vCPUs share, so a second thread
-        // pays off as soon as A outgrows L2 (a 1000-image batch of 784 pixels).
+        // Dot products are bound by reading A, so a second thread pays off once A is a megabyte (an inference
+        // batch of 1000 images, or of their 256 hidden features), not for a training batch of 128.
         if !may_thread || m.saturating_mul(k) < FEW_COLS_PARALLEL_MIN_A {
             few_cols(m, k, n, alpha, a, rsa, b, csb, beta, c, rsc);
             return;
@@ -143,7 +143,7 @@ fn gemm_with(
 const FEW_COLS: usize = 16;
 
 /// Elements of A from which [`few_cols`] splits its rows over the threads.
-const FEW_COLS_PARALLEL_MIN_A: usize = 1 << 19;
+const FEW_COLS_PARALLEL_MIN_A: usize = 1 << 18;
 
 /// Rows of A per block in [`few_cols`]: each column of B is loaded once per block and used this many times.
 const FEW_ROWS: usize = 4;

@@ -15,9 +15,20 @@ impl Tensor {
             bias.map(|b| b.shape().to_vec())
         );
         let (m, k, n) = (x[0], x[1], w[0]);
-        let mut out = vec![0.0; m * n];
-        match self.streamed_bytes() {
-            Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &weight.data(), 1, k, &mut out),
+        let streamed = self.streamed_bytes();
+        // The GEMM adds x·Wᵀ onto rows that already hold the bias: one pass over the output instead of two.
+        let (mut out, beta) = match (bias, streamed) {
+            (Some(b), None) => (b.data().repeat(m), 1.0),
+            _ => (vec![0.0; m * n], 0.0),
+        };
+        match streamed {
+            Some(bytes) => {
+                matmul_u8(m, k, n, bytes.scale, &bytes.data, &weight.data(), 1, k, &mut out);
+                if let Some(b) = bias {
+                    let b = b.data();
+                    out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b.iter()).for_each(|(o, b)| *o += b));
+                }
+            }
             None => sgemm(
                 m,
                 k,
@@ -29,15 +40,11 @@ impl Tensor {
                 &weight.data(),
                 1,
                 k as isize,
-                0.0,
+                beta,
                 &mut out,
                 n as isize,
                 1,
             ),
-        }
-        if let Some(b) = bias {
-            let b = b.data();
-            out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b.iter()).for_each(|(o, b)| *o += b));
         }
         let (xc, wc) = (self.clone(), weight.clone());
         let mut parents = vec![self, weight];

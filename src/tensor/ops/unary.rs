@@ -1,10 +1,16 @@
 //! Elementwise functions of one tensor. Each rule states its derivative in terms of the input or output.
 
+use crate::tensor::kernels::{map, zip_map};
 use crate::tensor::Tensor;
 
 /// `f` applied elementwise; `df(x, y)` is dy/dx given the input x and output y.
-fn unary(t: &Tensor, name: &'static str, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Tensor {
-    let data: Vec<f32> = t.data().iter().map(|&x| f(x)).collect();
+fn unary(
+    t: &Tensor,
+    name: &'static str,
+    f: impl Fn(f32) -> f32 + Sync,
+    df: impl Fn(f32, f32) -> f32 + 'static,
+) -> Tensor {
+    let data = map(&t.data(), f);
     let input = t.clone();
     Tensor::from_op(data, t.shape(), name, &[t], move |ctx| {
         let (x, y) = (input.data(), ctx.out.data());
@@ -41,10 +47,9 @@ impl Tensor {
     /// Not through [`unary`]: the gradient is a mask, so it passes `g` or 0 (as PyTorch's threshold backward,
     /// never `g·0`) from two streams instead of three, and both loops vectorise.
     pub fn relu(&self) -> Tensor {
-        let data: Vec<f32> = self.data().iter().map(|&x| x.max(0.0)).collect();
+        let data = map(&self.data(), |x| x.max(0.0));
         Tensor::from_op(data, self.shape(), "ReluBackward", &[self], move |ctx| {
-            let y = ctx.out.data();
-            vec![Some(ctx.g.iter().zip(y.iter()).map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }).collect())]
+            vec![Some(zip_map(ctx.g, &ctx.out.data(), |g, y| if y > 0.0 { g } else { 0.0 }))]
         })
     }
 
