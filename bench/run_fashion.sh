@@ -7,7 +7,7 @@
 #   cnn     Conv32-Pool-Conv64-Pool-Linear(3136,128)-Linear(128,10)
 # Cross-entropy, Adam 1e-3, batch 128, 5 epochs. crest and PyTorch run one
 # after the other (never concurrently), each under /usr/bin/time -v.
-# Accuracy: median over SEEDS (default 1 2 3); times and memory: first seed.
+# Every figure: the median over SEEDS (default 1 2 3), each seed's two runs back to back.
 # --quick: first seed only.
 # Env: ARCHS (default "linear mlp cnn"), TORCH_PYTHON, CREST_BIN, SKIP_BUILD=1,
 # DATA (default ../shared/data/fashion-mnist), BENCH_OUT (default bench/out/fashion-<timestamp>).
@@ -48,24 +48,23 @@ for arch in $ARCHS; do
 done
 
 echo
-echo "== results (times/memory: seed $FIRST_SEED; accuracy: median of seeds ${SEEDS[*]}) =="
+echo "== results (median over seeds ${SEEDS[*]}: each seed's crest and PyTorch runs were back to back) =="
+# per_seed WHO ARCH F: F's value for each seed's run of WHO (crest or torch)
+per_seed() { for seed in "${SEEDS[@]}"; do "$3" "$OUT/$1-$2-$seed" "${@:4}"; done; }
 for arch in $ARCHS; do
-    c=$OUT/crest-$arch-$FIRST_SEED
-    t=$OUT/torch-$arch-$FIRST_SEED
-    cacc=(); tacc=()
-    for seed in "${SEEDS[@]}"; do
-        # crest reports the held-out (test) accuracy as valid_acc; accept test_acc too
-        cacc+=("$(kv "$OUT/crest-$arch-$seed" valid_acc test_acc)")
-        tacc+=("$(kv "$OUT/torch-$arch-$seed" test_acc valid_acc)")
-    done
+    # crest reports the held-out (test) accuracy as valid_acc; accept test_acc too
+    mapfile -t cacc < <(per_seed crest "$arch" kv valid_acc test_acc)
+    mapfile -t tacc < <(per_seed torch "$arch" kv test_acc valid_acc)
+    med() { median $(per_seed "$1" "$arch" "${@:2}"); }
     echo
     table_header "arch $arch"
-    row "s/epoch (median)" "$(kv "$c" epoch_s)" "$(kv "$t" epoch_s)"
-    row "test acc, median" "$(median "${cacc[@]}")" "$(median "${tacc[@]}")"
-    row "inference images/s (higher=better)" "$(kv "$c" infer_images_per_s)" "$(kv "$t" infer_images_per_s)"
-    row "max RSS MB (time -v)" "$(maxrss_mb "$c")" "$(maxrss_mb "$t")"
-    row "peak_rss_mb (self-reported)" "$(kv "$c" peak_rss_mb)" "$(kv "$t" peak_rss_mb)"
-    row "wall s (whole process)" "$(wall_s "$c")" "$(wall_s "$t")"
+    row "s/epoch" "$(med crest kv epoch_s)" "$(med torch kv epoch_s)"
+    row "test acc" "$(median "${cacc[@]}")" "$(median "${tacc[@]}")"
+    row "inference images/s (higher=better)" "$(med crest kv infer_images_per_s)" "$(med torch kv infer_images_per_s)"
+    row "max RSS MB (time -v)" "$(med crest maxrss_mb)" "$(med torch maxrss_mb)"
+    row "wall s (whole process)" "$(med crest wall_s)" "$(med torch wall_s)"
+    echo "  s/epoch per seed: crest $(per_seed crest "$arch" kv epoch_s | xargs) | PyTorch $(per_seed torch "$arch" kv epoch_s | xargs)"
+    echo "  inference per seed: crest $(per_seed crest "$arch" kv infer_images_per_s | xargs) | PyTorch $(per_seed torch "$arch" kv infer_images_per_s | xargs)"
     echo "  test acc per seed ${SEEDS[*]}: crest ${cacc[*]} | PyTorch ${tacc[*]}"
 done
 echo

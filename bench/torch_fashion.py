@@ -13,7 +13,7 @@ images; the test-set evaluation after it is timed separately and not included).
 Final line:
   epoch_s=<median s/epoch> test_acc=<f> infer_images_per_s=<f> peak_rss_mb=<f>
 infer_images_per_s: the 10,000 test images in batches of 1000, eval mode, no_grad
-(after one warm-up batch).
+(after one warm-up batch), passes repeated until a second has gone by.
 """
 import argparse
 import gzip
@@ -121,15 +121,19 @@ def main():
 
     # inference throughput: batch 1000, eval mode, no_grad, one warm-up batch first
     model.eval()
+    # passes repeat until a second has gone by (as crest measures itself: one pass is a few milliseconds)
     with torch.no_grad():
         model(xte[:1000])
         ti = time.perf_counter()
-        for i in range(0, len(yte), 1000):
-            model(xte[i:i + 1000])
+        passes = 0
+        while passes == 0 or time.perf_counter() - ti < 1.0:
+            for i in range(0, len(yte), 1000):
+                model(xte[i:i + 1000])
+            passes += 1
         infer_s = time.perf_counter() - ti
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"epoch_s={statistics.median(epoch_times):.4f} test_acc={acc:.6f} "
-          f"infer_images_per_s={len(yte) / infer_s:.1f} peak_rss_mb={peak:.1f}", flush=True)
+          f"infer_images_per_s={passes * len(yte) / infer_s:.1f} peak_rss_mb={peak:.1f}", flush=True)
 
 
 if __name__ == "__main__":
