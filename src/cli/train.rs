@@ -333,27 +333,35 @@ fn median_train_pass(rows: &[crate::learner::EpochRow]) -> f64 {
     t.get(t.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
 }
 
-/// Images per second through the trained model in evaluation mode, in batches of 1000, measured as
-/// `bench/torch_fashion.py` measures PyTorch: the batches are ready in memory as scaled f32 values, one warm-up
-/// batch runs first, and passes over them repeat until a second has gone by (a single pass over 10,000 images takes
-/// a few milliseconds, and its rate varied 2.5× with the state the threads and the CPU were in).
+/// Memory the prepared inference batches may take as f32: all of Fashion-MNIST's 10,000 test images (31 MB), but
+/// not the 475 MB that the post's 1,514 images of 140×140×4 would.
+const INFER_BYTES: usize = 64 << 20;
+
+/// Images per second through the trained model in evaluation mode, measured as `bench/torch_fashion.py` measures
+/// PyTorch: batches of 1000 ready in memory as scaled f32 values, one warm-up batch first, and passes over them
+/// repeated until a second has gone by (one pass over 10,000 images takes a few milliseconds, and its rate varied
+/// 2.5× with the state the threads and the CPU were in). Large images get smaller and fewer batches, within
+/// [`INFER_BYTES`].
 fn inference_rate(learner: &mut Learner, valid: &Arc<Dataset>, scale: f32) -> f64 {
     if valid.is_empty() {
         return 0.0;
     }
     let _g = no_grad();
-    let dl = DataLoader::new(valid.clone(), 1000, false, 0);
+    let image_bytes = valid.item_len() * std::mem::size_of::<f32>();
+    let bs = (INFER_BYTES / image_bytes.max(1)).clamp(1, 1000);
+    let dl = DataLoader::new(valid.clone(), bs, false, 0);
     let batches = || dl.batches(0).map(|batch| batch.into_xy(scale, true).0);
     if let Some(x) = batches().next() {
         learner.predict_batch(&x);
     }
-    let xs: Vec<Tensor> = batches().collect();
+    let xs: Vec<Tensor> = batches().take((INFER_BYTES / (bs * image_bytes).max(1)).max(1)).collect();
     xs.iter().for_each(|x| drop(x.data()));
+    let images: usize = xs.iter().map(|x| x.shape()[0]).sum();
     let start = Instant::now();
     let mut passes = 0;
     while passes == 0 || start.elapsed().as_secs_f64() < 1.0 {
         xs.iter().for_each(|x| drop(learner.predict_batch(x)));
         passes += 1;
     }
-    (passes * valid.len()) as f64 / start.elapsed().as_secs_f64()
+    (passes * images) as f64 / start.elapsed().as_secs_f64()
 }
