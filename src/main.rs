@@ -15,7 +15,12 @@ fn main() {
             .unwrap_or("unknown panic");
         eprintln!("error: internal error: {msg} (this is a bug in crest; please report it)");
     }));
-    if let Err(e) = crest::cli::run(crest::cli::Cli::parse()) {
+    let cli = crest::cli::Cli::parse();
+    // The whole command runs on a worker of the thread pool, so each parallel kernel starts by splitting work there
+    // instead of queueing it from outside and putting the main thread to sleep until it is done: inference ran
+    // 5-8% faster (Fashion-MNIST mlp and linear, three runs each way), a CNN epoch 4-15% (two).
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("a thread pool");
+    if let Err(e) = pool.install(|| crest::cli::run(cli)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
