@@ -55,6 +55,16 @@ impl Conv2dShape {
         self.c_out * self.positions()
     }
 
+    /// Outputs per plane of the fused ReLU + 2×2 max-pool.
+    fn pooled_positions(&self) -> usize {
+        (self.out_h() / 2) * (self.out_w() / 2)
+    }
+
+    /// Outputs per image of the fused ReLU + 2×2 max-pool.
+    pub fn pooled_image(&self) -> usize {
+        self.c_out * self.pooled_positions()
+    }
+
     /// Images whose columns share one GEMM: a 14×14 output alone makes GEMMs too narrow to
     /// run at full speed, while a large one gains nothing from the extra copies.
     fn group(&self) -> usize {
@@ -103,13 +113,6 @@ pub enum ConvGrad<'a> {
     /// is `g` at the winning entry of each window whose output is positive (ReLU passed it), 0
     /// elsewhere.
     ReluMaxPool2 { g: &'a [f32], out: &'a [f32], which: &'a [u8] },
-}
-
-impl Conv2dShape {
-    /// Outputs per image of the fused ReLU + 2×2 max-pool.
-    pub fn pooled_image(&self) -> usize {
-        self.c_out * (self.out_h() / 2) * (self.out_w() / 2)
-    }
 }
 
 impl<'a> ConvOutput<'a> {
@@ -186,7 +189,7 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
                     }
                 }
                 Some(ConvOutput::ReluMaxPool2 { out, which }) => {
-                    let pp = s.pooled_image() / s.c_out;
+                    let pp = s.pooled_positions();
                     let planes = out.chunks_exact_mut(pp).zip(which.chunks_exact_mut(pp)).enumerate();
                     for (plane, (o, wh)) in planes {
                         let (img, co) = (plane / s.c_out, plane % s.c_out);
@@ -224,7 +227,7 @@ fn relu_maxpool2(plane: &[f32], ow: usize, out: &mut [f32], which: &mut [u8]) {
 fn unpool_grad(s: &Conv2dShape, g: &[f32], out: &[f32], which: &[u8], start: usize, imgs: usize, tile: &mut [f32]) {
     let (p, ow, ld) = (s.positions(), s.out_w(), imgs * s.positions());
     let pw = ow / 2;
-    let pp = s.pooled_image() / s.c_out;
+    let pp = s.pooled_positions();
     tile.fill(0.0);
     for img in 0..imgs {
         for co in 0..s.c_out {

@@ -13,6 +13,12 @@ fn conv_shape(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Conv2dS
     Conv2dShape { n: x[0], c_in: x[1], h: x[2], w: x[3], c_out: w[0], kh: w[2], kw: w[3], stride, pad }
 }
 
+/// Runs the forward kernel on `x`, `weight` and `bias` (borrowed, not copied) into `out`.
+fn forward(s: &Conv2dShape, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, out: ConvOutput) {
+    let bias = bias.map(|b| b.data());
+    conv2d_forward(s, &x.data(), &weight.data(), bias.as_deref().map(Vec::as_slice), out);
+}
+
 /// Gradients for (x, weight, bias) from the convolution's incoming gradient, as far as `needs` asks.
 fn conv_grads(s: &Conv2dShape, x: &Tensor, w: &Tensor, needs: &[bool], grad: ConvGrad) -> Vec<Option<Vec<f32>>> {
     let mut dx = needs[0].then(|| vec![0.0; s.n * s.c_in * s.h * s.w]);
@@ -27,8 +33,7 @@ impl Tensor {
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
         let s = conv_shape(self, weight, stride, pad);
         let mut out = vec![0.0; s.n * s.c_out * s.out_h() * s.out_w()];
-        let bias_data = bias.map(|b| b.data().clone());
-        conv2d_forward(&s, &self.data(), &weight.data(), bias_data.as_deref(), ConvOutput::Plain(&mut out));
+        forward(&s, self, weight, bias, ConvOutput::Plain(&mut out));
         let (xc, wc) = (self.clone(), weight.clone());
         let mut parents = vec![self, weight];
         parents.extend(bias);
@@ -46,9 +51,7 @@ impl Tensor {
         let s = conv_shape(self, weight, stride, pad);
         let mut out = vec![0.0; s.n * s.pooled_image()];
         let mut which = vec![0u8; out.len()];
-        let bias_data = bias.map(|b| b.data().clone());
-        let fused = ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which };
-        conv2d_forward(&s, &self.data(), &weight.data(), bias_data.as_deref(), fused);
+        forward(&s, self, weight, bias, ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which });
         let (xc, wc) = (self.clone(), weight.clone());
         let mut parents = vec![self, weight];
         parents.extend(bias);
