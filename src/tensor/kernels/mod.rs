@@ -58,6 +58,8 @@ multiversion! {
     }
 }
 
+use rayon::prelude::*;
+
 /// Elementwise passes over at least this many values split over the threads. Below it, waking a second thread
 /// costs more than the pass saves (a training batch's activations); above, the pass runs on both cores (the hidden
 /// layer of a 1000-image inference batch).
@@ -65,7 +67,6 @@ const PAR_MAP_MIN: usize = 1 << 18;
 
 /// `f` of each element, on both threads for large slices; the result does not depend on the split.
 pub(crate) fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
     if x.len() < PAR_MAP_MIN {
         return x.iter().map(|&v| f(v)).collect();
     }
@@ -74,7 +75,6 @@ pub(crate) fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
 
 /// `f` of each pair of elements, as [`map`].
 pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");
     if a.len() < PAR_MAP_MIN {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();

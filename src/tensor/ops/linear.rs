@@ -15,37 +15,27 @@ impl Tensor {
             bias.map(|b| b.shape().to_vec())
         );
         let (m, k, n) = (x[0], x[1], w[0]);
-        let streamed = self.streamed_bytes();
-        // The GEMM adds x·Wᵀ onto rows that already hold the bias: one pass over the output instead of two.
-        let (mut out, beta) = match (bias, streamed) {
-            (Some(b), None) => (b.data().repeat(m), 1.0),
-            _ => (vec![0.0; m * n], 0.0),
-        };
-        match streamed {
+        let out = match self.streamed_bytes() {
             Some(bytes) => {
+                let mut out = vec![0.0; m * n];
                 matmul_u8(m, k, n, bytes.scale, &bytes.data, &weight.data(), 1, k, &mut out);
                 if let Some(b) = bias {
                     let b = b.data();
                     out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(b.iter()).for_each(|(o, b)| *o += b));
                 }
+                out
             }
-            None => sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                &self.data(),
-                k as isize,
-                1,
-                &weight.data(),
-                1,
-                k as isize,
-                beta,
-                &mut out,
-                n as isize,
-                1,
-            ),
-        }
+            None => {
+                // The GEMM adds x·Wᵀ onto rows that already hold the bias: one pass over the output instead of two.
+                let (mut out, beta) = match bias {
+                    Some(b) => (b.data().repeat(m), 1.0),
+                    None => (vec![0.0; m * n], 0.0),
+                };
+                let (x, w) = (self.data(), weight.data());
+                sgemm(m, k, n, 1.0, &x, k as isize, 1, &w, 1, k as isize, beta, &mut out, n as isize, 1);
+                out
+            }
+        };
         let (xc, wc) = (self.clone(), weight.clone());
         let mut parents = vec![self, weight];
         parents.extend(bias);
