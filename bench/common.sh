@@ -23,6 +23,23 @@ parse_args() {
     FIRST_SEED=${SEEDS[0]}
 }
 
+# start_run NAME DESCRIPTION: sets OUT (BENCH_OUT, or bench/out/NAME-<timestamp>), prints what runs where, and
+# unless REPORT_ONLY=1 (re-print the table from the logs in BENCH_OUT) checks PyTorch and builds crest, setting
+# HAVE_TORCH and HAVE_CREST; exits when neither can run.
+start_run() {
+    OUT=${BENCH_OUT:-bench/out/$1-$(date +%Y%m%d-%H%M%S)}
+    mkdir -p "$OUT"
+    echo "$1 benchmark: $2, seeds ${SEEDS[*]}, logs in $OUT"
+    echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ "${REPORT_ONLY:-0}" = 1 ]; then
+        HAVE_TORCH=0; HAVE_CREST=0
+        return
+    fi
+    check_torch
+    build_crest "$OUT"
+    if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
+}
+
 # check_torch: sets HAVE_TORCH (0/1)
 check_torch() {
     HAVE_TORCH=0

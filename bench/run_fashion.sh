@@ -19,18 +19,7 @@ parse_args "$@"
 
 DATA=${DATA:-../shared/data/fashion-mnist}
 ARCHS=${ARCHS:-linear mlp cnn}
-OUT=${BENCH_OUT:-bench/out/fashion-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-echo "fashion benchmark: data $DATA, archs $ARCHS, seeds ${SEEDS[*]}, logs in $OUT"
-echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-
-if [ "${REPORT_ONLY:-0}" = 1 ]; then
-    HAVE_TORCH=0; HAVE_CREST=0   # only re-print the table from the logs in $BENCH_OUT
-else
-    check_torch
-    build_crest "$OUT"
-    if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
-fi
+start_run fashion "data $DATA, archs $ARCHS"
 
 crest_arch() { case "$1" in mlp) echo mlp:256 ;; *) echo "$1" ;; esac; }
 

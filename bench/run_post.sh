@@ -19,18 +19,7 @@ cd "$(dirname "$0")/.." || exit 1
 parse_args "$@"
 
 DATA=${DATA:-../shared/data/emoji-vendors}
-OUT=${BENCH_OUT:-bench/out/post-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-echo "post benchmark: data $DATA, seeds ${SEEDS[*]}, logs in $OUT"
-echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-
-if [ "${REPORT_ONLY:-0}" = 1 ]; then
-    HAVE_TORCH=0; HAVE_CREST=0   # only re-print the table from the logs in $BENCH_OUT
-else
-    check_torch
-    build_crest "$OUT"
-    if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
-fi
+start_run post "data $DATA"
 
 crest_args() {  # recipe -> crest flags
     case "$1" in
