@@ -80,6 +80,35 @@ fn linear_all_three_gradients() {
         &[param(&[3, 5], 1), param(&[4, 5], 2), param(&[4], 3)],
     );
     check("linear, one output", |x| weighted(&x[0].linear(&x[1], None)), &[param(&[6, 2], 1), param(&[1, 2], 2)]);
+    // 20 outputs: past the GEMM's few-column path, so the AVX-512 kernel runs where the CPU has it.
+    check(
+        "linear, 20 outputs",
+        |x| weighted(&x[0].linear(&x[1], Some(&x[2]))),
+        &[param(&[2, 3], 1), param(&[20, 3], 2), param(&[20], 3)],
+    );
+}
+
+/// Checked against the two gradient-checked ops it replaces (finite differences across ReLU's kink are not).
+#[test]
+fn linear_relu_fused_equals_the_two_ops() {
+    for (m, k, n) in [(7, 9, 20), (130, 50, 70), (3, 4, 5)] {
+        let inputs = [param(&[m, k], 4), param(&[n, k], 5), param(&[n], 6)];
+        let run = |fused: bool| {
+            inputs.iter().for_each(Tensor::zero_grad);
+            let [x, w, b] = &inputs;
+            let y = if fused { x.linear_relu(w, Some(b)) } else { x.linear(w, Some(b)).relu() };
+            weighted(&y).backward();
+            let grads: Vec<Vec<f32>> = inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()).collect();
+            (y.to_vec(), grads)
+        };
+        let (fused, unfused) = (run(true), run(false));
+        assert!(fused.0.contains(&0.0) && fused.0.iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused.0), bits(&unfused.0), "values for {m}×{k}×{n}");
+        for (i, (f, u)) in fused.1.iter().zip(&unfused.1).enumerate() {
+            assert_eq!(bits(f), bits(u), "gradient {i} for {m}×{k}×{n}");
+        }
+    }
 }
 
 #[test]

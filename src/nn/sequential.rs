@@ -32,14 +32,30 @@ fn conv_relu_maxpool2(layers: &[Box<dyn Module>], x: &Tensor) -> Option<Tensor> 
     Some(x.conv2d_relu_maxpool2(weight, Some(bias), stride, padding))
 }
 
+/// `Linear → ReLU` at the head of `layers`, run as [`Tensor::linear_relu`].
+fn linear_relu(layers: &[Box<dyn Module>], x: &Tensor) -> Option<Tensor> {
+    let [linear, relu, ..] = layers else { return None };
+    if !matches!(linear.spec(), LayerSpec::Linear { .. }) || relu.spec() != LayerSpec::ReLU {
+        return None;
+    }
+    let params = linear.named_parameters();
+    let [(_, weight), (_, bias)] = &params[..] else { return None };
+    Some(x.linear_relu(weight, Some(bias)))
+}
+
+/// The fused op for the layers at the head of `layers`, if they form one, and how many layers it ran.
+fn fused_head(layers: &[Box<dyn Module>], x: &Tensor) -> Option<(Tensor, usize)> {
+    conv_relu_maxpool2(layers, x).map(|y| (y, 3)).or_else(|| linear_relu(layers, x).map(|y| (y, 2)))
+}
+
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         let mut rest = &self.layers[..];
         while let Some((layer, after)) = rest.split_first() {
-            if let Some(fused) = conv_relu_maxpool2(rest, &h) {
+            if let Some((fused, used)) = fused_head(rest, &h) {
                 h = fused;
-                rest = &rest[3..];
+                rest = &rest[used..];
                 continue;
             }
             h = layer.forward(&h);
@@ -79,7 +95,7 @@ impl Module for Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Conv2d, MaxPool2d, ReLU};
+    use crate::nn::{Conv2d, Linear, MaxPool2d, ReLU};
     use crate::rng::Rng;
 
     #[test]
@@ -99,5 +115,18 @@ mod tests {
         let head = Sequential::new(model.layers.into_iter().take(3).collect()).forward(&x);
         assert!(format!("{head:?}").contains("ConvReluMaxPoolBackward"), "{head:?}");
         assert!(format!("{y:?}").contains("ReluBackward"), "{y:?}");
+    }
+
+    #[test]
+    fn linear_relu_runs_fused_with_the_layers_own_results() {
+        let mut rng = Rng::new(4);
+        let model =
+            Sequential::default().push(Linear::new(30, 70, &mut rng)).push(ReLU).push(Linear::new(70, 3, &mut rng));
+        let x = Tensor::randn(&[5, 30], 1.0, &mut rng).requires_grad_();
+        let y = model.forward(&x);
+        let by_layer = model.layers.iter().fold(x.clone(), |h, l| l.forward(&h));
+        assert_eq!(y.to_vec(), by_layer.to_vec());
+        let head = Sequential::new(model.layers.into_iter().take(2).collect()).forward(&x);
+        assert!(format!("{head:?}").contains("LinearReluBackward"), "{head:?}");
     }
 }

@@ -20,7 +20,7 @@ use crate::rng::Rng;
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::fmt;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Input pixels kept as u8 (4× fewer bytes than f32); `value = byte * scale`. Matmul reads them directly;
 /// any other op sees them converted to f32 on first use.
@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     data: Rc<RefCell<Vec<f32>>>,
     bytes: Option<Rc<Bytes>>,
     grad: RefCell<Option<Vec<f32>>>,
+    /// The values rearranged for a kernel (a Linear weight's panels), with the [`MUTATIONS`] count they were made at.
+    packed: RefCell<Option<(u64, Rc<Vec<f32>>)>>,
     requires_grad: Cell<bool>,
     node: Option<autograd::Node>,
 }
@@ -43,6 +45,10 @@ pub(crate) struct Inner {
 pub struct Tensor(pub(crate) Rc<Inner>);
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// Calls of `data_mut` on any tensor so far. A packed copy of some tensor's values is current while this count
+/// stays where it was: views share values, so a change through any of them must count.
+static MUTATIONS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
@@ -62,6 +68,7 @@ impl Tensor {
             data,
             bytes,
             grad: RefCell::new(None),
+            packed: RefCell::new(None),
             node,
         }))
     }
@@ -154,7 +161,22 @@ impl Tensor {
     /// The values for an update outside the graph: the post's `p.data -= p.grad*lr`.
     pub fn data_mut(&self) -> RefMut<'_, Vec<f32>> {
         assert!(self.0.bytes.is_none(), "data_mut on a u8 input tensor");
+        MUTATIONS.fetch_add(1, Ordering::Relaxed);
         self.0.data.borrow_mut()
+    }
+
+    /// `pack` of the values, made once and reused until some tensor's values change through `data_mut`: an
+    /// inference pass packs each Linear weight once instead of once per batch; a training step packs it again.
+    pub(crate) fn packed_with(&self, pack: impl FnOnce(&[f32]) -> Vec<f32>) -> Rc<Vec<f32>> {
+        let now = MUTATIONS.load(Ordering::Relaxed);
+        if let Some((at, packed)) = &*self.0.packed.borrow() {
+            if *at == now {
+                return packed.clone();
+            }
+        }
+        let packed = Rc::new(pack(&self.data()));
+        *self.0.packed.borrow_mut() = Some((now, packed.clone()));
+        packed
     }
 
     pub fn to_vec(&self) -> Vec<f32> {

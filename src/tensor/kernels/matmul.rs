@@ -10,7 +10,7 @@ use rayon::prelude::*;
 /// for every small GEMM cost more than it gave (Fashion-MNIST's linear model: 0.199 s/epoch at 2^15, 0.084 at 2^22),
 /// and the vCPUs share a core's resources (two single-threaded runs at once each slow by ~28%), so even an MLP's
 /// 25.7M-MAC layers ran no faster split in two.
-const PARALLEL_MIN_MACS: usize = 1 << 25;
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// C = alpha·A·B + beta·C for A `[m,k]`, B `[k,n]`, C `[m,n]`, each addressed as
 /// `base + row*rs + col*cs`, so a transpose is just swapped strides.
@@ -140,7 +140,7 @@ fn gemm_with(
 
 /// Up to this many columns of C, [`few_cols`] beats the GEMM, whose 16-row register tile a 10-class output
 /// fills only partly (Fashion-MNIST's linear model: the forward GEMM was a third of an epoch).
-const FEW_COLS: usize = 16;
+pub(crate) const FEW_COLS: usize = 16;
 
 /// Elements of A from which [`few_cols`] splits its rows over the threads.
 const FEW_COLS_PARALLEL_MIN_A: usize = 1 << 18;

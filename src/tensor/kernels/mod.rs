@@ -84,6 +84,7 @@ pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) 
 
 pub mod batchnorm;
 pub mod conv;
+pub mod linear;
 pub mod matmul;
 pub mod matmul_u8;
 pub mod pool;
