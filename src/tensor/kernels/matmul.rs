@@ -3,8 +3,8 @@
 //! and which lets each call choose its parallelism, so kernels already running inside a
 //! rayon task can ask for a serial GEMM instead of oversubscribing the two cores.
 
+use super::spin_pool::for_each_chunk_mut;
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 /// Below this many multiply-adds a GEMM runs on one thread. Measured on this 2-vCPU VM: waking the second thread
 /// for every small GEMM cost more than it gave (Fashion-MNIST's linear model: 0.199 s/epoch at 2^15, 0.084 at 2^22),
@@ -102,7 +102,7 @@ fn gemm_with(
         }
         // Whole blocks of rows per task; every element is computed the same way whatever the split.
         let task_rows = m.div_ceil(rayon::current_num_threads()).next_multiple_of(FEW_ROWS);
-        c.par_chunks_mut(task_rows * rsc).enumerate().for_each(|(t, c)| {
+        for_each_chunk_mut(c, task_rows * rsc, &|t, c| {
             let i0 = t * task_rows;
             few_cols(task_rows.min(m - i0), k, n, alpha, &a[i0 * rsa..], rsa, b, csb, beta, c, rsc);
         });

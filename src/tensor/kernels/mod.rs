@@ -88,6 +88,7 @@ pub mod linear;
 pub mod matmul;
 pub mod matmul_u8;
 pub mod pool;
+mod spin_pool;
 
 #[cfg(test)]
 pub(crate) mod testutil {
