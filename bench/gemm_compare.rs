@@ -1,13 +1,15 @@
 //! GEMM backend comparison on the shapes crest actually runs, then timings of the kernels
 //! built on the chosen backend: u8 matmuls against widening the whole batch first, and the
-//! Fashion-MNIST CNN convolutions.
+//! Fashion-MNIST CNN convolutions, and the MLP's first layer through crest's Linear kernel against the GEMM crate
+//! (`bench/torch_linear.py` times the same layer in PyTorch).
 //!
-//! `cargo run --release --example gemm_compare`
+//! `cargo run --release --example gemm_compare [gemm|u8|conv|linear]`
 //! The machine is shared, so each case reports the best of several timed runs.
 
 use std::time::Instant;
 
 use crest::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
+use crest::tensor::kernels::linear::{linear_forward, pack_weight};
 use crest::tensor::kernels::matmul::sgemm;
 use crest::tensor::kernels::matmul_u8::{matmul_u8, matmul_u8_tn};
 
@@ -152,6 +154,9 @@ fn main() {
     if want("conv") {
         bench_conv();
     }
+    if want("linear") {
+        bench_linear();
+    }
 }
 
 fn compare_backends() {
@@ -259,5 +264,28 @@ fn bench_conv() {
             bwd_w * 1e3,
             flops / bwd_w / 1e9
         );
+    }
+}
+
+/// The Fashion MLP's first layer, relu(x·Wᵀ + b) for W [256, 784]: a training batch, half an inference batch on one
+/// thread, a whole one on two.
+fn bench_linear() {
+    let (k, n) = (784, 256);
+    println!("\nrelu(x·Wᵀ + b), W [{n}, {k}], µs (best of 7)");
+    println!("{:<22} {:>14} {:>14} {:>14}", "case", "gemm crate", "crest packed", "crest + pack");
+    for (threads, m) in [(1, 128), (1, 500), (2, 1000)] {
+        let fill =
+            |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| ((i as u32 ^ seed) % 17) as f32 * 0.01).collect() };
+        let (x, w, b) = (fill(m * k, 1), fill(n * k, 2), fill(n, 3));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+        let packed = pack_weight(n, k, &w);
+        pool.install(|| {
+            let kernel = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &packed, Some(&b), true)));
+            let gemm = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &[], Some(&b), true)));
+            let with_pack = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &pack_weight(n, k, &w), Some(&b), true)));
+            let us = |t: f64| t * 1e6;
+            let case = format!("{m} rows, {threads} thread(s)");
+            println!("{case:<22} {:>14.0} {:>14.0} {:>14.0}", us(gemm), us(kernel), us(with_pack));
+        });
     }
 }

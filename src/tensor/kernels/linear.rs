@@ -61,10 +61,12 @@ pub fn linear_forward(
     out
 }
 
-/// Depth of one pass over a panel: k split into equal chunks of at most 256, so a panel's chunk (64 KB at most)
-/// stays near the core while every row block streams past it. Of 784/392/262/196/128 for k = 784, 262 was fastest.
+/// Depth of one pass over a panel: k split into equal chunks of at most 128, so a panel's chunk (32 KB) stays in
+/// L1 while every row block streams past it. For k = 784 on one thread (500 rows), 128 was the fastest of
+/// 64/96/128/160/196/256/784 while the VM was slow (1,910–1,973 µs against 1,987–2,147 at 256), and within 5% of the
+/// fastest (784) while it was quick.
 fn kc(k: usize) -> usize {
-    k.div_ceil(k.div_ceil(256))
+    k.div_ceil(k.div_ceil(128))
 }
 
 #[cfg(target_arch = "x86_64")]
