@@ -22,10 +22,9 @@ const SPIN_FOR: Duration = Duration::from_millis(1);
 /// all are done. Where rayon has one thread (`RAYON_NUM_THREADS=1`, or inside a one-thread pool), the caller runs
 /// them all.
 pub(crate) fn for_each_part(parts: usize, task: &(dyn Fn(usize) + Sync)) {
-    let pool = match pool() {
-        Some(pool) if parts > 1 && rayon::current_num_threads() > 1 => pool,
-        _ => return (0..parts).for_each(task),
-    };
+    // The helpers start on the first call that can use them.
+    let pool = if parts > 1 && rayon::current_num_threads() > 1 { pool() } else { None };
+    let Some(pool) = pool else { return (0..parts).for_each(task) };
     // SAFETY: only the lifetime is erased. Parts are claimed through `next`, and this function returns only once
     // every claimed part has finished, so the task is never called after it returns; a helper that picks up the
     // job later finds no part left and never touches `task`.
