@@ -9,10 +9,10 @@
 //! Large products are split by rows over [`spin_pool`](super::spin_pool)'s threads, which stay awake between the
 //! layers and batches of an inference pass.
 //!
-//! On this machine (2 vCPUs), 1000×784×256 with bias and ReLU and W already packed took 1533 µs against 1721 µs for
-//! the GEMM crate's x·Wᵀ alone (best of 15 runs of 9, interleaved); one thread, 501 rows: 1412 µs against 1462, and
-//! 500 rows on one thread with bias and ReLU 1452–1505 µs (best of 15, two runs) against 1663–1688 µs for PyTorch's
-//! `addmm` + `relu` on MKL.
+//! Measured by `cargo run --release --example gemm_compare linear` beside `bench/torch_linear.py` (bench/README.md),
+//! with bias and ReLU and W packed: 1,340–1,396 µs for 500×784×256 on one thread against 1,392–1,451 for the GEMM crate
+//! and 1,598–1,611 for PyTorch's `addmm` + `relu` on MKL; 1000 rows on two threads 1,408–1,424 µs against 1,720–1,756
+//! and 1,673–1,790.
 
 use super::matmul::{sgemm, FEW_COLS, PARALLEL_MIN_MACS};
 
