@@ -4,7 +4,7 @@
 use crate::tensor::kernels::linear::{linear_forward, pack_weight};
 use crate::tensor::kernels::matmul::sgemm;
 use crate::tensor::kernels::matmul_u8::{matmul_u8, matmul_u8_tn};
-use crate::tensor::kernels::zip_map;
+use crate::tensor::ops::unary::relu_grad;
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -54,7 +54,7 @@ impl Tensor {
         let name = if relu { "LinearReluBackward" } else { "AddmmBackward" };
         Tensor::from_op(out, &[m, n], name, &parents, move |ctx| {
             // Through the ReLU first: the gradient passes where the output is positive.
-            let masked = relu.then(|| zip_map(ctx.g, &ctx.out.data(), |g, y| if y > 0.0 { g } else { 0.0 }));
+            let masked = relu.then(|| relu_grad(ctx.g, &ctx.out.data()));
             let g = masked.as_deref().unwrap_or(ctx.g);
             let dx = ctx.needs[0].then(|| {
                 let mut dx = vec![0.0; m * k];

@@ -3,6 +3,11 @@
 use crate::tensor::kernels::{map, zip_map};
 use crate::tensor::Tensor;
 
+/// ReLU's gradient from its output `y`: `g` where `y > 0`, else 0. Shared with ops that end in a ReLU.
+pub(crate) fn relu_grad(g: &[f32], y: &[f32]) -> Vec<f32> {
+    zip_map(g, y, |g, y| if y > 0.0 { g } else { 0.0 })
+}
+
 /// `f` applied elementwise; `df(x, y)` is dy/dx given the input x and output y.
 fn unary(
     t: &Tensor,
@@ -49,7 +54,7 @@ impl Tensor {
     pub fn relu(&self) -> Tensor {
         let data = map(&self.data(), |x| x.max(0.0));
         Tensor::from_op(data, self.shape(), "ReluBackward", &[self], move |ctx| {
-            vec![Some(zip_map(ctx.g, &ctx.out.data(), |g, y| if y > 0.0 { g } else { 0.0 }))]
+            vec![Some(relu_grad(ctx.g, &ctx.out.data()))]
         })
     }
 
