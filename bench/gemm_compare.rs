@@ -1,17 +1,17 @@
-//! GEMM backend comparison on the shapes crest actually runs, then timings of the kernels
-//! built on the chosen backend: u8 matmuls against widening the whole batch first, and the
-//! Fashion-MNIST CNN convolutions, and the MLP's first layer through crest's Linear kernel against the GEMM crate
-//! (`bench/torch_linear.py` times the same layer in PyTorch).
+//! GEMM backend comparison on the shapes crest actually runs, then timings of the ops built on the chosen backend,
+//! through crest's public API: u8 matmuls against widening the whole batch first, the Fashion-MNIST CNN's
+//! convolutions, and the MLP's first layer through crest's Linear layer (its own kernel, weight packed once) against
+//! the same product through the GEMM crate (`bench/torch_linear.py` times the same layer in PyTorch).
 //!
 //! `cargo run --release --example gemm_compare [gemm|u8|conv|linear]`
 //! The machine is shared, so each case reports the best of several timed runs.
 
 use std::time::Instant;
 
-use crest::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
-use crest::tensor::kernels::linear::{linear_forward, pack_weight};
-use crest::tensor::kernels::matmul::sgemm;
-use crest::tensor::kernels::matmul_u8::{matmul_u8, matmul_u8_tn};
+use crest::nn::{Linear, LinearReLU, Module};
+use crest::rng::Rng;
+use crest::tensor::no_grad;
+use crest::Tensor;
 
 struct Case {
     name: &'static str,
@@ -109,23 +109,24 @@ fn run_mm(cs: &Case, o: &mut Operands) {
     }
 }
 
-fn run_gemm(cs: &Case, o: &mut Operands, par: gemm::Parallelism) {
-    // SAFETY: as above. gemm names the scalars the other way round: dst = alpha·dst + beta·lhs·rhs.
+fn run_gemm(cs: &Case, o: &mut Operands, par: gemm_common::Parallelism) {
+    // SAFETY: as above. The row-major C goes in as its transpose (Cᵀ = Bᵀ·Aᵀ), as crest's `sgemm` passes it and the
+    // `gemm` crate's front end did. gemm names the scalars the other way round: dst = alpha·dst + beta·lhs·rhs.
     unsafe {
-        gemm::gemm(
-            cs.m,
+        gemm_f32::gemm::f32::get_gemm_fn()(
             cs.n,
+            cs.m,
             cs.k,
             o.c.as_mut_ptr(),
-            1,
             cs.n as isize,
+            1,
             false,
-            o.a.as_ptr(),
-            o.csa,
-            o.rsa,
             o.b.as_ptr(),
-            o.csb,
             o.rsb,
+            o.csb,
+            o.a.as_ptr(),
+            o.rsa,
+            o.csa,
             0.0,
             1.0,
             false,
@@ -169,8 +170,8 @@ fn compare_backends() {
         let mut o = operands(cs);
         let flops = 2.0 * (cs.m * cs.k * cs.n) as f64;
         let t_mm = best_secs(|| run_mm(cs, &mut o));
-        let t_g2 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::Rayon(2)));
-        let t_g1 = best_secs(|| run_gemm(cs, &mut o, gemm::Parallelism::None));
+        let t_g2 = best_secs(|| run_gemm(cs, &mut o, gemm_common::Parallelism::Rayon(2)));
+        let t_g1 = best_secs(|| run_gemm(cs, &mut o, gemm_common::Parallelism::None));
         tot_mm += t_mm;
         tot_g2 += t_g2;
         tot_g1 += t_g1;
@@ -194,95 +195,93 @@ fn compare_backends() {
     );
 }
 
-/// The linear model's batch: 64 images of 140×140×4 u8.
+/// A parameter of the given shape, for the backward passes to reach.
+fn param(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape, 0.1, &mut Rng::new(seed)).requires_grad_()
+}
+
+/// The forward pass and the backward pass to `params` of `y = f()`, timed together (best of 7).
+fn forward_backward(f: impl Fn() -> Tensor, params: &[&Tensor]) -> f64 {
+    best_secs(|| {
+        let y = f();
+        y.sum().backward();
+        params.iter().for_each(|p| p.zero_grad());
+    })
+}
+
+/// The linear model's batch: 64 images of 140×140×4 u8, through `Tensor::matmul`, which reads the bytes (tiled),
+/// against the same batch widened to f32 on every call first.
 fn bench_u8() {
     let (m, k) = (64, 140 * 140 * 4);
     let a: Vec<u8> = (0..m * k).map(|i: usize| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let scale = 1.0 / 255.0;
     println!("\nu8 matmuls, [{m},{k}] u8 batch, ms (best of 7)");
-    println!("{:<28} {:>10} {:>10}", "case", "tiled", "naive");
+    println!("{:<28} {:>10} {:>10}", "case", "u8 tiles", "widened");
     for n in [1, 2] {
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.01).collect();
-        let g: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32 * 0.1).collect();
-        let mut out = vec![0.0; m * n];
-        let mut grad = vec![0.0; k * n];
-        // The naive baseline pays for widening the whole batch on every call, as it would
-        // have to if the u8 batch were converted per step.
-        let widen = |a: &[u8]| -> Vec<f32> { a.iter().map(|&v| v as f32).collect() };
-        let fwd = best_secs(|| matmul_u8(m, k, n, scale, &a, &b, n, 1, &mut out));
-        let fwd_naive = best_secs(|| {
-            let af = widen(&a);
-            sgemm(m, k, n, scale, &af, k as isize, 1, &b, n as isize, 1, 0.0, &mut out, n as isize, 1);
-        });
-        let bwd = best_secs(|| matmul_u8_tn(m, k, n, scale, &a, &g, &mut grad, 0.0));
-        let bwd_naive = best_secs(|| {
-            let af = widen(&a);
-            sgemm(k, m, n, scale, &af, 1, k as isize, &g, n as isize, 1, 0.0, &mut grad, n as isize, 1);
-        });
-        println!("{:<28} {:>10.3} {:>10.3}", format!("forward  A·B   n={n}"), fwd * 1e3, fwd_naive * 1e3);
-        println!("{:<28} {:>10.3} {:>10.3}", format!("backward Aᵀ·G  n={n}"), bwd * 1e3, bwd_naive * 1e3);
+        let w = param(&[k, n], 1);
+        let bytes = || Tensor::from_u8(a.clone(), &[m, k], scale);
+        let widened = || Tensor::from_vec(a.iter().map(|&v| v as f32 * scale).collect(), &[m, k]);
+        let (fwd, fwd_wide) = {
+            let _g = no_grad();
+            (best_secs(|| drop(bytes().matmul(&w))), best_secs(|| drop(widened().matmul(&w))))
+        };
+        let both = forward_backward(|| bytes().matmul(&w), &[&w]);
+        let both_wide = forward_backward(|| widened().matmul(&w), &[&w]);
+        println!("{:<28} {:>10.3} {:>10.3}", format!("forward  A·W   n={n}"), fwd * 1e3, fwd_wide * 1e3);
+        println!("{:<28} {:>10.3} {:>10.3}", format!("fwd + bwd to W n={n}"), both * 1e3, both_wide * 1e3);
     }
 }
 
-/// The Fashion-MNIST CNN's two convolutions at batch 128.
+/// The Fashion-MNIST CNN's two convolutions at batch 128, through `Tensor::conv2d`.
 fn bench_conv() {
-    let layers = [
-        (
-            "conv1 1->32 28x28",
-            Conv2dShape { n: 128, c_in: 1, h: 28, w: 28, c_out: 32, kh: 3, kw: 3, stride: 1, pad: 1 },
-        ),
-        (
-            "conv2 32->64 14x14",
-            Conv2dShape { n: 128, c_in: 32, h: 14, w: 14, c_out: 64, kh: 3, kw: 3, stride: 1, pad: 1 },
-        ),
-    ];
     println!("\nconv2d at batch 128, ms and GFLOP/s (best of 7)");
     println!(
-        "{:<20} {:>9} {:>8} | {:>9} {:>8} | {:>12} {:>8}",
-        "layer", "fwd ms", "GF/s", "bwd ms", "GF/s", "bwd no-dx ms", "GF/s"
+        "{:<20} {:>9} {:>8} | {:>14} {:>8} | {:>14} {:>8}",
+        "layer", "fwd ms", "GF/s", "fwd+bwd(W) ms", "GF/s", "fwd+bwd(W,x)", "GF/s"
     );
-    for (name, s) in layers {
-        let (oh, ow) = (s.out_h(), s.out_w());
-        let x: Vec<f32> = (0..s.n * s.c_in * s.h * s.w).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
-        let w: Vec<f32> = (0..s.c_out * s.c_in * s.kh * s.kw).map(|i| (i % 7) as f32 * 0.05 - 0.15).collect();
-        let bias = vec![0.1; s.c_out];
-        let mut out = vec![0.0; s.n * s.c_out * oh * ow];
-        let dout = out.clone();
-        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.c_out]);
-        let flops = 2.0 * (s.n * s.c_out * oh * ow * s.c_in * s.kh * s.kw) as f64;
-        let fwd = best_secs(|| conv2d_forward(&s, &x, &w, Some(&bias), ConvOutput::Plain(&mut out)));
-        let bwd =
-            best_secs(|| conv2d_backward(&s, &x, &w, ConvGrad::Plain(&dout), Some(&mut dx), &mut dw, Some(&mut db)));
-        let bwd_w = best_secs(|| conv2d_backward(&s, &x, &w, ConvGrad::Plain(&dout), None, &mut dw, Some(&mut db)));
+    for (name, c_in, hw, c_out) in [("conv1 1->32 28x28", 1, 28, 32), ("conv2 32->64 14x14", 32, 14, 64)] {
+        let x = param(&[128, c_in, hw, hw], 2);
+        let (w, b) = (param(&[c_out, c_in, 3, 3], 3), param(&[c_out], 4));
+        let frozen_x = x.detach();
+        let flops = 2.0 * (128 * c_out * hw * hw * c_in * 9) as f64;
+        let fwd = {
+            let _g = no_grad();
+            best_secs(|| drop(x.conv2d(&w, Some(&b), 1, 1)))
+        };
+        let bwd_w = forward_backward(|| frozen_x.conv2d(&w, Some(&b), 1, 1), &[&w, &b]);
+        let bwd = forward_backward(|| x.conv2d(&w, Some(&b), 1, 1), &[&x, &w, &b]);
         println!(
-            "{:<20} {:>9.3} {:>8.1} | {:>9.3} {:>8.1} | {:>12.3} {:>8.1}",
+            "{:<20} {:>9.3} {:>8.1} | {:>14.3} {:>8.1} | {:>14.3} {:>8.1}",
             name,
             fwd * 1e3,
             flops / fwd / 1e9,
-            bwd * 1e3,
-            2.0 * flops / bwd / 1e9,
             bwd_w * 1e3,
-            flops / bwd_w / 1e9
+            2.0 * flops / bwd_w / 1e9,
+            bwd * 1e3,
+            3.0 * flops / bwd / 1e9
         );
     }
 }
 
 /// The Fashion MLP's first layer, relu(x·Wᵀ + b) for W [256, 784]: a training batch, half an inference batch on one
-/// thread, a whole one on two.
+/// thread, a whole one on two. `LinearReLU` is the layer `Sequential::fused` runs (crest's kernel, the weight packed
+/// once and kept); `Tensor::linear_relu` packs the weight on every call, as a training step does; the GEMM crate's
+/// product with the bias and the ReLU as separate passes is what crest ran before its own kernel.
 fn bench_linear() {
     let (k, n) = (784, 256);
     println!("\nrelu(x·Wᵀ + b), W [{n}, {k}], µs (best of 7)");
     println!("{:<22} {:>14} {:>14} {:>14}", "case", "gemm crate", "crest packed", "crest + pack");
+    let _g = no_grad();
+    let layer = Linear::new(k, n, &mut Rng::new(5));
+    let fused = LinearReLU::new(&layer);
+    let wt = layer.weight.t();
     for (threads, m) in [(1, 128), (1, 500), (2, 1000)] {
-        let fill =
-            |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| ((i as u32 ^ seed) % 17) as f32 * 0.01).collect() };
-        let (x, w, b) = (fill(m * k, 1), fill(n * k, 2), fill(n, 3));
+        let x = Tensor::rand_uniform(&[m, k], 0.0, 1.0, &mut Rng::new(6));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
-        let packed = pack_weight(n, k, &w);
         pool.install(|| {
-            let kernel = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &packed, Some(&b), true)));
-            let gemm = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &[], Some(&b), true)));
-            let with_pack = best_secs(|| drop(linear_forward(m, k, n, &x, &w, &pack_weight(n, k, &w), Some(&b), true)));
+            let kernel = best_secs(|| drop(fused.forward(&x)));
+            let gemm = best_secs(|| drop((&x.matmul(&wt) + &layer.bias).relu()));
+            let with_pack = best_secs(|| drop(x.linear_relu(&layer.weight, Some(&layer.bias))));
             let us = |t: f64| t * 1e6;
             let case = format!("{m} rows, {threads} thread(s)");
             println!("{case:<22} {:>14.0} {:>14.0} {:>14.0}", us(gemm), us(kernel), us(with_pack));

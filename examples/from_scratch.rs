@@ -6,23 +6,24 @@
 //! `../shared/data/emoji-vendors --size 140`. It replays the post as written — and shows why that stays near
 //! chance on real data — then makes the three fixes crest uses by default.
 
-use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions};
-use crest::learner::{gd_step, train_epoch, validate_epoch, DataLoaders, Learner, LossFn};
+use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order};
+use crest::learner::{gd_step, train_epoch, validate_epoch, DataLoaders, Learner, LossFn, MetricAverage};
 use crest::loss::{bce_with_logits, mnist_loss};
 use crest::metrics::{batch_accuracy, Metric};
-use crest::nn::{init_params, Flatten, Linear, Module, Sequential};
+use crest::nn::{init_params, Flatten, Linear, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
-use crest::Tensor;
+use crest::{Error, Tensor};
 use std::sync::Arc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> crest::Result<()> {
     let (mut dir, mut size) = ("data/mnist_sample".to_string(), None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--size" => {
-                size = Some(args.next().and_then(|v| v.parse().ok()).ok_or(anyhow::anyhow!("--size needs a number"))?)
+                let n = args.next().and_then(|v| v.parse().ok());
+                size = Some(n.ok_or_else(|| Error::InvalidArgument("--size needs a number".into()))?);
             }
             _ => dir = a,
         }
@@ -78,8 +79,8 @@ fn main() -> anyhow::Result<()> {
     println!("loss after one step = {}", mnist_loss(&linear1(&batch), &train_y.narrow(0, 0, 4)));
 
     println!("\n## Putting everything together: the post's DataLoader (batches of 200, never shuffled)\n");
-    let dl = DataLoader::new(train.clone(), 200, false, 42);
-    let valid_dl = DataLoader::new(valid.clone(), 50, false, 42);
+    let dl = DataLoader::new(train.clone(), 200, Order::Sequential);
+    let valid_dl = DataLoader::new(valid.clone(), 50, Order::Sequential);
     let first: Vec<u32> = dl.batches(0).next().map(|b| b.labels).unwrap_or_default();
     println!(
         "classes in the first batch: {:?} — the data is sorted by class, so every batch holds one class",
@@ -116,33 +117,31 @@ enum Posted {
     CrestDefaults,
 }
 
-fn fit(train: &Arc<Dataset>, valid: &Arc<Dataset>, how: Posted) -> anyhow::Result<()> {
+fn fit(train: &Arc<Dataset>, valid: &Arc<Dataset>, how: Posted) -> crest::Result<()> {
     let posted = how == Posted::AsWritten;
     let (c, h, w) = (train.channels, train.height, train.width);
     let mut rng = Rng::new(42);
     let linear = Linear::new(c * h * w, 1, &mut rng);
     if posted {
         // The post's init_params(std=1) rather than nn.Linear's U(±1/√fan_in).
-        *linear.weight.data_mut() = Tensor::randn(linear.weight.shape(), 1.0, &mut rng).to_vec();
-        *linear.bias.data_mut() = Tensor::randn(&[1], 1.0, &mut rng).to_vec();
+        linear.weight.data_mut().copy_from_slice(&Tensor::randn(linear.weight.shape(), 1.0, &mut rng).data());
+        linear.bias.data_mut().copy_from_slice(&Tensor::randn(&[1], 1.0, &mut rng).data());
     }
     let model = Sequential::default().push(Flatten).push(linear);
     let defaults = how == Posted::CrestDefaults;
+    let order = if posted { Order::Sequential } else { Order::Shuffled { seed: 42 } };
     let dls = DataLoaders {
-        train: DataLoader::new(train.clone(), if defaults { 64 } else { 200 }, !posted, 42),
-        valid: DataLoader::new(valid.clone(), 50, false, 42),
+        train: DataLoader::new(train.clone(), if defaults { 64 } else { 200 }, order),
+        valid: DataLoader::new(valid.clone(), 50, Order::Sequential),
     };
-    let (opt, loss): (OptFunc, LossFn) = if defaults {
-        (OptFunc::Adam { weight_decay: 0.0 }, bce_with_logits)
-    } else {
-        (OptFunc::Sgd { momentum: 0.0, weight_decay: 0.0 }, mnist_loss)
-    };
-    let mut learn = Learner::new(dls, Box::new(model) as Box<dyn Module>, opt, loss, vec![Metric::BATCH_ACCURACY])
-        .map_err(anyhow::Error::msg)?;
+    let (opt, loss): (OptFunc, LossFn) =
+        if defaults { (OptFunc::adam(), bce_with_logits) } else { (OptFunc::sgd(), mnist_loss) };
+    let mut learn =
+        Learner::builder(dls, Box::new(model)).opt_func(opt).loss_func(loss).metrics([Metric::BATCH_ACCURACY]);
     if posted {
-        learn.scale = 1.0 / 255.0 / 255.0;
-        learn.batch_mean_metrics = true;
+        learn = learn.pixel_scale(1.0 / 255.0 / 255.0).metric_average(MetricAverage::PerBatch);
     }
+    let mut learn = learn.build()?;
     if defaults {
         learn.fit_one_cycle(20, 1e-3)?;
     } else {

@@ -19,8 +19,9 @@
 //! `Linear` to `Conv2d`), [`loss`], [`metrics`], [`optim`], the fastai-style [`learner::Learner`], [`model_io`] and
 //! the `crest` command line in [`cli`].
 pub mod alloc;
-pub mod cli;
+pub mod cpu;
 pub mod data;
+mod error;
 pub mod learner;
 pub mod loss;
 pub mod metrics;
@@ -30,4 +31,5 @@ pub mod optim;
 pub mod rng;
 pub mod tensor;
 
+pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -1,3 +1,5 @@
+mod cli;
+
 use clap::Parser;
 
 #[global_allocator]
@@ -15,13 +17,16 @@ fn main() {
             .unwrap_or("unknown panic");
         eprintln!("error: internal error: {msg} (this is a bug in crest; please report it)");
     }));
-    let cli = crest::cli::Cli::parse();
-    // The whole command runs on a worker of the thread pool, so each parallel kernel starts by splitting work there
-    // instead of queueing it from outside and putting the main thread to sleep until it is done: inference ran
-    // 5-8% faster (Fashion-MNIST mlp and linear, three runs each way), a CNN epoch 4-15% (two).
+    if let Err(missing) = crest::cpu::check_build_target() {
+        eprintln!("error: {missing}");
+        std::process::exit(1);
+    }
+    let cli = cli::Cli::parse();
+    // The whole command runs on a worker of the thread pool, so that each parallel kernel starts by splitting work
+    // there instead of queueing it from outside and putting the main thread to sleep until it is done.
     let pool = rayon::ThreadPoolBuilder::new().build().expect("a thread pool");
-    if let Err(e) = pool.install(|| crest::cli::run(cli)) {
-        eprintln!("error: {e:#}");
+    if let Err(e) = pool.install(|| cli::run(cli)) {
+        eprintln!("error: {}", cli::message(&e));
         std::process::exit(1);
     }
 }

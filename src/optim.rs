@@ -3,7 +3,7 @@
 
 use crate::tensor::Tensor;
 
-pub trait Optimizer {
+pub trait Optimizer: Send {
     fn step(&mut self);
     fn params(&self) -> &[Tensor];
     fn set_lr(&mut self, lr: f32);
@@ -159,6 +159,21 @@ pub enum OptFunc {
 }
 
 impl OptFunc {
+    /// SGD without momentum or weight decay: the post's `p -= lr·grad`.
+    pub fn sgd() -> OptFunc {
+        OptFunc::Sgd { momentum: 0.0, weight_decay: 0.0 }
+    }
+
+    /// Adam without weight decay (fastai's and crest's default).
+    pub fn adam() -> OptFunc {
+        OptFunc::Adam { weight_decay: 0.0 }
+    }
+
+    /// AdamW with PyTorch's default decoupled weight decay, 0.01.
+    pub fn adamw() -> OptFunc {
+        OptFunc::AdamW { weight_decay: 0.01 }
+    }
+
     pub fn build(&self, params: Vec<Tensor>, lr: f32) -> Box<dyn Optimizer> {
         match *self {
             OptFunc::Sgd { momentum, weight_decay } => {

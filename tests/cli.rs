@@ -37,7 +37,6 @@ fn write_class(root: &Path, class: &str, n: usize, level: u8) {
 fn without_timings(stdout: &str) -> Vec<String> {
     stdout
         .lines()
-        .filter(|l| !l.starts_with("load_s="))
         .map(|l| l.rsplit_once("  ").map_or(l, |(rest, last)| if last.contains(':') { rest } else { l }).to_string())
         .collect()
 }

@@ -278,7 +278,7 @@ fn batch_norm_train_and_eval() {
                     momentum: 0.0,
                     eps: 1e-5,
                 };
-                weighted(&x[0].batch_norm(&st, training))
+                weighted(&if training { x[0].batch_norm_train(&st) } else { x[0].batch_norm_eval(&st) })
             },
             &[param(shape, 1), positive(&[3], 2), param(&[3], 3)],
         );

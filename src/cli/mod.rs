@@ -1,5 +1,10 @@
-//! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one.
+//! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, and `bench`,
+//! which trains as `train` does and then times it, for the scripts in `bench/`.
+//!
+//! Everything here is a thin layer over the library: flags become the library's options, and the library's errors
+//! gain a hint of which flag to change.
 
+mod bench;
 mod predict;
 mod train;
 
@@ -22,21 +27,23 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Print each image's most likely classes with their probabilities.
     Predict(predict::PredictArgs),
+    /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
+    /// last line (what the scripts in bench/ read).
+    Bench(train::TrainArgs),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> crest::Result<()> {
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args).map(drop),
         Command::Predict(args) => predict::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 
-/// Peak resident memory of this process, in MB (Linux; 0 elsewhere).
-pub fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kb.unwrap_or(0.0) / 1024.0
+/// The error as one line, with the flag that would help where there is one.
+pub fn message(e: &crest::Error) -> String {
+    match e {
+        crest::Error::NonFiniteLoss { lr, .. } => format!("{e} (e.g. --lr {})", lr / 10.0),
+        _ => e.to_string(),
+    }
 }

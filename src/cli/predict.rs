@@ -1,9 +1,7 @@
-use crate::data::load_image;
-use crate::loss::{softmax_in_place, Loss};
-use crate::model_io;
-use crate::tensor::no_grad;
-use crate::Tensor;
-use anyhow::Result;
+use crest::data::load_image;
+use crest::loss::{softmax_in_place, Loss};
+use crest::tensor::no_grad;
+use crest::{model_io, nn, Error, Result, Tensor};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -19,10 +17,10 @@ pub struct PredictArgs {
 }
 
 /// Class probabilities from the model's logits: sigmoid for a one-logit binary model, softmax otherwise.
-pub fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
+fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
     match loss {
         Loss::Mnist | Loss::Bce => {
-            let p = crate::tensor::sigmoid(logits[0]);
+            let p = Tensor::scalar(logits[0]).sigmoid().item();
             vec![1.0 - p, p]
         }
         Loss::CrossEntropy => {
@@ -35,13 +33,14 @@ pub fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
 
 pub fn run(args: PredictArgs) -> Result<()> {
     let (model, meta) = model_io::load(&args.model)?;
+    let model = nn::fuse(model);
     let _g = no_grad();
     let mut failed = 0;
     for path in &args.images {
         let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
@@ -54,6 +53,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
             ranked.iter().take(args.top as usize).map(|&(c, p)| format!("{} {:.4}", meta.classes[c], p)).collect();
         println!("{}\t{}", path.display(), top.join("\t"));
     }
-    anyhow::ensure!(failed == 0, "{failed} of {} images could not be read", args.images.len());
+    if failed > 0 {
+        return Err(Error::Data(format!("{failed} of {} images could not be read", args.images.len())));
+    }
     Ok(())
 }

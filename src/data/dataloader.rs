@@ -16,21 +16,28 @@ pub struct Batch {
     pub width: usize,
 }
 
-/// Yields batches of `batch_size` (the last one may be short, and is kept). With `shuffle`, epoch `e` visits the
-/// images in the order of a permutation drawn from `Rng::fork(seed, e)`, so a run can be replayed and every epoch
-/// differs; without it, in dataset order, which for class-sorted data means one class per batch (the post's bug).
+/// The order a [`DataLoader`] visits its images in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Dataset order, every epoch: for class-sorted data, one class per batch (the post's bug).
+    Sequential,
+    /// Epoch `e` visits the images in the order of a permutation drawn from `Rng::fork(seed, e)`, so a run can be
+    /// replayed and every epoch differs.
+    Shuffled { seed: u64 },
+}
+
+/// Yields batches of `batch_size` (the last one may be short, and is kept), in the given order.
 pub struct DataLoader {
     dataset: Arc<Dataset>,
     batch_size: usize,
-    shuffle: bool,
-    seed: u64,
+    order: Order,
 }
 
 impl DataLoader {
     /// Panics if `batch_size` is 0: that is a caller's bug, not bad data.
-    pub fn new(dataset: Arc<Dataset>, batch_size: usize, shuffle: bool, seed: u64) -> Self {
+    pub fn new(dataset: Arc<Dataset>, batch_size: usize, order: Order) -> Self {
         assert!(batch_size > 0, "DataLoader batch_size must be at least 1");
-        Self { dataset, batch_size, shuffle, seed }
+        Self { dataset, batch_size, order }
     }
 
     /// Number of batches per epoch.
@@ -48,8 +55,8 @@ impl DataLoader {
 
     fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if self.shuffle {
-            Rng::fork(self.seed, epoch as u64).shuffle(&mut order);
+        if let Order::Shuffled { seed } = self.order {
+            Rng::fork(seed, epoch as u64).shuffle(&mut order);
         }
         order
     }
@@ -80,7 +87,7 @@ mod tests {
     use super::*;
 
     /// Ten 1x1x1 images whose pixel is their index; the first five class 0, the rest class 1.
-    fn loader(shuffle: bool, seed: u64) -> DataLoader {
+    fn loader(order: Order) -> DataLoader {
         let ds = Dataset {
             pixels: (0..10).collect(),
             labels: (0..10).map(|i| (i >= 5) as u32).collect(),
@@ -89,7 +96,7 @@ mod tests {
             height: 1,
             width: 1,
         };
-        DataLoader::new(Arc::new(ds), 4, shuffle, seed)
+        DataLoader::new(Arc::new(ds), 4, order)
     }
 
     fn visit_order(dl: &DataLoader, epoch: usize) -> Vec<u8> {
@@ -98,7 +105,7 @@ mod tests {
 
     #[test]
     fn batches_keep_last_partial() {
-        let dl = loader(false, 0);
+        let dl = loader(Order::Sequential);
         assert_eq!(dl.len(), 3);
         let batches: Vec<Batch> = dl.batches(0).collect();
         assert_eq!(batches.iter().map(|b| b.n).collect::<Vec<_>>(), vec![4, 4, 2]);
@@ -112,11 +119,11 @@ mod tests {
 
     #[test]
     fn shuffle_is_seeded_per_epoch() {
-        let dl = loader(true, 7);
+        let dl = loader(Order::Shuffled { seed: 7 });
         let e0 = visit_order(&dl, 0);
-        assert_eq!(e0, visit_order(&loader(true, 7), 0));
+        assert_eq!(e0, visit_order(&loader(Order::Shuffled { seed: 7 }), 0));
         assert_ne!(e0, visit_order(&dl, 1));
-        assert_ne!(e0, visit_order(&loader(true, 8), 0));
+        assert_ne!(e0, visit_order(&loader(Order::Shuffled { seed: 8 }), 0));
         let mut sorted = e0.clone();
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<u8>>());

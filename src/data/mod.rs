@@ -22,9 +22,19 @@ use std::time::Instant;
 
 use anyhow::bail;
 
-pub use dataloader::{Batch, DataLoader};
+pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
-pub use decode::load_image;
+/// Decode one image exactly as training does: for `crest predict`.
+pub fn load_image(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+    max_pixels: u64,
+) -> crate::Result<Vec<u8>> {
+    decode::load_image(path, channels, height, width, max_pixels).map_err(|e| crate::Error::Data(format!("{e:#}")))
+}
+pub use to_tensor::Targets;
 
 /// How many channels the images get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +92,11 @@ const DEFAULT_SIZE: usize = 140;
 
 /// Load `root` as IDX files when it holds `train-images-idx3-ubyte[.gz]` and `train-labels-idx1-ubyte[.gz]`, else
 /// as an image folder.
-pub fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
+pub fn load(root: &Path, opts: &LoadOptions) -> crate::Result<Split> {
+    load_anyhow(root, opts).map_err(|e| crate::Error::Data(format!("{e:#}")))
+}
+
+fn load_anyhow(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
     let start = Instant::now();
     let name = root.display();
     match std::fs::metadata(root) {

@@ -3,12 +3,31 @@
 use super::Batch;
 use crate::Tensor;
 
+/// How a batch's labels become the targets a loss compares predictions with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// 0/1 as `[n, 1]`, for a model with one logit (binary cross-entropy, the post's `mnist_loss`).
+    Binary,
+    /// Class indices as `[n]`, for a model with one output per class (cross-entropy).
+    Classes,
+}
+
 impl Batch {
-    /// The post's `xb, yb`: images as a [n, C, H, W] tensor of `byte * scale`, and targets — 0/1 as [n, 1] for a
-    /// binary model (one logit), class indices as [n] otherwise.
-    pub fn into_xy(self, scale: f32, binary: bool) -> (Tensor, Tensor) {
+    /// The post's `xb, yb`: images as a [n, C, H, W] tensor of `byte * scale`, and the targets.
+    pub fn into_xy(self, scale: f32, targets: Targets) -> (Tensor, Tensor) {
         let labels: Vec<f32> = self.labels.iter().map(|&l| l as f32).collect();
-        let y = if binary { Tensor::from_vec(labels, &[self.n, 1]) } else { Tensor::from_vec(labels, &[self.n]) };
+        let y = match targets {
+            Targets::Binary => Tensor::from_vec(labels, &[self.n, 1]),
+            Targets::Classes => Tensor::from_vec(labels, &[self.n]),
+        };
         (Tensor::from_u8(self.pixels, &[self.n, self.channels, self.height, self.width], scale), y)
+    }
+
+    /// The first `n` images (all of them if there are fewer).
+    pub fn take(mut self, n: usize) -> Batch {
+        self.n = self.n.min(n);
+        self.pixels.truncate(self.n * self.channels * self.height * self.width);
+        self.labels.truncate(self.n);
+        self
     }
 }

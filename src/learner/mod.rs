@@ -1,4 +1,19 @@
 //! fastai's `Learner`: data, model, optimizer, loss and metrics; `fit(epochs, lr)` trains and prints the table.
+//!
+//! ```no_run
+//! # use crest::{data::{self, DataLoader, LoadOptions, Order}, learner::{DataLoaders, Learner}, nn::*, rng::Rng};
+//! # use std::sync::Arc;
+//! # fn main() -> crest::Result<()> {
+//! let split = data::load("data/mnist_sample".as_ref(), &LoadOptions::default())?;
+//! let dls = DataLoaders {
+//!     train: DataLoader::new(Arc::new(split.train), 64, Order::Shuffled { seed: 42 }),
+//!     valid: DataLoader::new(Arc::new(split.valid), 256, Order::Sequential),
+//! };
+//! let model = Sequential::default().push(Flatten).push(Linear::new(784, 1, &mut Rng::new(42)));
+//! let mut learn = Learner::builder(dls, Box::new(model)).metrics([crest::metrics::Metric::BATCH_ACCURACY]).build()?;
+//! learn.fit_one_cycle(5, 3e-3)?;
+//! # Ok(()) }
+//! ```
 
 mod schedule;
 mod steps;
@@ -8,11 +23,14 @@ pub use schedule::Schedule;
 pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
 pub use table::{CsvLogger, EpochRow};
 
-use crate::data::DataLoader;
+use crate::data::{DataLoader, Targets};
+use crate::loss::{bce_with_logits, cross_entropy};
 use crate::metrics::Metric;
 use crate::nn::Module;
 use crate::optim::{OptFunc, Optimizer};
 use crate::tensor::{no_grad, Tensor};
+use crate::{Error, Result};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct DataLoaders {
@@ -20,104 +38,184 @@ pub struct DataLoaders {
     pub valid: DataLoader,
 }
 
-/// Why training stopped early.
-#[derive(Debug)]
-pub enum FitError {
-    /// The loss stopped being a number: almost always a learning rate that is too high.
-    NonFinite {
-        epoch: usize,
-        batch: usize,
-        loss: f32,
-        lr: f32,
-    },
-    Io(std::io::Error),
+/// How a metric is averaged over the validation set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricAverage {
+    /// Over images: every image counts once (fastai's way).
+    PerImage,
+    /// The mean of per-batch values, as the post's `validate_epoch` does: a short last batch weighs as much as a
+    /// full one.
+    PerBatch,
 }
 
-impl std::fmt::Display for FitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FitError::NonFinite { epoch, batch, loss, lr } => write!(
-                f,
-                "the loss became {loss} at epoch {epoch}, batch {batch}: the learning rate {lr} is too high for this model; try a smaller one (e.g. --lr {})",
-                lr / 10.0
+/// What a [`Learner`] is made of besides the data and the model; every setting has a default
+/// (`Learner::builder(dls, model).build()` trains with Adam and the loss that suits the model's output).
+pub struct LearnerBuilder {
+    dls: DataLoaders,
+    model: Box<dyn Module>,
+    opt_func: OptFunc,
+    loss_func: Option<LossFn>,
+    metrics: Vec<Metric>,
+    pixel_scale: f32,
+    metric_average: MetricAverage,
+    stop_at: Option<f32>,
+    print_table: bool,
+    csv: Option<PathBuf>,
+}
+
+impl LearnerBuilder {
+    /// The optimizer (fastai's `opt_func`); Adam by default.
+    pub fn opt_func(mut self, opt_func: OptFunc) -> Self {
+        self.opt_func = opt_func;
+        self
+    }
+
+    /// The loss; by default binary cross-entropy on the logit for a model with one output, cross-entropy for one
+    /// with an output per class.
+    pub fn loss_func(mut self, loss_func: LossFn) -> Self {
+        self.loss_func = Some(loss_func);
+        self
+    }
+
+    /// Metrics for the table, computed on the validation set after each epoch; the first one is what
+    /// [`LearnerBuilder::stop_at`] watches.
+    pub fn metrics(mut self, metrics: impl IntoIterator<Item = Metric>) -> Self {
+        self.metrics = metrics.into_iter().collect();
+        self
+    }
+
+    /// What pixel bytes are multiplied by as batches are assembled: 1/255 by default (scaled once, to [0, 1]).
+    pub fn pixel_scale(mut self, scale: f32) -> Self {
+        self.pixel_scale = scale;
+        self
+    }
+
+    pub fn metric_average(mut self, average: MetricAverage) -> Self {
+        self.metric_average = average;
+        self
+    }
+
+    /// The post's wish: stop once the first metric reaches this value.
+    pub fn stop_at(mut self, goal: f32) -> Self {
+        self.stop_at = Some(goal);
+        self
+    }
+
+    /// Train without printing the table (the rows are still in `recorder`).
+    pub fn quiet(mut self) -> Self {
+        self.print_table = false;
+        self
+    }
+
+    /// Also write each epoch's row to a CSV file (fastai's `CSVLogger`).
+    pub fn csv_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.csv = Some(path.into());
+        self
+    }
+
+    /// Checks that the model takes the data's images and gives a fitting output before anything trains, naming
+    /// both shapes if not. A model with a layer that can't tell its output shape is run on two training images
+    /// (in evaluation mode, without gradients) to find it.
+    pub fn build(mut self) -> Result<Learner> {
+        let d = self.dls.train.dataset();
+        let input = [d.channels, d.height, d.width];
+        let classes = d.classes.len();
+        let out = match self.model.output_shape(&input) {
+            Some(shape) => {
+                shape.map_err(|e| Error::Shape(format!("the model does not fit images of shape {input:?}: {e}")))?
+            }
+            None => probe_output_shape(self.model.as_mut(), &self.dls.train, self.pixel_scale)?,
+        };
+        let targets = match out[..] {
+            [1] if classes <= 2 => Targets::Binary,
+            [k] if k >= classes => Targets::Classes,
+            _ => {
+                return Err(Error::Shape(format!(
+                    "the model outputs {out:?} per image; {classes} classes need [1] or [{classes}]"
+                )))
+            }
+        };
+        let loss_func = self.loss_func.unwrap_or(match targets {
+            Targets::Binary => bce_with_logits,
+            Targets::Classes => cross_entropy,
+        });
+        let header = table::header(&self.metrics.iter().map(|m| m.name).collect::<Vec<_>>());
+        let csv = match &self.csv {
+            Some(path) => Some(
+                CsvLogger::create(path, &header).map_err(|e| Error::io("cannot write the training log", path, e))?,
             ),
-            FitError::Io(e) => write!(f, "writing the training log: {e}"),
-        }
+            None => None,
+        };
+        Ok(Learner {
+            dls: self.dls,
+            model: self.model,
+            recorder: Vec::new(),
+            opt_func: self.opt_func,
+            loss_func,
+            metrics: self.metrics,
+            pixel_scale: self.pixel_scale,
+            metric_average: self.metric_average,
+            stop_at: self.stop_at,
+            print_table: self.print_table,
+            header,
+            csv,
+            opt: None,
+            targets,
+            epochs_done: 0,
+        })
     }
 }
 
-impl std::error::Error for FitError {}
+/// The model's output shape for one image, from a forward pass over the first two training images.
+fn probe_output_shape(model: &mut dyn Module, train: &DataLoader, scale: f32) -> Result<Vec<usize>> {
+    let batch = train.batches(0).next().ok_or_else(|| Error::Data("there are no training images".into()))?;
+    let (x, _) = batch.take(2).into_xy(scale, Targets::Classes);
+    let _g = no_grad();
+    model.set_training(false);
+    let y = model.forward(&x);
+    model.set_training(true);
+    Ok(y.shape()[1..].to_vec())
+}
 
 pub struct Learner {
     pub dls: DataLoaders,
     pub model: Box<dyn Module>,
-    pub opt_func: OptFunc,
-    pub loss_func: LossFn,
-    pub metrics: Vec<Metric>,
-    /// Pixel bytes are multiplied by this as batches are assembled (1/255: scaled once).
-    pub scale: f32,
-    /// Average metrics over batches as the post's `validate_epoch` does, instead of per image.
-    pub batch_mean_metrics: bool,
-    /// The post's wish: stop once the first metric reaches this value.
-    pub stop_at: Option<f32>,
-    pub verbose: bool,
+    /// One row per epoch trained, as printed.
     pub recorder: Vec<EpochRow>,
+    opt_func: OptFunc,
+    loss_func: LossFn,
+    metrics: Vec<Metric>,
+    pixel_scale: f32,
+    metric_average: MetricAverage,
+    stop_at: Option<f32>,
+    print_table: bool,
+    header: Vec<String>,
     csv: Option<CsvLogger>,
     opt: Option<Box<dyn Optimizer>>,
-    binary: bool,
+    targets: Targets,
     epochs_done: usize,
 }
 
 impl Learner {
-    /// Checks that the model takes the data's images before anything trains, naming both shapes if not.
-    pub fn new(
-        dls: DataLoaders,
-        model: Box<dyn Module>,
-        opt_func: OptFunc,
-        loss_func: LossFn,
-        metrics: Vec<Metric>,
-    ) -> Result<Learner, String> {
-        let d = dls.train.dataset();
-        let input = [d.channels, d.height, d.width];
-        let out =
-            model.output_shape(&input).map_err(|e| format!("the model does not fit images of shape {input:?}: {e}"))?;
-        let binary = match out[..] {
-            [1] => true,
-            [k] if k >= d.classes.len() => false,
-            _ => {
-                return Err(format!(
-                    "the model outputs {out:?} per image; {} classes need [1] or [{}]",
-                    d.classes.len(),
-                    d.classes.len()
-                ))
-            }
-        };
-        Ok(Learner {
+    /// fastai's `Learner(dls, model, ...)`: set the rest on the builder, then `build()`.
+    pub fn builder(dls: DataLoaders, model: Box<dyn Module>) -> LearnerBuilder {
+        LearnerBuilder {
             dls,
             model,
-            opt_func,
-            loss_func,
-            metrics,
-            scale: 1.0 / 255.0,
-            batch_mean_metrics: false,
+            opt_func: OptFunc::adam(),
+            loss_func: None,
+            metrics: Vec::new(),
+            pixel_scale: 1.0 / 255.0,
+            metric_average: MetricAverage::PerImage,
             stop_at: None,
-            verbose: true,
-            recorder: Vec::new(),
+            print_table: true,
             csv: None,
-            opt: None,
-            binary,
-            epochs_done: 0,
-        })
+        }
     }
 
-    /// Also write each epoch's row to a CSV file.
-    pub fn log_csv(&mut self, path: &std::path::Path) -> std::io::Result<()> {
-        self.csv = Some(CsvLogger::create(path, &self.header())?);
-        Ok(())
-    }
-
-    fn header(&self) -> Vec<String> {
-        table::header(&self.metrics.iter().map(|m| m.name).collect::<Vec<_>>())
+    /// How the targets are shaped for this model: 0/1 for one logit, class indices for one output per class.
+    pub fn targets(&self) -> Targets {
+        self.targets
     }
 
     /// Predictions for a batch of images, in evaluation mode.
@@ -129,34 +227,26 @@ impl Learner {
 
     /// Trains for `epochs` at learning rate `lr`, printing a row per epoch. The optimizer (and its state) is
     /// created on the first call and kept across calls, as in fastai.
-    pub fn fit(&mut self, epochs: usize, lr: f32) -> Result<&[EpochRow], FitError> {
+    pub fn fit(&mut self, epochs: usize, lr: f32) -> Result<&[EpochRow]> {
         self.fit_with(epochs, lr, Schedule::Constant)
     }
 
     /// fastai's `fit_one_cycle`: warm up to `lr_max`, then anneal (see `Schedule::OneCycle`).
-    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: f32) -> Result<&[EpochRow], FitError> {
+    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: f32) -> Result<&[EpochRow]> {
         self.fit_with(epochs, lr_max, Schedule::OneCycle)
     }
 
-    pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow], FitError> {
-        let header = self.header();
-        if self.verbose {
-            println!("{}", table::format_line(&header, &header));
+    pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+        if self.print_table {
+            println!("{}", table::format_line(&self.header, &self.header));
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut(), &header);
+        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut());
         self.opt = Some(opt);
         result.map(|_| &self.recorder[..])
     }
 
-    fn fit_epochs(
-        &mut self,
-        epochs: usize,
-        lr: f32,
-        schedule: Schedule,
-        opt: &mut dyn Optimizer,
-        header: &[String],
-    ) -> Result<(), FitError> {
+    fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
         let steps = epochs * self.dls.train.len();
         for e in 0..epochs {
             let start = Instant::now();
@@ -167,12 +257,12 @@ impl Learner {
                 let n = batch.n;
                 let step_lr = schedule.lr(lr, e * self.dls.train.len() + i, steps);
                 opt.set_lr(step_lr);
-                let (xb, yb) = batch.into_xy(self.scale, self.binary);
+                let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
                 let model = |x: &Tensor| self.model.forward(x);
                 let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
                 if !loss.is_finite() {
                     opt.zero_grad();
-                    return Err(FitError::NonFinite { epoch, batch: i, loss, lr });
+                    return Err(Error::NonFiniteLoss { epoch, batch: i, loss, lr });
                 }
                 opt.step();
                 opt.zero_grad();
@@ -189,17 +279,17 @@ impl Learner {
                 seconds: start.elapsed().as_secs_f64(),
                 train_seconds,
             };
-            if self.verbose {
-                println!("{}", table::format_row(&row, header));
+            if self.print_table {
+                println!("{}", table::format_row(&row, &self.header));
             }
             if let Some(csv) = &mut self.csv {
-                csv.write(&row).map_err(FitError::Io)?;
+                csv.write(&row).map_err(|e| Error::Io { what: "cannot write the training log".into(), source: e })?;
             }
             self.epochs_done += 1;
             let reached = matches!((self.stop_at, row.metrics.first()), (Some(goal), Some(Some(m))) if *m >= goal);
             self.recorder.push(row);
             if reached {
-                if self.verbose {
+                if self.print_table {
                     println!("stopping: {} reached {}", self.metrics[0].name, self.stop_at.unwrap_or_default());
                 }
                 break;
@@ -215,11 +305,12 @@ impl Learner {
         let mut loss = 0.0f64;
         let mut sums = vec![0.0f64; self.metrics.len()];
         let (mut images, mut batches) = (0usize, 0usize);
+        let per_batch = self.metric_average == MetricAverage::PerBatch;
         for batch in self.dls.valid.batches(0) {
             let n = batch.n;
-            let (x, y) = batch.into_xy(self.scale, self.binary);
+            let (x, y) = batch.into_xy(self.pixel_scale, self.targets);
             let preds = self.model.forward(&x);
-            let weight = if self.batch_mean_metrics { 1.0 } else { n as f64 };
+            let weight = if per_batch { 1.0 } else { n as f64 };
             loss += (self.loss_func)(&preds, &y).item() as f64 * n as f64;
             for (s, m) in sums.iter_mut().zip(&self.metrics) {
                 *s += (m.f)(&preds, &y).item() as f64 * weight;
@@ -230,7 +321,7 @@ impl Learner {
         if images == 0 {
             return (None, vec![None; self.metrics.len()]);
         }
-        let denom = if self.batch_mean_metrics { batches } else { images } as f64;
+        let denom = if per_batch { batches } else { images } as f64;
         (Some((loss / images as f64) as f32), sums.iter().map(|s| Some((s / denom) as f32)).collect())
     }
 }

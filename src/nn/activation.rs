@@ -1,7 +1,7 @@
 //! Parameter-free layers.
 
 use super::{LayerSpec, Module};
-use crate::Tensor;
+use crate::{Result, Tensor};
 
 pub struct ReLU;
 pub struct Sigmoid;
@@ -12,11 +12,11 @@ impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.relu()
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::ReLU
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::ReLU)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        Ok(input.to_vec())
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(Ok(input.to_vec()))
     }
 }
 
@@ -24,11 +24,11 @@ impl Module for Sigmoid {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.sigmoid()
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Sigmoid
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Sigmoid)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        Ok(input.to_vec())
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(Ok(input.to_vec()))
     }
 }
 
@@ -36,10 +36,10 @@ impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.flatten()
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Flatten
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Flatten)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        Ok(vec![input.iter().product()])
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(Ok(vec![input.iter().product()]))
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{LayerSpec, Module};
 use crate::tensor::BatchNormState;
-use crate::Tensor;
+use crate::{Error, Result, Tensor};
 
 pub struct BatchNorm {
     pub weight: Tensor,
@@ -40,7 +40,11 @@ impl Module for BatchNorm {
             momentum: self.momentum,
             eps: self.eps,
         };
-        x.batch_norm(&st, self.training)
+        if self.training {
+            x.batch_norm_train(&st)
+        } else {
+            x.batch_norm_eval(&st)
+        }
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
@@ -55,16 +59,16 @@ impl Module for BatchNorm {
         self.training = training;
     }
 
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::BatchNorm { features: self.weight.numel() }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::BatchNorm { features: self.weight.numel() })
     }
 
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
         let c = self.weight.numel();
-        match input.first() {
+        Some(match input.first() {
             Some(&ch) if ch == c && (input.len() == 1 || input.len() == 3) => Ok(input.to_vec()),
-            _ => Err(format!("BatchNorm({c}) needs input [{c}] or [{c}, height, width], got {input:?}")),
-        }
+            _ => Err(Error::Shape(format!("BatchNorm({c}) needs input [{c}] or [{c}, height, width], got {input:?}"))),
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{kaiming_uniform, LayerSpec, Module};
 use crate::rng::Rng;
-use crate::Tensor;
+use crate::{Error, Result, Tensor};
 
 pub struct Conv2d {
     pub weight: Tensor,
@@ -12,44 +12,41 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel_size: usize,
-        stride: usize,
-        padding: usize,
-        rng: &mut Rng,
-    ) -> Conv2d {
+    /// A `kernel_size`×`kernel_size` convolution with stride 1 and no padding (PyTorch's defaults; set them with
+    /// [`Conv2d::stride`] and [`Conv2d::padding`]), initialised as PyTorch does: U(±1/√fan_in).
+    ///
+    /// ```
+    /// # let mut rng = crest::rng::Rng::new(0);
+    /// let conv = crest::nn::Conv2d::new(3, 32, 3, &mut rng).padding(1);
+    /// ```
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize, rng: &mut Rng) -> Conv2d {
         let fan_in = in_channels * kernel_size * kernel_size;
         Conv2d {
             weight: kaiming_uniform(&[out_channels, in_channels, kernel_size, kernel_size], fan_in, rng),
             bias: kaiming_uniform(&[out_channels], fan_in, rng),
-            stride,
-            padding,
+            stride: 1,
+            padding: 0,
         }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Conv2d {
+        assert!(stride > 0, "Conv2d stride must be at least 1");
+        self.stride = stride;
+        self
+    }
+
+    /// Zero padding on every side.
+    pub fn padding(mut self, padding: usize) -> Conv2d {
+        self.padding = padding;
+        self
     }
 
     fn dims(&self) -> (usize, usize, usize) {
         let w = self.weight.shape();
         (w[1], w[0], w[2])
     }
-}
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.weight, Some(&self.bias), self.stride, self.padding)
-    }
-
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
-    }
-
-    fn spec(&self) -> LayerSpec {
-        let (in_channels, out_channels, kernel_size) = self.dims();
-        LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride: self.stride, padding: self.padding }
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+    pub(crate) fn shape_after(&self, input: &[usize]) -> Result<Vec<usize>> {
         let (cin, cout, k) = self.dims();
         let (s, p) = (self.stride, self.padding);
         let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
@@ -64,5 +61,25 @@ impl Module for Conv2d {
             )),
             _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
         }
+        .map_err(Error::Shape)
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.weight, Some(&self.bias), self.stride, self.padding)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        let (in_channels, out_channels, kernel_size) = self.dims();
+        Some(LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride: self.stride, padding: self.padding })
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(self.shape_after(input))
     }
 }

@@ -3,19 +3,20 @@
 
 use super::{LayerSpec, Module};
 use crate::rng::Rng;
-use crate::Tensor;
-use std::cell::RefCell;
+use crate::{Result, Tensor};
+use std::sync::{Mutex, PoisonError};
 
 pub struct Dropout {
     pub p: f32,
-    rng: RefCell<Rng>,
+    /// One stream for the layer, drawn from in call order (so runs repeat while one thread trains).
+    rng: Mutex<Rng>,
     training: bool,
 }
 
 impl Dropout {
     pub fn new(p: f32, rng: &mut Rng) -> Dropout {
         assert!((0.0..1.0).contains(&p), "Dropout probability must be in [0, 1), got {p}");
-        Dropout { p, rng: RefCell::new(Rng::new(rng.next_u64())), training: true }
+        Dropout { p, rng: Mutex::new(Rng::new(rng.next_u64())), training: true }
     }
 }
 
@@ -25,7 +26,7 @@ impl Module for Dropout {
             return x.clone();
         }
         let keep = 1.0 / (1.0 - self.p);
-        let mut rng = self.rng.borrow_mut();
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         let mask: Vec<f32> = (0..x.numel()).map(|_| if rng.uniform() < self.p { 0.0 } else { keep }).collect();
         x * &Tensor::from_vec(mask, x.shape())
     }
@@ -34,12 +35,12 @@ impl Module for Dropout {
         self.training = training;
     }
 
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Dropout { p: self.p }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Dropout { p: self.p })
     }
 
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        Ok(input.to_vec())
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(Ok(input.to_vec()))
     }
 }
 

@@ -1,11 +1,16 @@
-//! Layers. A `Module` maps a batch to a batch and lists its parameters; `Sequential` chains them. Every layer
-//! can describe itself as a `LayerSpec`, which is what a model file stores to rebuild it.
+//! Layers. A `Module` maps a batch to a batch and lists its parameters; `Sequential` chains them, and
+//! [`Sequential::fused`] rewrites runs of built-in layers into fused ops once, before training or inference.
+//!
+//! The trait is open: a layer of your own implements `forward` (and `named_parameters` if it has any) and trains
+//! in a `Learner` like any built-in one. Describing itself as a [`LayerSpec`], which a model file stores to rebuild
+//! the model, is optional; so is telling its output shape without running.
 
 mod activation;
 mod arch;
 mod batchnorm;
 mod conv;
 mod dropout;
+mod fuse;
 mod init;
 mod linear;
 mod pool;
@@ -17,15 +22,19 @@ pub use arch::Arch;
 pub use batchnorm::BatchNorm;
 pub use conv::Conv2d;
 pub use dropout::Dropout;
+pub use fuse::{Conv2dReLUMaxPool2, LinearReLU};
 pub use init::{init_params, kaiming_uniform};
 pub use linear::Linear;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-pub use sequential::Sequential;
+pub use sequential::{fuse, Sequential};
 pub use spec::LayerSpec;
 
-use crate::Tensor;
+use crate::{Result, Tensor};
 
-pub trait Module {
+/// A layer or a model. `Send + Sync`, so a model can move to another thread and serve several threads at once;
+/// `'static` (through `Any`), so an explicit step such as fusion can recognise crest's own layers by their type
+/// and never mistake a user's layer for one of them.
+pub trait Module: std::any::Any + Send + Sync {
     fn forward(&self, x: &Tensor) -> Tensor;
 
     /// Parameters with their PyTorch `state_dict` names (`weight`, `bias`); `Sequential` prefixes `0.`, `1.`, ….
@@ -45,8 +54,17 @@ pub trait Module {
     /// Training or evaluation mode (BatchNorm and Dropout behave differently).
     fn set_training(&mut self, _training: bool) {}
 
-    fn spec(&self) -> LayerSpec;
+    /// How a model file describes this layer, so that `crest predict` can rebuild it. `None` (the default): the
+    /// layer doesn't describe itself, and a model holding it saves its weights only
+    /// ([`crate::model_io::save_weights`]).
+    fn spec(&self) -> Option<LayerSpec> {
+        None
+    }
 
-    /// The output shape for one example of `input` shape (no batch axis), or why the layer can't take it.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String>;
+    /// The output shape for one example of `input` shape (no batch axis), or why the layer can't take it — when
+    /// the layer can tell without running. `None` (the default): it can't, and a caller that needs the shape (the
+    /// `Learner`, checking the model against the data) runs a forward pass instead.
+    fn output_shape(&self, _input: &[usize]) -> Option<Result<Vec<usize>>> {
+        None
+    }
 }

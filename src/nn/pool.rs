@@ -1,7 +1,7 @@
 //! Pooling layers (no parameters).
 
 use super::{LayerSpec, Module};
-use crate::Tensor;
+use crate::{Error, Result, Tensor};
 
 pub struct MaxPool2d {
     pub kernel_size: usize,
@@ -16,10 +16,12 @@ pub struct AvgPool2d {
 /// Average over all positions: [C, H, W] → [C] (PyTorch's `AdaptiveAvgPool2d(1)` + `Flatten`).
 pub struct AdaptiveAvgPool2d;
 
-fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>, String> {
+fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>> {
     match *input {
         [c, h, w] if h >= k && w >= k => Ok(vec![c, (h - k) / s + 1, (w - k) / s + 1]),
-        _ => Err(format!("{name}({k}) needs input [channels, height, width] of at least {k}x{k}, got {input:?}")),
+        _ => Err(Error::Shape(format!(
+            "{name}({k}) needs input [channels, height, width] of at least {k}x{k}, got {input:?}"
+        ))),
     }
 }
 
@@ -27,11 +29,11 @@ impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.max_pool2d(self.kernel_size, self.stride, 0)
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::MaxPool2d { kernel_size: self.kernel_size, stride: self.stride }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::MaxPool2d { kernel_size: self.kernel_size, stride: self.stride })
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        pooled(input, self.kernel_size, self.stride, "MaxPool2d")
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(pooled(input, self.kernel_size, self.stride, "MaxPool2d"))
     }
 }
 
@@ -39,11 +41,11 @@ impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.avg_pool2d(self.kernel_size, self.stride, 0)
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::AvgPool2d { kernel_size: self.kernel_size, stride: self.stride }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::AvgPool2d { kernel_size: self.kernel_size, stride: self.stride })
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        pooled(input, self.kernel_size, self.stride, "AvgPool2d")
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(pooled(input, self.kernel_size, self.stride, "AvgPool2d"))
     }
 }
 
@@ -51,13 +53,13 @@ impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.global_avg_pool2d()
     }
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::AdaptiveAvgPool2d
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::AdaptiveAvgPool2d)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        match *input {
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        Some(match *input {
             [c, _, _] => Ok(vec![c]),
-            _ => Err(format!("AdaptiveAvgPool2d needs input [channels, height, width], got {input:?}")),
-        }
+            _ => Err(Error::Shape(format!("AdaptiveAvgPool2d needs input [channels, height, width], got {input:?}"))),
+        })
     }
 }

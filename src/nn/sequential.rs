@@ -1,65 +1,101 @@
 //! Layers applied in order, named `0`, `1`, … like PyTorch's `nn.Sequential`.
 
+use super::fuse::fuse_head;
 use super::{LayerSpec, Module};
-use crate::Tensor;
+use crate::{Error, Result, Tensor};
+use std::any::Any;
+use std::ops::Range;
 
 #[derive(Default)]
 pub struct Sequential {
-    pub layers: Vec<Box<dyn Module>>,
+    layers: Vec<Box<dyn Module>>,
+    /// Runs of layers computed as one fused op each, in order (see [`Sequential::fused`]).
+    fused: Vec<FusedRun>,
+}
+
+struct FusedRun {
+    layers: Range<usize>,
+    name: &'static str,
+    op: Box<dyn Module>,
 }
 
 impl Sequential {
     pub fn new(layers: Vec<Box<dyn Module>>) -> Sequential {
-        Sequential { layers }
+        Sequential { layers, fused: Vec::new() }
     }
 
-    pub fn push(mut self, layer: impl Module + 'static) -> Sequential {
+    pub fn push(mut self, layer: impl Module) -> Sequential {
         self.layers.push(Box::new(layer));
+        self.fused.clear();
         self
     }
-}
 
-/// `Conv2d → ReLU → MaxPool2d(2)` at the head of `layers`, run as the one fused op that gives the same values and
-/// gradients ([`Tensor::conv2d_relu_maxpool2`]).
-fn conv_relu_maxpool2(layers: &[Box<dyn Module>], x: &Tensor) -> Option<Tensor> {
-    let [conv, relu, pool, ..] = layers else { return None };
-    let LayerSpec::Conv2d { stride, padding, .. } = conv.spec() else { return None };
-    if relu.spec() != LayerSpec::ReLU || pool.spec() != (LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 }) {
-        return None;
+    pub fn layers(&self) -> &[Box<dyn Module>] {
+        &self.layers
     }
-    let params = conv.named_parameters();
-    let [(_, weight), (_, bias)] = &params[..] else { return None };
-    Some(x.conv2d_relu_maxpool2(weight, Some(bias), stride, padding))
-}
 
-/// `Linear → ReLU` at the head of `layers`, run as [`Tensor::linear_relu`].
-fn linear_relu(layers: &[Box<dyn Module>], x: &Tensor) -> Option<Tensor> {
-    let [linear, relu, ..] = layers else { return None };
-    if !matches!(linear.spec(), LayerSpec::Linear { .. }) || relu.spec() != LayerSpec::ReLU {
-        return None;
+    /// The layers, to change: the fusion of [`Sequential::fused`] is undone (run it again after).
+    pub fn layers_mut(&mut self) -> &mut Vec<Box<dyn Module>> {
+        self.fused.clear();
+        &mut self.layers
     }
-    let params = linear.named_parameters();
-    let [(_, weight), (_, bias)] = &params[..] else { return None };
-    Some(x.linear_relu(weight, Some(bias)))
+
+    /// The same model with each run of built-in layers that has a fused op — `Conv2d → ReLU → MaxPool2d(2)` and
+    /// `Linear → ReLU` — computed as that one op from now on ([`super::Conv2dReLUMaxPool2`], [`super::LinearReLU`]):
+    /// the same values and gradients bit for bit, with less memory traffic. Layers are recognised by type, so a
+    /// layer of your own is never fused; nested `Sequential`s are fused too. The layers themselves, their
+    /// parameters, names and saved form do not change. Done once, here: the forward pass only follows the plan.
+    pub fn fused(mut self) -> Sequential {
+        self.layers = std::mem::take(&mut self.layers).into_iter().map(fuse).collect();
+        self.fused.clear();
+        let mut start = 0;
+        while start < self.layers.len() {
+            match fuse_head(&self.layers[start..]) {
+                Some(fused) => {
+                    let layers = start..start + fused.len;
+                    start = layers.end;
+                    self.fused.push(FusedRun { layers, name: fused.name, op: fused.op });
+                }
+                None => start += 1,
+            }
+        }
+        self
+    }
+
+    /// The runs of layers that run fused, with the fused layer's name: what [`Sequential::fused`] did.
+    pub fn fusions(&self) -> Vec<(Range<usize>, &'static str)> {
+        self.fused.iter().map(|r| (r.layers.clone(), r.name)).collect()
+    }
 }
 
-/// The fused op for the layers at the head of `layers`, if they form one, and how many layers it ran.
-fn fused_head(layers: &[Box<dyn Module>], x: &Tensor) -> Option<(Tensor, usize)> {
-    conv_relu_maxpool2(layers, x).map(|y| (y, 3)).or_else(|| linear_relu(layers, x).map(|y| (y, 2)))
+/// `model` with [`Sequential::fused`] applied if it is a `Sequential` (a model built from a [`LayerSpec`], or read
+/// by `model_io::load`); any other module as it is.
+pub fn fuse(model: Box<dyn Module>) -> Box<dyn Module> {
+    if !(model.as_ref() as &dyn Any).is::<Sequential>() {
+        return model;
+    }
+    match (model as Box<dyn Any>).downcast::<Sequential>() {
+        Ok(inner) => Box::new(inner.fused()),
+        Err(_) => unreachable!("checked to be a Sequential"),
+    }
 }
 
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
-        let mut rest = &self.layers[..];
-        while let Some((layer, after)) = rest.split_first() {
-            if let Some((fused, used)) = fused_head(rest, &h) {
-                h = fused;
-                rest = &rest[used..];
-                continue;
+        let mut runs = self.fused.iter().peekable();
+        let mut i = 0;
+        while i < self.layers.len() {
+            match runs.next_if(|r| r.layers.start == i) {
+                Some(run) => {
+                    h = run.op.forward(&h);
+                    i = run.layers.end;
+                }
+                None => {
+                    h = self.layers[i].forward(&h);
+                    i += 1;
+                }
             }
-            h = layer.forward(&h);
-            rest = after;
         }
         h
     }
@@ -75,20 +111,27 @@ impl Module for Sequential {
     }
 
     fn set_training(&mut self, training: bool) {
+        // The fused ops hold no mode of their own: only BatchNorm and Dropout do, and they are never fused.
         self.layers.iter_mut().for_each(|l| l.set_training(training));
     }
 
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Sequential { layers: self.layers.iter().map(|l| l.spec()).collect() }
+    /// Every layer's spec, or `None` if one of them doesn't describe itself.
+    fn spec(&self) -> Option<LayerSpec> {
+        let layers = self.layers.iter().map(|l| l.spec()).collect::<Option<Vec<_>>>()?;
+        Some(LayerSpec::Sequential { layers })
     }
 
     /// Walks the shapes through every layer, so a model that can't take the data fails before training, naming
-    /// the layer and both shapes.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
-        self.layers
-            .iter()
-            .enumerate()
-            .try_fold(input.to_vec(), |shape, (i, l)| l.output_shape(&shape).map_err(|e| format!("layer {i}: {e}")))
+    /// the layer and both shapes; `None` from the first layer that can't tell.
+    fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
+        let mut shape = input.to_vec();
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = match layer.output_shape(&shape)? {
+                Ok(s) => s,
+                Err(e) => return Some(Err(Error::Shape(format!("layer {i}: {e}")))),
+            };
+        }
+        Some(Ok(shape))
     }
 }
 
@@ -98,35 +141,59 @@ mod tests {
     use crate::nn::{Conv2d, Linear, MaxPool2d, ReLU};
     use crate::rng::Rng;
 
-    #[test]
-    fn conv_relu_maxpool_runs_fused_with_the_layers_own_results() {
-        let mut rng = Rng::new(3);
-        let model = Sequential::default()
-            .push(Conv2d::new(2, 4, 3, 1, 1, &mut rng))
-            .push(ReLU)
-            .push(MaxPool2d { kernel_size: 2, stride: 2 })
-            .push(ReLU);
-        let x = Tensor::randn(&[2, 2, 6, 6], 1.0, &mut rng).requires_grad_();
-        let y = model.forward(&x);
-        let by_layer = model.layers.iter().fold(x.clone(), |h, l| l.forward(&h));
-        assert_eq!(y.shape(), [2, 4, 3, 3]);
-        assert_eq!(y.to_vec(), by_layer.to_vec());
-        // The last ReLU runs on its own, after the fused op.
-        let head = Sequential::new(model.layers.into_iter().take(3).collect()).forward(&x);
-        assert!(format!("{head:?}").contains("ConvReluMaxPoolBackward"), "{head:?}");
-        assert!(format!("{y:?}").contains("ReluBackward"), "{y:?}");
+    /// What the forward pass of `model` records as the last op, e.g. `ConvReluMaxPoolBackward`.
+    fn last_op(model: &Sequential, x: &Tensor) -> String {
+        format!("{:?}", model.forward(x))
     }
 
     #[test]
-    fn linear_relu_runs_fused_with_the_layers_own_results() {
+    fn fusion_is_explicit_and_keeps_values_names_and_spec() {
+        let mut rng = Rng::new(3);
+        let model = Sequential::default()
+            .push(Conv2d::new(2, 4, 3, &mut rng).padding(1))
+            .push(ReLU)
+            .push(MaxPool2d { kernel_size: 2, stride: 2 })
+            .push(ReLU)
+            .push(crate::nn::Flatten)
+            .push(Linear::new(36, 20, &mut rng))
+            .push(ReLU);
+        let x = Tensor::randn(&[2, 2, 6, 6], 1.0, &mut rng).requires_grad_();
+        let (names, spec) = (model.named_parameters().into_iter().map(|(n, _)| n).collect::<Vec<_>>(), model.spec());
+        let plain = model.forward(&x).to_vec();
+        assert!(model.fusions().is_empty() && last_op(&model, &x).contains("ReluBackward"));
+        let fused = model.fused();
+        assert_eq!(fused.fusions(), vec![(0..3, "Conv2dReLUMaxPool2"), (5..7, "LinearReLU")]);
+        assert!(last_op(&fused, &x).contains("LinearReluBackward"));
+        assert_eq!(fused.forward(&x).to_vec(), plain);
+        assert_eq!(fused.named_parameters().into_iter().map(|(n, _)| n).collect::<Vec<_>>(), names);
+        assert_eq!(fused.spec(), spec);
+        // Changing the layers undoes the fusion.
+        let mut fused = fused;
+        fused.layers_mut().push(Box::new(ReLU));
+        assert!(fused.fusions().is_empty());
+    }
+
+    /// A layer of a user's own that computes a ReLU, and even describes itself as one, is not fused.
+    #[test]
+    fn a_users_layer_is_never_fused() {
+        struct MyReLU;
+        impl Module for MyReLU {
+            fn forward(&self, x: &Tensor) -> Tensor {
+                x.relu()
+            }
+            fn spec(&self) -> Option<LayerSpec> {
+                Some(LayerSpec::ReLU)
+            }
+        }
         let mut rng = Rng::new(4);
-        let model =
-            Sequential::default().push(Linear::new(30, 70, &mut rng)).push(ReLU).push(Linear::new(70, 3, &mut rng));
+        let model = Sequential::default().push(Linear::new(30, 70, &mut rng)).push(MyReLU).fused();
+        assert!(model.fusions().is_empty());
         let x = Tensor::randn(&[5, 30], 1.0, &mut rng).requires_grad_();
-        let y = model.forward(&x);
-        let by_layer = model.layers.iter().fold(x.clone(), |h, l| l.forward(&h));
-        assert_eq!(y.to_vec(), by_layer.to_vec());
-        let head = Sequential::new(model.layers.into_iter().take(2).collect()).forward(&x);
-        assert!(format!("{head:?}").contains("LinearReluBackward"), "{head:?}");
+        assert!(last_op(&model, &x).contains("ReluBackward") && !last_op(&model, &x).contains("LinearRelu"));
+        // Nested Sequentials are fused too.
+        let nested = Sequential::default().push(Sequential::default().push(Linear::new(30, 70, &mut rng)).push(ReLU));
+        let nested = nested.fused();
+        let inner = (nested.layers()[0].as_ref() as &dyn Any).downcast_ref::<Sequential>().unwrap();
+        assert_eq!(inner.fusions(), vec![(0..2, "LinearReLU")]);
     }
 }

@@ -35,7 +35,7 @@ impl LayerSpec {
             LayerSpec::Sigmoid => Box::new(Sigmoid),
             LayerSpec::Flatten => Box::new(Flatten),
             &LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
-                Box::new(Conv2d::new(in_channels, out_channels, kernel_size, stride, padding, rng))
+                Box::new(Conv2d::new(in_channels, out_channels, kernel_size, rng).stride(stride).padding(padding))
             }
             &LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d { kernel_size, stride }),
             &LayerSpec::AvgPool2d { kernel_size, stride } => Box::new(AvgPool2d { kernel_size, stride }),

@@ -5,14 +5,16 @@ use super::Tensor;
 use std::cell::Cell;
 use std::collections::HashMap;
 
-/// What a backward rule is given: the op's output, the gradient flowing into it, and which parents want one.
-pub(crate) struct GradCtx<'a> {
+/// What a backward rule is given: the op's output, the gradient flowing into it (shaped like the output), and
+/// which parents want one.
+pub struct GradCtx<'a> {
     pub out: &'a Tensor,
     pub g: &'a [f32],
     pub needs: &'a [bool],
 }
 
-type Rule = Box<dyn Fn(&GradCtx) -> Vec<Option<Vec<f32>>>>;
+/// Rules run on whichever thread calls `backward()`, and a graph can be built on one thread and walked on another.
+type Rule = Box<dyn Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + Send + Sync>;
 
 pub(crate) struct Node {
     pub name: &'static str,
@@ -43,17 +45,19 @@ impl Drop for NoGradGuard {
 }
 
 impl Tensor {
-    /// The result of an op: a graph node when grad is on and some parent requires grad, a plain tensor otherwise.
-    pub(crate) fn from_op(
+    /// The result of an op: `data` shaped `shape`, and — when grad is on and some parent requires grad — a graph
+    /// node whose `rule` turns the gradient of this result into one gradient per parent (`None` where
+    /// `ctx.needs` says the parent wants none), each as long as that parent. Every built-in op is made this way;
+    /// an op of your own can be too, and `gradcheck::max_grad_error` checks its rule.
+    pub fn from_op(
         data: Vec<f32>,
         shape: &[usize],
         name: &'static str,
         parents: &[&Tensor],
-        rule: impl Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + 'static,
+        rule: impl Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + Send + Sync + 'static,
     ) -> Tensor {
         assert_eq!(data.len(), super::numel(shape), "{name}: {} values for shape {shape:?}", data.len());
-        let storage = std::rc::Rc::new(std::cell::RefCell::new(data));
-        Tensor::build(shape.to_vec(), storage, None, Node::new(name, parents, rule))
+        Tensor::build(shape.to_vec(), super::storage::Storage::f32(data), Node::new(name, parents, rule))
     }
 
     /// Gradients of this scalar with respect to every tensor that requires grad, accumulated into their
@@ -74,7 +78,7 @@ impl Tensor {
             let pgrads = (node.rule)(&GradCtx { out: t, g: &g, needs: &needs });
             for ((p, pg), need) in node.parents.iter().zip(pgrads).zip(needs) {
                 let Some(pg) = pg.filter(|_| need) else { continue };
-                debug_assert_eq!(pg.len(), p.numel(), "{}: gradient size for parent {:?}", node.name, p.shape());
+                assert_eq!(pg.len(), p.numel(), "{}: gradient size for parent {:?}", node.name, p.shape());
                 match grads.get_mut(&p.id()) {
                     Some(acc) => acc.iter_mut().zip(&pg).for_each(|(a, b)| *a += b),
                     None => {
@@ -86,7 +90,7 @@ impl Tensor {
     }
 
     fn accumulate_grad(&self, g: Vec<f32>) {
-        let mut slot = self.0.grad.borrow_mut();
+        let mut slot = self.grad_ref();
         match slot.as_mut() {
             Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
             None => *slot = Some(g),
@@ -124,7 +128,7 @@ impl Node {
     pub(crate) fn new(
         name: &'static str,
         parents: &[&Tensor],
-        rule: impl Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + 'static,
+        rule: impl Fn(&GradCtx) -> Vec<Option<Vec<f32>>> + Send + Sync + 'static,
     ) -> Option<Node> {
         let tracked = is_grad_enabled() && parents.iter().any(|p| p.requires_grad());
         tracked.then(|| Node { name, parents: parents.iter().map(|&p| p.clone()).collect(), rule: Box::new(rule) })

@@ -1,74 +1,57 @@
 //! `Tensor`: f32, row-major, contiguous, with reverse-mode autograd.
 //!
-//! A `Tensor` is a cheap-to-clone handle (`Rc`). An op's result remembers its parents and the rule that sends
-//! gradients back to them (see `autograd.rs`); `backward()` walks that graph in reverse. Shape errors in arithmetic
-//! are programmer errors and panic with both shapes named; anything touching files or user input returns `Result`.
+//! A `Tensor` is a cheap-to-clone handle (`Arc`), `Send + Sync`: a trained model can move to another thread and
+//! serve several at once. An op's result remembers its parents and the rule that sends gradients back to them (see
+//! `autograd.rs`); `backward()` walks that graph in reverse. Shape errors in arithmetic are programmer errors and
+//! panic with both shapes named; anything touching files or user input returns `Result`.
 
 mod autograd;
 pub mod broadcast;
 pub mod gradcheck;
-pub mod kernels;
+pub(crate) mod kernels;
 mod ops;
 pub mod stats;
+mod storage;
 
-pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
+pub use autograd::{is_grad_enabled, no_grad, GradCtx, NoGradGuard};
 pub(crate) use ops::sigmoid;
 pub use ops::BatchNormState;
+pub(crate) use ops::PackedCache;
 pub use stats::{Histogram, Summary};
+pub use storage::{Values, ValuesMut};
 
 use crate::rng::Rng;
-use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::fmt;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// Input pixels kept as u8 (4× fewer bytes than f32); `value = byte * scale`. Matmul reads them directly;
-/// any other op sees them converted to f32 on first use.
-pub(crate) struct Bytes {
-    pub data: Vec<u8>,
-    pub scale: f32,
-}
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use storage::{Storage, U8Pixels};
 
 pub(crate) struct Inner {
     id: usize,
     shape: Vec<usize>,
-    data: Rc<RefCell<Vec<f32>>>,
-    bytes: Option<Rc<Bytes>>,
-    grad: RefCell<Option<Vec<f32>>>,
-    /// The values rearranged for a kernel (a Linear weight's panels), with the [`MUTATIONS`] count they were made at.
-    packed: RefCell<Option<(u64, Rc<Vec<f32>>)>>,
-    requires_grad: Cell<bool>,
+    storage: Arc<Storage>,
+    grad: Mutex<Option<Vec<f32>>>,
+    requires_grad: AtomicBool,
     node: Option<autograd::Node>,
 }
 
 #[derive(Clone)]
-pub struct Tensor(pub(crate) Rc<Inner>);
+pub struct Tensor(pub(crate) Arc<Inner>);
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
-
-/// Calls of `data_mut` on any tensor so far. A packed copy of some tensor's values is current while this count
-/// stays where it was: views share values, so a change through any of them must count.
-static MUTATIONS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
 impl Tensor {
-    fn build(
-        shape: Vec<usize>,
-        data: Rc<RefCell<Vec<f32>>>,
-        bytes: Option<Rc<Bytes>>,
-        node: Option<autograd::Node>,
-    ) -> Tensor {
-        Tensor(Rc::new(Inner {
+    fn build(shape: Vec<usize>, storage: Arc<Storage>, node: Option<autograd::Node>) -> Tensor {
+        Tensor(Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            requires_grad: Cell::new(node.is_some()),
+            requires_grad: AtomicBool::new(node.is_some()),
             shape,
-            data,
-            bytes,
-            grad: RefCell::new(None),
-            packed: RefCell::new(None),
+            storage,
+            grad: Mutex::new(None),
             node,
         }))
     }
@@ -76,14 +59,14 @@ impl Tensor {
     /// A tensor of the given shape over `data` (row-major). Panics if the sizes differ.
     pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Tensor {
         assert_eq!(data.len(), numel(shape), "from_vec: {} values for shape {:?}", data.len(), shape);
-        Tensor::build(shape.to_vec(), Rc::new(RefCell::new(data)), None, None)
+        Tensor::build(shape.to_vec(), Storage::f32(data), None)
     }
 
-    /// u8 pixels that read as `byte * scale` (the data loader's batches: scaled once, converted lazily).
+    /// u8 pixels that read as `byte * scale` (the data loader's batches: scaled once, 4× fewer bytes than f32).
+    /// Matmul and Linear read the bytes directly; other ops see them widened to f32.
     pub fn from_u8(data: Vec<u8>, shape: &[usize], scale: f32) -> Tensor {
         assert_eq!(data.len(), numel(shape), "from_u8: {} bytes for shape {:?}", data.len(), shape);
-        let bytes = Rc::new(Bytes { data, scale });
-        Tensor::build(shape.to_vec(), Rc::new(RefCell::new(Vec::new())), Some(bytes), None)
+        Tensor::build(shape.to_vec(), Storage::u8(data, scale), None)
     }
 
     pub fn scalar(v: f32) -> Tensor {
@@ -140,47 +123,52 @@ impl Tensor {
         self.0.id
     }
 
+    /// How many times the values have been written through `data_mut` (by this handle or any view sharing its
+    /// storage): PyTorch's `tensor._version`. A copy derived from the values is current while this is unchanged.
+    pub fn version(&self) -> u64 {
+        self.0.storage.version()
+    }
+
+    /// The storage's identity and version together: equal keys mean the same values.
+    pub(crate) fn values_key(&self) -> (u64, u64) {
+        (self.0.storage.id(), self.0.storage.version())
+    }
+
+    /// The u8 pixels behind this tensor, if it holds pixels rather than f32 values.
+    pub(crate) fn pixels(&self) -> Option<&U8Pixels> {
+        self.0.storage.pixels()
+    }
+
     /// The u8 pixels of a batch too large to widen whole: the u8 kernels stream them through cache-sized tiles.
-    /// A smaller batch (up to 4 MB as f32) is widened once by `data()` and kept, for the forward and the backward
-    /// GEMMs to share — cheaper than tiling twice.
-    pub(crate) fn streamed_bytes(&self) -> Option<&Bytes> {
-        self.0.bytes.as_deref().filter(|b| b.data.len() > 1 << 20)
+    /// A smaller batch is widened once by [`Tensor::dense`] and shared by the forward and backward GEMMs, which is
+    /// cheaper than tiling twice.
+    pub(crate) fn streamed_pixels(&self) -> Option<&U8Pixels> {
+        self.pixels().filter(|p| p.bytes.len() > 1 << 20)
     }
 
-    /// The values, read-only. u8 tensors are converted (once) on first call.
-    pub fn data(&self) -> Ref<'_, Vec<f32>> {
-        if let Some(b) = &self.0.bytes {
-            if self.0.data.borrow().is_empty() && !b.data.is_empty() {
-                let s = b.scale;
-                *self.0.data.borrow_mut() = b.data.iter().map(|&v| v as f32 * s).collect();
-            }
+    /// This tensor, or for u8 pixels a tensor of them widened to f32 once, for an op that reads its input more
+    /// than once (its forward pass and its backward). The result records no graph: the op keeps `self` as parent.
+    pub(crate) fn dense(&self) -> Tensor {
+        match self.pixels() {
+            Some(_) => Tensor::from_vec(self.data().to_vec(), self.shape()),
+            None => self.clone(),
         }
-        self.0.data.borrow()
     }
 
-    /// The values for an update outside the graph: the post's `p.data -= p.grad*lr`.
-    pub fn data_mut(&self) -> RefMut<'_, Vec<f32>> {
-        assert!(self.0.bytes.is_none(), "data_mut on a u8 input tensor");
-        MUTATIONS.fetch_add(1, Ordering::Relaxed);
-        self.0.data.borrow_mut()
+    /// The values, read-only: a snapshot that writes made later (`data_mut`) do not change. u8 pixels are widened
+    /// to f32 on each call.
+    pub fn data(&self) -> Values {
+        self.0.storage.values()
     }
 
-    /// `pack` of the values, made once and reused until some tensor's values change through `data_mut`: an
-    /// inference pass packs each Linear weight once instead of once per batch; a training step packs it again.
-    pub(crate) fn packed_with(&self, pack: impl FnOnce(&[f32]) -> Vec<f32>) -> Rc<Vec<f32>> {
-        let now = MUTATIONS.load(Ordering::Relaxed);
-        if let Some((at, packed)) = &*self.0.packed.borrow() {
-            if *at == now {
-                return packed.clone();
-            }
-        }
-        let packed = Rc::new(pack(&self.data()));
-        *self.0.packed.borrow_mut() = Some((now, packed.clone()));
-        packed
+    /// The values for an update outside the graph: the post's `p.data -= p.grad*lr`. Bumps [`Tensor::version`].
+    /// Panics on u8 pixels (inputs are read-only).
+    pub fn data_mut(&self) -> ValuesMut<'_> {
+        self.0.storage.values_mut()
     }
 
     pub fn to_vec(&self) -> Vec<f32> {
-        self.data().clone()
+        self.data().to_vec()
     }
 
     /// The single value of a one-element tensor.
@@ -190,28 +178,28 @@ impl Tensor {
     }
 
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad.get()
+        self.0.requires_grad.load(Ordering::Relaxed)
     }
 
     /// Marks a leaf as a parameter whose gradient `backward()` accumulates: `.requires_grad_()`.
     pub fn requires_grad_(self) -> Tensor {
         assert!(self.0.node.is_none(), "requires_grad_ on a non-leaf tensor");
-        self.0.requires_grad.set(true);
+        self.0.requires_grad.store(true, Ordering::Relaxed);
         self
     }
 
     /// The accumulated gradient, if `backward()` has reached this tensor.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.borrow().as_ref().map(|g| Tensor::from_vec(g.clone(), self.shape()))
+        self.grad_ref().as_ref().map(|g| Tensor::from_vec(g.clone(), self.shape()))
     }
 
-    pub(crate) fn grad_ref(&self) -> Ref<'_, Option<Vec<f32>>> {
-        self.0.grad.borrow()
+    pub(crate) fn grad_ref(&self) -> MutexGuard<'_, Option<Vec<f32>>> {
+        self.0.grad.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `p.grad.zero_()`: forget the accumulated gradient.
     pub fn zero_grad(&self) {
-        *self.0.grad.borrow_mut() = None;
+        *self.grad_ref() = None;
     }
 
     /// The same values outside the graph (PyTorch's `.detach()`): shares storage, records no history.
@@ -221,7 +209,7 @@ impl Tensor {
 
     /// Same storage seen with another shape (no copy); used by `reshape`.
     pub(crate) fn view_as_shape(&self, shape: Vec<usize>, node: Option<autograd::Node>) -> Tensor {
-        Tensor::build(shape, self.0.data.clone(), self.0.bytes.clone(), node)
+        Tensor::build(shape, self.0.storage.clone(), node)
     }
 }
 

@@ -20,7 +20,7 @@ impl Tensor {
         let n = d.len() as f64;
         let mean = d.iter().map(|&v| v as f64).sum::<f64>() / n;
         let var = d.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        let mut sorted = d.clone();
+        let mut sorted = d.to_vec();
         sorted.sort_by(f32::total_cmp);
         Summary {
             mean: mean as f32,

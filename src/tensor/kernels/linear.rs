@@ -16,39 +16,51 @@
 
 use super::matmul::{sgemm, FEW_COLS, PARALLEL_MIN_MACS};
 
-/// W `[n, k]` packed for [`linear_forward`]'s kernel, or empty where that kernel doesn't run (no AVX-512, or
-/// too few outputs to fill a panel). Callers keep it across calls while W is unchanged.
-pub fn pack_weight(n: usize, k: usize, w: &[f32]) -> Vec<f32> {
-    assert!(w.len() >= n * k, "pack_weight: w too short for {n}×{k}");
-    // Up to FEW_COLS outputs, the GEMM's dot-product path is faster than a 64-column panel mostly padding.
-    #[cfg(target_arch = "x86_64")]
-    if n > FEW_COLS && k > 0 && avx512::usable(n, k) {
-        // SAFETY: `usable` checked avx512f, and w holds n×k values.
-        return unsafe { avx512::pack(n, k, w) };
-    }
-    Vec::new()
+/// W `[n, k]` rearranged for [`linear_forward`]'s AVX-512 kernel. Only [`PackedWeight::pack`] makes one, and only
+/// on a CPU where it has detected AVX-512, so holding one is the proof the kernel may run.
+pub(crate) struct PackedWeight {
+    n: usize,
+    k: usize,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    panels: Vec<f32>,
 }
 
-/// `x [m, k] · w [n, k]ᵀ + bias`, then `max(·, 0)` when `relu`: a `[m, n]` row-major output. `packed` is
-/// [`pack_weight`]`(n, k, w)`; when it is empty, the GEMM computes the product and the bias and ReLU follow.
+impl PackedWeight {
+    /// W `[n, k]` packed, or `None` where the kernel doesn't run: no AVX-512, or too few outputs to fill a panel
+    /// (up to FEW_COLS, the GEMM's dot-product path is faster than a 64-column panel mostly padding).
+    pub(crate) fn pack(n: usize, k: usize, w: &[f32]) -> Option<PackedWeight> {
+        assert!(w.len() >= n * k, "PackedWeight::pack: w too short for {n}×{k}");
+        #[cfg(target_arch = "x86_64")]
+        if n > FEW_COLS && k > 0 && avx512::usable(n, k) {
+            // SAFETY: `usable` detected avx512f, and w holds n×k values.
+            return Some(PackedWeight { n, k, panels: unsafe { avx512::pack(n, k, w) } });
+        }
+        None
+    }
+}
+
+/// `x [m, k] · w [n, k]ᵀ + bias`, then `max(·, 0)` when `relu`: a `[m, n]` row-major output. With `packed` (W
+/// packed for this n and k), crest's AVX-512 kernel computes it; without, the GEMM, with the bias and ReLU after.
 #[allow(clippy::too_many_arguments)]
-pub fn linear_forward(
+pub(crate) fn linear_forward(
     m: usize,
     k: usize,
     n: usize,
     x: &[f32],
     w: &[f32],
-    packed: &[f32],
+    packed: Option<&PackedWeight>,
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
     assert!(x.len() >= m * k && w.len() >= n * k, "linear_forward: x or w too short for {m}×{k}×{n}");
     assert!(bias.is_none_or(|b| b.len() == n), "linear_forward: bias is not {n} long");
     #[cfg(target_arch = "x86_64")]
-    if !packed.is_empty() {
-        assert_eq!(packed.len(), n.div_ceil(avx512::NR) * k * avx512::NR, "linear_forward: packed for another shape");
-        return avx512::forward(m, k, n, x, packed, bias, relu);
+    if let Some(p) = packed {
+        assert!((p.n, p.k) == (n, k), "linear_forward: W packed as {}×{}, used as {n}×{k}", p.n, p.k);
+        return avx512::forward(m, k, n, x, p, bias, relu);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = packed;
     // The GEMM adds x·Wᵀ onto rows that already hold the bias: one pass over the output instead of two.
     let (mut out, beta) = match bias {
         Some(b) => (b.repeat(m), 1.0),
@@ -71,7 +83,7 @@ fn kc(k: usize) -> usize {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{kc, PARALLEL_MIN_MACS};
+    use super::{kc, PackedWeight, PARALLEL_MIN_MACS};
     use crate::tensor::kernels::spin_pool::for_each_chunk_mut;
     use std::arch::x86_64::*;
 
@@ -90,7 +102,7 @@ mod avx512 {
         k: usize,
         n: usize,
         x: &[f32],
-        packed: &[f32],
+        packed: &PackedWeight,
         bias: Option<&[f32]>,
         relu: bool,
     ) -> Vec<f32> {
@@ -100,10 +112,11 @@ mod avx512 {
         let threads = if m * k * n >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
         // Two parts per thread, claimed as threads come free: one that starts late leaves its share to the others.
         let part_rows = if threads > 1 { m.div_ceil(threads * 2).next_multiple_of(MR) } else { m.max(1) };
-        // SAFETY: `usable` checked avx512f before `packed` was made; the asserts in `linear_forward` keep x, the
-        // panels and the bias in bounds; each part writes only its own rows of `out`'s m×n.
+        // SAFETY: a PackedWeight exists only where `usable` detected avx512f; the asserts in `linear_forward` keep x
+        // (m×k), the panels (packed for n×k) and the bias (n) in bounds; each part writes only its own rows of
+        // `out`'s m×n.
         for_each_chunk_mut(&mut out.spare_capacity_mut()[..m * n], part_rows * n, &|t, c| unsafe {
-            rows(c.len() / n, k, n, &x[t * part_rows * k..], packed, bias, relu, c.as_mut_ptr().cast());
+            rows(c.len() / n, k, n, &x[t * part_rows * k..], &packed.panels, bias, relu, c.as_mut_ptr().cast());
         });
         // SAFETY: the tasks above stored all m×n values.
         unsafe { out.set_len(m * n) };
@@ -282,8 +295,8 @@ mod tests {
         {
             let (x, w, b) = (rand_vec(m * k, 1), rand_vec(n * k, 2), rand_vec(n, 3));
             for (bias, relu) in [(None, false), (Some(&b[..]), false), (Some(&b[..]), true)] {
-                let got = linear_forward(m, k, n, &x, &w, &pack_weight(n, k, &w), bias, relu);
-                let unpacked = linear_forward(m, k, n, &x, &w, &[], bias, relu);
+                let got = linear_forward(m, k, n, &x, &w, PackedWeight::pack(n, k, &w).as_ref(), bias, relu);
+                let unpacked = linear_forward(m, k, n, &x, &w, None, bias, relu);
                 let want = naive(m, k, n, &x, &w, bias, relu);
                 for (g, v) in got.iter().chain(&unpacked).zip(want.iter().cycle()) {
                     assert!((g - v).abs() <= 1e-4 * (1.0 + v.abs()), "{m}×{k}×{n} {relu}: got {g}, want {v}");
@@ -296,11 +309,14 @@ mod tests {
     fn relu_is_max_zero_of_the_plain_result_and_threads_change_nothing() {
         let (m, k, n) = (1000, 784, 256);
         let (x, w, b) = (rand_vec(m * k, 4), rand_vec(n * k, 5), rand_vec(n, 6));
-        let packed = pack_weight(n, k, &w);
-        let plain = linear_forward(m, k, n, &x, &w, &packed, Some(&b), false);
-        let fused = linear_forward(m, k, n, &x, &w, &packed, Some(&b), true);
+        let packed = PackedWeight::pack(n, k, &w);
+        let plain = linear_forward(m, k, n, &x, &w, packed.as_ref(), Some(&b), false);
+        let fused = linear_forward(m, k, n, &x, &w, packed.as_ref(), Some(&b), true);
         assert!(bit_identical(&fused, &plain.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()));
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        assert!(bit_identical(&one.install(|| linear_forward(m, k, n, &x, &w, &packed, Some(&b), false)), &plain));
+        assert!(bit_identical(
+            &one.install(|| linear_forward(m, k, n, &x, &w, packed.as_ref(), Some(&b), false)),
+            &plain
+        ));
     }
 }

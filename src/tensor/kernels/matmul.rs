@@ -4,7 +4,7 @@
 //! rayon task can ask for a serial GEMM instead of oversubscribing the two cores.
 
 use super::spin_pool::for_each_chunk_mut;
-use gemm::Parallelism;
+use gemm_common::Parallelism;
 
 /// Below this many multiply-adds a GEMM runs on one thread. Measured on this 2-vCPU VM: waking the second thread
 /// for every small GEMM cost more than it gave (Fashion-MNIST's linear model: 0.199 s/epoch at 2^15, 0.084 at 2^22),
@@ -110,11 +110,18 @@ fn gemm_with(
     }
     let threaded = may_thread && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_MACS;
     let par = if threaded { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
-    // SAFETY: the asserts above keep every strided access inside its slice and make C's
-    // elements distinct, so gemm's parallel writes never race; `&mut c` excludes aliasing
-    // with A and B. gemm names the scalars the other way round: dst = α·dst + β·lhs·rhs.
+    // Negative strides pass `extent` only on axes of length 1, where they are never applied.
+    let [rsa, csa, rsb, csb, rsc, csc] = [rsa, csa, rsb, csb, rsc, csc].map(isize::abs);
+    // The microkernels prefer a column-major destination, so a row-major C is computed as Cᵀ = Bᵀ·Aᵀ, as the
+    // `gemm` crate's generic front end does before it dispatches to `gemm-f32`.
+    let (m, n, a, rsa, csa, b, rsb, csb, rsc, csc) =
+        if csc < rsc { (n, m, b, csb, rsb, a, csa, rsa, csc, rsc) } else { (m, n, a, rsa, csa, b, rsb, csb, rsc, csc) };
+    // SAFETY: the asserts above keep every strided access inside its slice (transposing swaps the roles of the
+    // operands and their strides, not the addresses touched) and make C's elements distinct, so gemm's parallel
+    // writes never race; `&mut c` excludes aliasing with A and B. gemm-f32 detects the CPU features of the kernel
+    // it picks. It names the scalars the other way round: dst = α·dst + β·lhs·rhs.
     unsafe {
-        gemm::gemm(
+        gemm_f32::gemm::f32::get_gemm_fn()(
             m,
             n,
             k,

@@ -16,49 +16,51 @@ pub struct BatchNormState<'a> {
     pub eps: f32,
 }
 
+/// `[n, c, h·w]` of an input of `[N, C]` or `[N, C, H, W]` with as many channels as `st` normalises.
+fn channels(x: &Tensor, st: &BatchNormState) -> (usize, usize, usize) {
+    let s = x.shape();
+    assert!(
+        (s.len() == 2 || s.len() == 4) && s[1] == st.gamma.numel(),
+        "batch_norm: input {s:?} doesn't have {} channels on axis 1",
+        st.gamma.numel()
+    );
+    (s[0], s[1], s[2..].iter().product::<usize>())
+}
+
 impl Tensor {
-    pub fn batch_norm(&self, st: &BatchNormState, training: bool) -> Tensor {
+    /// Evaluation mode: normalised with the running statistics, which stay as they are.
+    pub fn batch_norm_eval(&self, st: &BatchNormState) -> Tensor {
+        let (n, c, hw) = channels(self, st);
         let s = self.shape().to_vec();
-        assert!(
-            (s.len() == 2 || s.len() == 4) && s[1] == st.gamma.numel(),
-            "batch_norm: input {s:?} doesn't have {} channels on axis 1",
-            st.gamma.numel()
-        );
-        let (n, c, hw) = (s[0], s[1], s[2..].iter().product::<usize>());
         let mut out = vec![0.0; self.numel()];
-        if !training {
-            let (rm, rv) = (st.running_mean.data(), st.running_var.data());
-            batchnorm_forward_eval(
-                n,
-                c,
-                hw,
-                &self.data(),
-                &st.gamma.data(),
-                &st.beta.data(),
-                &rm,
-                &rv,
-                st.eps,
-                &mut out,
-            );
-            let (x, gamma, invstd) = (self.clone(), st.gamma.clone(), rv.iter().map(|v| 1.0 / (v + st.eps).sqrt()));
-            let invstd: Vec<f32> = invstd.collect();
-            let mean = rm.clone();
-            // In evaluation the statistics are constants: y = γ·(x−μ)·invstd + β is affine in x.
-            return Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
-                let xd = x.data();
-                let g = gamma.data();
-                let ch = |i: usize| i / hw % c;
-                let dx =
-                    ctx.needs[0].then(|| ctx.g.iter().enumerate().map(|(i, d)| d * g[ch(i)] * invstd[ch(i)]).collect());
-                let mut dgamma = vec![0.0; c];
-                let mut dbeta = vec![0.0; c];
-                for (i, d) in ctx.g.iter().enumerate() {
-                    dgamma[ch(i)] += d * (xd[i] - mean[ch(i)]) * invstd[ch(i)];
-                    dbeta[ch(i)] += d;
-                }
-                vec![dx, Some(dgamma), Some(dbeta)]
-            });
-        }
+        let (rm, rv) = (st.running_mean.data(), st.running_var.data());
+        batchnorm_forward_eval(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), &rm, &rv, st.eps, &mut out);
+        let (x, gamma, invstd) = (self.clone(), st.gamma.clone(), rv.iter().map(|v| 1.0 / (v + st.eps).sqrt()));
+        let invstd: Vec<f32> = invstd.collect();
+        let mean = rm.to_vec();
+        // In evaluation the statistics are constants: y = γ·(x−μ)·invstd + β is affine in x.
+        Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
+            let xd = x.data();
+            let g = gamma.data();
+            let ch = |i: usize| i / hw % c;
+            let dx =
+                ctx.needs[0].then(|| ctx.g.iter().enumerate().map(|(i, d)| d * g[ch(i)] * invstd[ch(i)]).collect());
+            let mut dgamma = vec![0.0; c];
+            let mut dbeta = vec![0.0; c];
+            for (i, d) in ctx.g.iter().enumerate() {
+                dgamma[ch(i)] += d * (xd[i] - mean[ch(i)]) * invstd[ch(i)];
+                dbeta[ch(i)] += d;
+            }
+            vec![dx, Some(dgamma), Some(dbeta)]
+        })
+    }
+
+    /// Training mode: normalised with this batch's statistics, which also update the running ones (PyTorch's
+    /// momentum, unbiased variance).
+    pub fn batch_norm_train(&self, st: &BatchNormState) -> Tensor {
+        let (n, c, hw) = channels(self, st);
+        let s = self.shape().to_vec();
+        let mut out = vec![0.0; self.numel()];
         assert!(n * hw > 1, "batch_norm in training needs more than one value per channel, got input {s:?}");
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
         batchnorm_forward_train(

@@ -16,7 +16,7 @@ fn conv_shape(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Conv2dS
 /// Runs the forward kernel on `x`, `weight` and `bias` (borrowed, not copied) into `out`.
 fn forward(s: &Conv2dShape, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, out: ConvOutput) {
     let bias = bias.map(|b| b.data());
-    conv2d_forward(s, &x.data(), &weight.data(), bias.as_deref().map(Vec::as_slice), out);
+    conv2d_forward(s, &x.data(), &weight.data(), bias.as_deref(), out);
 }
 
 /// Gradients for (x, weight, bias) from the convolution's incoming gradient, as far as `needs` asks.

@@ -15,14 +15,16 @@ impl Tensor {
         );
         let (m, k, n) = (self.shape()[0], self.shape()[1], other.shape()[1]);
         let mut out = vec![0.0; m * n];
-        match self.streamed_bytes() {
-            Some(bytes) => matmul_u8(m, k, n, bytes.scale, &bytes.data, &other.data(), n, 1, &mut out),
+        // Large u8 batches stream through the u8 kernels; anything else is read as f32, widened once if needed.
+        let a = if self.streamed_pixels().is_some() { self.clone() } else { self.dense() };
+        match a.streamed_pixels() {
+            Some(pixels) => matmul_u8(m, k, n, pixels.scale, &pixels.bytes, &other.data(), n, 1, &mut out),
             None => sgemm(
                 m,
                 k,
                 n,
                 1.0,
-                &self.data(),
+                &a.data(),
                 k as isize,
                 1,
                 &other.data(),
@@ -34,7 +36,7 @@ impl Tensor {
                 1,
             ),
         }
-        let (a, b) = (self.clone(), other.clone());
+        let b = other.clone();
         Tensor::from_op(out, &[m, n], "MmBackward", &[self, other], move |ctx| {
             let g = ctx.g;
             let ga = ctx.needs[0].then(|| {
@@ -44,8 +46,8 @@ impl Tensor {
             });
             let gb = ctx.needs[1].then(|| {
                 let mut gb = vec![0.0; k * n];
-                match a.streamed_bytes() {
-                    Some(bytes) => matmul_u8_tn(m, k, n, bytes.scale, &bytes.data, g, &mut gb, 0.0),
+                match a.streamed_pixels() {
+                    Some(pixels) => matmul_u8_tn(m, k, n, pixels.scale, &pixels.bytes, g, &mut gb, 0.0),
                     None => {
                         sgemm(k, m, n, 1.0, &a.data(), 1, k as isize, g, n as isize, 1, 0.0, &mut gb, n as isize, 1)
                     }

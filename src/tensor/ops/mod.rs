@@ -10,6 +10,7 @@ mod reduce;
 mod shape;
 mod unary;
 
+pub(crate) use linear::PackedCache;
 pub(crate) use unary::sigmoid;
 
 pub use batchnorm::BatchNormState;

@@ -81,9 +81,10 @@ impl Tensor {
         let (full, part) = (shape[axis] * inner, len * inner);
         let mut out_shape = shape.clone();
         out_shape[axis] = len;
-        if let (Some(bytes), 0) = (&self.0.bytes, axis) {
+        if let (Some(pixels), 0) = (self.pixels(), axis) {
             // Rows of a u8 input stay u8: the post's `train_x[:4]` must not widen the whole dataset to f32.
-            return Tensor::from_u8(bytes.data[start * inner..(start + len) * inner].to_vec(), &out_shape, bytes.scale);
+            let rows = pixels.bytes[start * inner..(start + len) * inner].to_vec();
+            return Tensor::from_u8(rows, &out_shape, pixels.scale);
         }
         let data: Vec<f32> = {
             let d = self.data();

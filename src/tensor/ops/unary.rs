@@ -13,7 +13,7 @@ fn unary(
     t: &Tensor,
     name: &'static str,
     f: impl Fn(f32) -> f32 + Sync,
-    df: impl Fn(f32, f32) -> f32 + 'static,
+    df: impl Fn(f32, f32) -> f32 + Send + Sync + 'static,
 ) -> Tensor {
     let data = map(&t.data(), f);
     let input = t.clone();

@@ -1,0 +1,84 @@
+//! One error type for every fallible call in the library. Messages speak of the library's own terms (a learning
+//! rate, a model file, a class folder); a program built on crest, such as its command line, adds its own hints
+//! (which flag to change).
+//!
+//! Shape mismatches inside tensor arithmetic are programmer errors and panic instead, naming both shapes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    Io { what: String, source: std::io::Error },
+    /// Data that can't be trained on or predicted from: a missing or empty class, an unreadable image (under
+    /// strict loading), an IDX file whose header doesn't match its contents.
+    Data(String),
+    /// A model file that is damaged or not crest's.
+    ModelFile { path: PathBuf, reason: String },
+    /// A crest model file of a format version this crest doesn't read.
+    ModelVersion { path: PathBuf, format: Option<u64>, written_by: Option<String> },
+    /// A model that doesn't fit its input or its task; the message names the layer and both shapes.
+    Shape(String),
+    /// An option or argument outside the values it can take.
+    InvalidArgument(String),
+    /// Training stopped because the loss stopped being a finite number.
+    NonFiniteLoss { epoch: usize, batch: usize, loss: f32, lr: f32 },
+    /// This CPU lacks instructions this build of crest was compiled to use (see [`crate::cpu`]).
+    UnsupportedCpu { missing: Vec<&'static str> },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error, with what was being done to which path.
+    pub(crate) fn io(action: &str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io { what: format!("{action} {}", path.display()), source }
+    }
+
+    pub(crate) fn model_file(path: &Path, reason: impl Into<String>) -> Error {
+        Error::ModelFile { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+            Error::Data(why) | Error::Shape(why) | Error::InvalidArgument(why) => f.write_str(why),
+            Error::ModelFile { path, reason } => {
+                write!(f, "{} is not a valid crest model file: {reason}", path.display())
+            }
+            Error::ModelVersion { path, format, written_by } => write!(
+                f,
+                "{} was written in model format {} (crest {}); this crest ({}) reads format {}",
+                path.display(),
+                format.map_or("unknown".into(), |v| v.to_string()),
+                written_by.as_deref().unwrap_or("?"),
+                env!("CARGO_PKG_VERSION"),
+                crate::model_io::FORMAT
+            ),
+            Error::NonFiniteLoss { epoch, batch, loss, lr } => write!(
+                f,
+                "the loss became {loss} at epoch {epoch}, batch {batch}: the learning rate {lr} is too high for this \
+                 model; a smaller one should train"
+            ),
+            Error::UnsupportedCpu { missing } => write!(
+                f,
+                "this build of crest needs CPU features this CPU lacks ({}); build it for this CPU (remove \
+                 target-cpu from .cargo/config.toml)",
+                missing.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
