@@ -313,3 +313,39 @@ fn fused_losses_match_their_definitions_and_stay_finite() {
     let wide = Tensor::from_vec(vec![1000.0, 0.0], &[1, 2]);
     assert!((cross_entropy(&wide, &Tensor::from_vec(vec![1.0], &[1])).item() - 1000.0).abs() < 1e-3);
 }
+
+/// The checker against gradients known to be wrong. `f + k·(f − f.detach())` has `f`'s values everywhere but
+/// `(1 + k)` times its gradient, so it stands for an op whose backward is off by that factor; the checker's relative
+/// rule should measure `|k| / max(1, 1 + k)`: 0.5 for a gradient 2× too large, about 0.1 for one 10% off, both far
+/// over the 2e-2 that [`check`] allows. f32 finite differences are noisy to a few 1e-3 (the conv's correct gradient
+/// measures 5e-3), which bounds how close to the expected value the measurement can be asked to come. One op linear
+/// in its inputs, and one that is not, where finite differences carry a truncation error too.
+#[test]
+fn finite_differences_catch_a_gradient_off_by_ten_percent() {
+    fn catches(name: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) {
+        check(name, &f, inputs);
+        for k in [1.0, 0.1, -0.1] {
+            let skewed = |x: &[Tensor]| {
+                let y = f(x);
+                &y + (&y - &y.detach()) * k
+            };
+            let err = max_grad_error(skewed, inputs, 1e-2);
+            let expected = k.abs() / (1.0 + k).max(1.0);
+            assert!(
+                (err - expected).abs() < 1e-2,
+                "{name}, gradient × {}: measured {err}, expected {expected}",
+                1.0 + k
+            );
+        }
+    }
+    catches(
+        "conv2d",
+        |x| weighted(&x[0].conv2d(&x[1], Some(&x[2]), 2, 1)),
+        &[param(&[2, 3, 5, 6], 1), param(&[4, 3, 3, 3], 2), param(&[4], 3)],
+    );
+    catches(
+        "tanh, matmul, sigmoid",
+        |x| weighted(&x[0].tanh().matmul(&x[1]).sigmoid()),
+        &[param(&[3, 4], 1), param(&[4, 2], 2)],
+    );
+}
