@@ -157,7 +157,7 @@ fn batch_norm_train_and_eval() {
             momentum: fx.meta("momentum"),
             eps: fx.meta("eps"),
         };
-        let out = x.batch_norm(&st, fx.meta("training"));
+        let out = if fx.meta("training") { x.batch_norm_train(&st) } else { x.batch_norm_eval(&st) };
         fx.backward(&out);
         fx.check(&[
             ("out", out),
