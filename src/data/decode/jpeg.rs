@@ -23,8 +23,18 @@ fn options(limits: Limits) -> DecoderOptions {
     DecoderOptions::default().set_strict_mode(false).set_max_width(limits.side()).set_max_height(limits.side())
 }
 
-/// Size and the layout the pixels decode to, from the headers alone.
-fn read_header(input: impl ZByteReaderTrait, limits: Limits) -> Result<(u32, u32, Layout), String> {
+/// What the pixels decode to, as `image` chose: grey (with or without alpha) and RGBA as they are, the rest as RGB.
+fn output(input: ColorSpace) -> (ColorSpace, Layout) {
+    match input {
+        ColorSpace::Luma => (ColorSpace::Luma, Layout::Luma),
+        ColorSpace::LumaA => (ColorSpace::LumaA, Layout::LumaAlpha),
+        ColorSpace::RGBA => (ColorSpace::RGBA, Layout::Rgba),
+        _ => (ColorSpace::RGB, Layout::Rgb),
+    }
+}
+
+/// Size and colour space, from the headers alone.
+fn read_header(input: impl ZByteReaderTrait, limits: Limits) -> Result<(u32, u32, ColorSpace), String> {
     let mut decoder = JpegDecoder::new_with_options(input, options(limits));
     decoder.decode_headers().map_err(failed_jpeg)?;
     let (Some(info), Some(colour_space)) = (decoder.info(), decoder.input_colorspace()) else {
@@ -32,31 +42,20 @@ fn read_header(input: impl ZByteReaderTrait, limits: Limits) -> Result<(u32, u32
     };
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     limits.check(width, height)?;
-    let layout = match colour_space {
-        ColorSpace::Luma => Layout::Luma,
-        ColorSpace::LumaA => Layout::LumaAlpha,
-        ColorSpace::RGBA => Layout::Rgba,
-        _ => Layout::Rgb,
-    };
-    Ok((width, height, layout))
+    Ok((width, height, colour_space))
 }
 
 pub(super) fn header(input: impl BufRead + Seek, limits: Limits) -> Result<Header, String> {
-    let (width, height, layout) = read_header(input, limits)?;
-    Ok(Header::new(width, height, layout))
+    let (width, height, colour_space) = read_header(input, limits)?;
+    Ok(Header::new(width, height, output(colour_space).1))
 }
 
 pub(super) fn decode(mut input: impl BufRead + Seek, limits: Limits) -> Result<Pixels, String> {
     // From memory, as `image` decoded: the decoder's many small reads are cheapest from a slice.
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
-    let (width, height, layout) = read_header(ZCursor::new(&bytes), limits)?;
-    let out = match layout {
-        Layout::Luma => ColorSpace::Luma,
-        Layout::LumaAlpha => ColorSpace::LumaA,
-        Layout::Rgb => ColorSpace::RGB,
-        Layout::Rgba => ColorSpace::RGBA,
-    };
+    let (width, height, colour_space) = read_header(ZCursor::new(&bytes), limits)?;
+    let (out, layout) = output(colour_space);
     // A second decoder: the output colour space is fixed when the headers are read.
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(&bytes), options(limits).jpeg_set_out_colorspace(out));
     decoder.decode_headers().map_err(failed_jpeg)?;

@@ -100,6 +100,7 @@ fn too_large(format: &str) -> String {
     failed(format, "image too large for memory")
 }
 
+/// The formats crest decodes.
 #[derive(Clone, Copy)]
 enum Format {
     Png,
