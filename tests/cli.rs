@@ -27,9 +27,13 @@ fn write_class(root: &Path, class: &str, n: usize, level: u8) {
     let dir = root.join(class);
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..n {
-        let img =
-            image::GrayImage::from_fn(8, 8, |x, y| image::Luma([level.wrapping_add(((x + y + i as u32) % 7) as u8)]));
-        img.save(dir.join(format!("{i:03}.png"))).unwrap();
+        let pixels: Vec<u8> = (0..64).map(|p| level.wrapping_add(((p % 8 + p / 8 + i) % 7) as u8)).collect();
+        let file = std::fs::File::create(dir.join(format!("{i:03}.png"))).unwrap();
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 8, 8);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&pixels).unwrap();
+        writer.finish().unwrap();
     }
 }
 

@@ -34,18 +34,44 @@ impl Drop for TempDir {
     }
 }
 
-impl TempDir {
-    /// Encodes `img` in the format its extension names.
-    pub fn save(&self, rel: &str, img: &image::DynamicImage) -> PathBuf {
-        let path = self.write(rel, &[]);
-        img.save(&path).unwrap();
-        path
-    }
+/// `bytes` (interleaved samples, 16-bit ones as big-endian pairs) as a PNG, by the `png` crate's encoder.
+fn encode(width: u32, height: u32, colour: png::ColorType, depth: png::BitDepth, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(colour);
+    encoder.set_depth(depth);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(bytes).unwrap();
+    writer.finish().unwrap();
+    out
 }
 
-/// A PNG built chunk by chunk, for what the `image` encoder will not write: palettes with tRNS, lying headers.
-/// `raw` is the unfiltered scanlines (each row prefixed with filter byte 0), stored in one IDAT.
-pub(crate) fn png(
+/// An 8-bit PNG of `colour` (grey, grey + alpha, RGB or RGBA) holding `samples`, interleaved.
+pub(crate) fn encode_png(width: u32, height: u32, colour: png::ColorType, samples: &[u8]) -> Vec<u8> {
+    encode(width, height, colour, png::BitDepth::Eight, samples)
+}
+
+/// A 16-bit PNG of `colour` holding `samples`, interleaved.
+pub(crate) fn encode_png16(width: u32, height: u32, colour: png::ColorType, samples: &[u16]) -> Vec<u8> {
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_be_bytes()).collect();
+    encode(width, height, colour, png::BitDepth::Sixteen, &bytes)
+}
+
+/// An 8-bit grey PNG of one value.
+pub(crate) fn grey_png(width: u32, height: u32, value: u8) -> Vec<u8> {
+    encode_png(width, height, png::ColorType::Grayscale, &vec![value; (width * height) as usize])
+}
+
+/// A file of `tests/fixtures/images`, made by `make.py` there: JPEG, WebP, GIF and BMP images, each decodable one
+/// beside the RGBA pixels Pillow decodes from it (`<name>.rgba`).
+pub(crate) fn image_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images").join(name)
+}
+
+/// A PNG built chunk by chunk, for what an encoder will not write (a header that lies about the size) and for a
+/// palette with tRNS spelled out byte by byte. `raw` is the unfiltered scanlines (each row prefixed with filter
+/// byte 0), stored in one IDAT.
+pub(crate) fn png_from_chunks(
     width: u32,
     height: u32,
     bit_depth: u8,
@@ -82,10 +108,10 @@ pub(crate) fn png(
 /// A 2x1 palette PNG with transparency: pixel 0 is palette entry 0 (10,20,30) fully transparent, pixel 1 is entry
 /// 1 (200,100,50) opaque.
 pub(crate) fn palette_png() -> Vec<u8> {
-    png(2, 1, 8, 3, &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])], &[0, 0, 1])
+    png_from_chunks(2, 1, 8, 3, &[(b"PLTE", &[10, 20, 30, 200, 100, 50]), (b"tRNS", &[0])], &[0, 0, 1])
 }
 
 /// A header claiming 100000 x 100000 grey pixels over a one-row body: must be refused before any allocation.
 pub(crate) fn bomb_png() -> Vec<u8> {
-    png(100_000, 100_000, 8, 0, &[], &[0; 16])
+    png_from_chunks(100_000, 100_000, 8, 0, &[], &[0; 16])
 }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use flate2::read::MultiGzDecoder;
-use image::{DynamicImage, GrayImage};
 use rayon::prelude::*;
 
 use super::dataset::pixel_buffer;
-use super::{decode, split, ChannelsOpt, Dataset, LoadOptions, Split};
+use super::decode::{self, Layout, Pixels};
+use super::{split, ChannelsOpt, Dataset, LoadOptions, Split};
 
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -105,9 +105,13 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         if item_len > 0 {
             let src_len = images.rows * images.cols;
             out.par_chunks_mut(item_len).zip(images.pixels.par_chunks(src_len.max(1))).for_each(|(out, src)| {
-                let grey = GrayImage::from_raw(images.cols as u32, images.rows as u32, src.to_vec())
-                    .expect("IDX body length was checked against its header");
-                decode::write_chw(&DynamicImage::ImageLuma8(grey), channels, height, width, out);
+                let grey = Pixels {
+                    width: images.cols as u32,
+                    height: images.rows as u32,
+                    layout: Layout::Luma,
+                    samples: src.to_vec(),
+                };
+                decode::write_chw(grey, channels, height, width, out);
             });
         }
         out

@@ -267,13 +267,9 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::fixtures::{bomb_png, palette_png, TempDir};
+    use crate::data::fixtures::{bomb_png, encode_png, encode_png16, grey_png, image_fixture, palette_png, TempDir};
     use crate::data::load;
-    use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
-
-    fn grey(w: u32, h: u32, v: u8) -> DynamicImage {
-        DynamicImage::ImageLuma8(GrayImage::from_pixel(w, h, image::Luma([v])))
-    }
+    use png::ColorType;
 
     fn quiet() -> LoadOptions {
         LoadOptions { progress: false, ..LoadOptions::default() }
@@ -285,22 +281,26 @@ mod tests {
         e
     }
 
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(image_fixture(name)).unwrap()
+    }
+
     /// Three classes in every supported format plus the junk real folders hold.
     fn messy_folder() -> TempDir {
         let d = TempDir::new("messy");
-        d.save("cat/1.png", &grey(8, 8, 10));
-        d.save("cat/2.jpg", &DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))));
-        d.save("cat/3.gif", &DynamicImage::ImageRgb8(grey(8, 8, 30).to_rgb8()));
+        d.write("cat/1.png", &grey_png(8, 8, 10));
+        d.write("cat/2.jpg", &fixture("rgb-444.jpg"));
+        d.write("cat/3.gif", &fixture("first-frame.gif"));
         d.write("cat/.DS_Store", b"\0\0\0\x01Bud1");
         d.write("cat/zero.png", b"");
-        d.save("dog/1.bmp", &grey(16, 16, 40));
-        d.save("dog/2.webp", &DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4]))));
+        d.write("dog/1.bmp", &fixture("unsupported.bmp"));
+        d.write("dog/2.webp", &fixture("rgba-lossy.webp"));
         d.write("dog/3.png", &palette_png());
         d.write("dog/README", b"dogs");
         d.write("dog/bomb.png", &bomb_png());
-        d.save("emu/1.png", &grey(8, 8, 50));
-        d.save("emu/2.png", &DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(8, 8, image::Luma([60 * 257]))));
-        let whole = std::fs::read(d.path().join("emu/2.png")).unwrap();
+        d.write("emu/1.png", &grey_png(8, 8, 50));
+        let whole = encode_png16(8, 8, ColorType::Grayscale, &[60 * 257; 64]);
+        d.write("emu/2.png", &whole);
         d.write("emu/3.png", &whole[..whole.len() - 20]);
         d
     }
@@ -312,19 +312,19 @@ mod tests {
         let s = load(d.path(), &opts).unwrap();
         assert_eq!(s.source, "image folder");
         assert_eq!(s.train.classes, vec!["cat", "dog", "emu"]);
-        assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 1, 2, 2]);
+        assert_eq!(s.train.labels, vec![0, 0, 0, 1, 1, 2, 2]);
         assert!(s.valid.is_empty() && s.valid.classes == s.train.classes);
         assert_eq!((s.train.channels, s.train.height, s.train.width), (4, 140, 140));
-        assert_eq!(s.train.pixels.len(), 8 * 4 * 140 * 140);
+        assert_eq!(s.train.pixels.len(), 7 * 4 * 140 * 140);
         assert!(s.notes.contains(&"channels: auto -> 4 (some images have alpha)".to_string()), "{:?}", s.notes);
         assert!(s.notes.contains(&"size: images differ in size, using 140".to_string()));
         // A flat grey 8x8 image stays flat at 140x140, with opaque alpha.
         let first = s.train.image(0);
         assert!(first[..3 * 140 * 140].iter().all(|&v| v == 10) && first[3 * 140 * 140..].iter().all(|&v| v == 255));
         let w = &s.warnings;
-        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(w.len(), 5, "{w:?}");
         assert!(w[0].starts_with("skipped 2 files that are not images"), "{w:?}");
-        for name in ["zero.png", "bomb.png", "emu/3.png"] {
+        for name in ["zero.png", "1.bmp", "bomb.png", "emu/3.png"] {
             assert!(w.iter().any(|l| l.contains(name)), "{name} not named in {w:?}");
         }
         let strict = error(d.path(), &LoadOptions { strict: true, ..opts });
@@ -334,13 +334,13 @@ mod tests {
     #[test]
     fn auto_channels_and_size_default() {
         let d = TempDir::new("auto");
-        d.save("a/1.png", &grey(6, 4, 1));
-        d.save("b/1.png", &grey(6, 4, 2));
+        d.write("a/1.png", &grey_png(6, 4, 1));
+        d.write("b/1.png", &grey_png(6, 4, 2));
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
         assert_eq!(s.notes[..2], ["size: all images are 6x4, using 6x4", "channels: auto -> 1 (all images are grey)"]);
         assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
-        d.save("b/2.png", &DynamicImage::ImageRgb8(RgbImage::new(6, 4)));
+        d.write("b/2.png", &encode_png(6, 4, ColorType::Rgb, &[0; 6 * 4 * 3]));
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));
         assert_eq!(s.notes[..2], ["size: 3x3 (as asked)", "channels: auto -> 3 (colour, no alpha)"]);
@@ -353,7 +353,7 @@ mod tests {
         let d = TempDir::new("split");
         for (class, n) in [("a", 10), ("b", 5)] {
             for i in 0..n {
-                d.save(&format!("{class}/{i:02}.png"), &grey(2, 2, i));
+                d.write(&format!("{class}/{i:02}.png"), &grey_png(2, 2, i));
             }
         }
         let s = load(d.path(), &quiet()).unwrap();
@@ -373,12 +373,12 @@ mod tests {
     fn train_valid_folders() {
         let d = TempDir::new("folders");
         for f in ["train/x/1.png", "train/x/2.png", "train/y/1.png", "val/y/9.png"] {
-            d.save(f, &grey(3, 3, 5));
+            d.write(f, &grey_png(3, 3, 5));
         }
         let s = load(d.path(), &quiet()).unwrap();
         assert_eq!((s.train.len(), s.valid.len(), s.valid.labels.clone()), (3, 1, vec![1]));
         assert_eq!(s.notes[2], "split: train/ and val/ folders");
-        d.save("val/z/1.png", &grey(3, 3, 5));
+        d.write("val/z/1.png", &grey_png(3, 3, 5));
         assert!(error(d.path(), &quiet()).contains("class 'z'"));
         // train/ without valid/ (Kaggle's train/ + test/): train's classes, split at random.
         std::fs::rename(d.path().join("val"), d.path().join("test")).unwrap();
@@ -395,9 +395,9 @@ mod tests {
         assert!(error(&file, &quiet()).contains("is not a folder"));
         let huge = LoadOptions { size: Some(20_000), ..quiet() };
         assert!(error(d.path(), &huge).contains("over the limit of 100000000 pixels"));
-        d.save("only/1.png", &grey(2, 2, 0));
+        d.write("only/1.png", &grey_png(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("need at least 2"));
-        d.save("loose.png", &grey(2, 2, 0));
+        d.write("loose.png", &grey_png(2, 2, 0));
         assert!(error(d.path(), &quiet()).contains("its 1 images should go in one sub-folder per class"));
         std::fs::remove_file(d.path().join("loose.png")).unwrap();
         std::fs::create_dir_all(d.path().join("empty")).unwrap();
@@ -419,8 +419,8 @@ mod tests {
         let d = TempDir::new("utf8");
         let odd = d.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
         std::fs::create_dir_all(&odd).unwrap();
-        grey(2, 2, 0).save(odd.join("1.png")).unwrap();
-        d.save("plain/1.png", &grey(2, 2, 0));
+        std::fs::write(odd.join("1.png"), grey_png(2, 2, 0)).unwrap();
+        d.write("plain/1.png", &grey_png(2, 2, 0));
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
         assert_eq!(s.train.classes, vec!["caf\u{fffd}", "plain"]);
     }

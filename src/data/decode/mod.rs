@@ -1,0 +1,428 @@
+//! One image file to `[C, H, W]` u8: read the header, decode, convert channels, resize.
+//!
+//! Training (`image_folder`) and `crest predict` (`load_image`) share these functions, so a picture is seen the same
+//! way by both. The format comes from the file's first bytes; each format has its own file here driving its decoder
+//! crate, and all hand back 8-bit `Pixels`.
+
+mod gif;
+mod jpeg;
+mod pixels;
+mod png;
+mod webp;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context};
+
+pub(crate) use pixels::{Layout, Pixels};
+
+use super::resize::resize;
+
+/// Extensions that mark a file as meant to be an image: such a file that fails to decode is reported by name, while
+/// any other undecodable file (`.DS_Store`, `README`) is only counted. Includes formats we cannot decode (BMP, TIFF,
+/// HEIC, ...) so that they are named too rather than silently dropped.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "jpe", "jfif", "gif", "bmp", "dib", "webp", "tif", "tiff", "ico", "avif", "heic", "heif",
+    "jxl", "tga", "ppm", "pgm", "pbm", "pnm", "qoi",
+];
+
+/// What the header says, read without decoding the pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub alpha: bool,
+    pub colour: bool,
+}
+
+impl Header {
+    fn new(width: u32, height: u32, layout: Layout) -> Self {
+        Self { width, height, alpha: layout.has_alpha(), colour: layout.has_colour() }
+    }
+}
+
+/// Why a file is left out.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Skip {
+    /// Neither image content nor an image extension: counted, not named.
+    NotImage,
+    /// Meant to be an image but unusable (corrupt, truncated, empty, too large): named in a warning.
+    Bad(String),
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// What an image may cost, from `max_pixels`: our own check on the header's size, and the limits handed to the
+/// decoders as a second line of defence for what they allocate themselves.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_pixels: u64,
+}
+
+impl Limits {
+    /// Refuses an image over `max_pixels`, or without pixels, from its header: before any pixel memory exists.
+    fn check(self, width: u32, height: u32) -> Result<(), String> {
+        let max_pixels = self.max_pixels;
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(format!("{width}x{height} is over the limit of {max_pixels} pixels"));
+        }
+        if width == 0 || height == 0 {
+            return Err(format!("{width}x{height} image has no pixels"));
+        }
+        Ok(())
+    }
+
+    /// The longest side a decoder may accept.
+    fn side(self) -> usize {
+        usize::try_from(self.max_pixels).unwrap_or(usize::MAX)
+    }
+
+    /// 8 bytes a pixel covers the widest output we decode (RGBA16); the 64 MiB floor leaves decoders their scratch
+    /// space when max_pixels is set very low.
+    fn bytes(self) -> usize {
+        usize::try_from(self.max_pixels.saturating_mul(8).max(64 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+/// A decoder's error as one line (warnings and errors are one line each), naming the format.
+fn failed(format: &str, e: impl std::fmt::Display) -> String {
+    format!("cannot decode {format}: {}", e.to_string().replace('\n', " "))
+}
+
+/// A pixel buffer whose size overflows `usize`: only a `max_pixels` beyond any memory lets one through.
+fn too_large(format: &str) -> String {
+    failed(format, "image too large for memory")
+}
+
+/// The formats crest decodes.
+#[derive(Clone, Copy)]
+enum Format {
+    Png,
+    Jpeg,
+    Gif,
+    WebP,
+}
+
+impl Format {
+    /// The format whose signature `head` (a file's first 12 bytes, or all of a shorter one) starts with.
+    fn sniff(head: &[u8]) -> Option<Format> {
+        if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Format::Png)
+        } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
+            Some(Format::Jpeg)
+        } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+            Some(Format::Gif)
+        } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+            Some(Format::WebP)
+        } else {
+            None
+        }
+    }
+
+    fn header(self, input: impl BufRead + Seek, limits: Limits) -> Result<Header, String> {
+        match self {
+            Format::Png => png::header(input, limits),
+            Format::Jpeg => jpeg::header(input, limits),
+            Format::Gif => gif::header(input, limits),
+            Format::WebP => webp::header(input, limits),
+        }
+    }
+
+    fn decode(self, input: impl BufRead + Seek, limits: Limits) -> Result<Pixels, String> {
+        match self {
+            Format::Png => png::decode(input, limits),
+            Format::Jpeg => jpeg::decode(input, limits),
+            Format::Gif => gif::decode(input, limits),
+            Format::WebP => webp::decode(input, limits),
+        }
+    }
+}
+
+/// The file's format, from its first bytes only (so that a misnamed file still decodes and a non-image with an
+/// image extension is caught), and a reader back at its start.
+fn open(path: &Path) -> Result<(Format, BufReader<File>), Skip> {
+    let file = File::open(path).map_err(|e| Skip::Bad(format!("cannot open: {e}")))?;
+    let mut reader = BufReader::new(file);
+    let mut head = Vec::with_capacity(12);
+    let unreadable = |e: std::io::Error| Skip::Bad(format!("cannot read: {e}"));
+    (&mut reader).take(12).read_to_end(&mut head).map_err(unreadable)?;
+    // Within the buffer just filled, so the file is not read twice.
+    reader.seek_relative(-(head.len() as i64)).map_err(unreadable)?;
+    match Format::sniff(&head) {
+        Some(format) => Ok((format, reader)),
+        None if !has_image_extension(path) => Err(Skip::NotImage),
+        None if head.is_empty() => Err(Skip::Bad("empty file".into())),
+        None => Err(Skip::Bad("not a supported image format".into())),
+    }
+}
+
+/// Size and colour type from the header, refusing images over `max_pixels` before any pixel memory is allocated.
+pub(crate) fn probe(path: &Path, max_pixels: u64) -> Result<Header, Skip> {
+    let (format, input) = open(path)?;
+    format.header(input, Limits { max_pixels }).map_err(Skip::Bad)
+}
+
+/// Decode the file and write it as `[channels, height, width]` into `out`. The caller has probed it already.
+pub(crate) fn decode_into(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+    max_pixels: u64,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let (format, input) = open(path).map_err(|s| match s {
+        Skip::NotImage => "not an image".to_string(),
+        Skip::Bad(why) => why,
+    })?;
+    let pixels = format.decode(input, Limits { max_pixels })?;
+    write_chw(pixels, channels, height, width, out);
+    Ok(())
+}
+
+/// Decode one image exactly as training does: for `crest predict`.
+pub fn load_image(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+    max_pixels: u64,
+) -> anyhow::Result<Vec<u8>> {
+    if ![1, 3, 4].contains(&channels) {
+        bail!("channels must be 1, 3 or 4, not {channels}");
+    }
+    let name = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+    if !meta.is_file() {
+        bail!("{name} is not a file");
+    }
+    let reason = |s: Skip| match s {
+        Skip::NotImage => anyhow!("{name} is not an image"),
+        Skip::Bad(why) => anyhow!("{name}: {why}"),
+    };
+    probe(path, max_pixels).map_err(reason)?;
+    let mut out = vec![0; channels * height * width];
+    decode_into(path, channels, height, width, max_pixels, &mut out).map_err(|why| anyhow!("{name}: {why}"))?;
+    Ok(out)
+}
+
+/// Convert to `channels`, resize to `height` x `width`, and de-interleave into `out` (`[C, H, W]`).
+pub(crate) fn write_chw(img: Pixels, channels: usize, height: usize, width: usize, out: &mut [u8]) {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let hwc = match channels {
+        1 => resize(img.into_luma(), w, h, 1, width, height),
+        3 => resize(img.into_rgb(), w, h, 3, width, height),
+        _ => resize_rgba(img.into_rgba(), w, h, width, height),
+    };
+    debug_assert_eq!(hwc.len(), out.len());
+    // One plane at a time: sequential writes, where scattering each pixel's channels was a fifth of loading.
+    for (c, plane) in out.chunks_exact_mut(height * width).enumerate() {
+        for (o, px) in plane.iter_mut().zip(hwc.chunks_exact(channels)) {
+            *o = px[c];
+        }
+    }
+}
+
+/// RGBA is resized premultiplied, as PIL does (`RGBA -> RGBa -> resize -> RGBA`, with its 8-bit rounding), so a
+/// transparent pixel's hidden colour does not bleed into its visible neighbours.
+fn resize_rgba(mut px: Vec<u8>, w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
+    if (w, h) == (out_w, out_h) {
+        return px;
+    }
+    for p in px.chunks_exact_mut(4) {
+        let a = p[3] as u32;
+        for v in &mut p[..3] {
+            let t = *v as u32 * a + 128;
+            *v = ((t + (t >> 8)) >> 8) as u8;
+        }
+    }
+    let mut out = resize(px, w, h, 4, out_w, out_h);
+    let table = unpremultiply_table();
+    for p in out.chunks_exact_mut(4) {
+        let a = p[3] as usize;
+        if a != 0 && a != 255 {
+            for v in &mut p[..3] {
+                *v = table[a][*v as usize];
+            }
+        }
+    }
+    out
+}
+
+/// `min(v·255/a, 255)` for every alpha a and value v: a 64 KB table read instead of three integer divisions per
+/// pixel, which were most of the cost of loading RGBA images.
+fn unpremultiply_table() -> &'static [[u8; 256]; 256] {
+    static TABLE: std::sync::OnceLock<Box<[[u8; 256]; 256]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([[0u8; 256]; 256]);
+        for (a, row) in t.iter_mut().enumerate().skip(1) {
+            for (v, out) in row.iter_mut().enumerate() {
+                *out = (v as u32 * 255 / a as u32).min(255) as u8;
+            }
+        }
+        t
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::{bomb_png, encode_png, encode_png16, grey_png, image_fixture, palette_png, TempDir};
+    use ::png::ColorType;
+
+    const BIG: u64 = 100_000_000;
+
+    const FIXTURES: [&str; 7] = [
+        "rgb-444.jpg",
+        "rgb-420.jpg",
+        "grey.jpg",
+        "rgb-lossy.webp",
+        "rgba-lossy.webp",
+        "rgba-lossless.webp",
+        "first-frame.gif",
+    ];
+
+    #[test]
+    fn channel_conversion_is_exact() {
+        let dir = TempDir::new("convert");
+        let p = dir.write("rgba.png", &encode_png(2, 1, ColorType::Rgba, &[255, 0, 0, 255, 0, 0, 255, 128]));
+        assert_eq!(load_image(&p, 4, 1, 2, BIG).unwrap(), vec![255, 0, 0, 0, 0, 255, 255, 128]);
+        assert_eq!(load_image(&p, 3, 1, 2, BIG).unwrap(), vec![255, 0, 0, 0, 0, 255]);
+        // PIL's convert("L"): red 76, blue 29.
+        assert_eq!(load_image(&p, 1, 1, 2, BIG).unwrap(), vec![76, 29]);
+
+        let p = dir.write("la.png", &encode_png(1, 1, ColorType::GrayscaleAlpha, &[100, 50]));
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: true, colour: false }));
+        assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![100, 100, 100, 50]);
+        assert_eq!(load_image(&p, 3, 1, 1, BIG).unwrap(), vec![100, 100, 100]);
+        assert_eq!(load_image(&p, 1, 1, 1, BIG).unwrap(), vec![100]);
+
+        let p = dir.write("l.png", &grey_png(1, 1, 7));
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: false, colour: false }));
+        assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![7, 7, 7, 255]);
+
+        // 16 bits rounded, not truncated: 255/65535 is 1 in 8 bits, where its high byte is 0.
+        let p = dir.write("l16.png", &encode_png16(3, 1, ColorType::Grayscale, &[65535, 100 * 257, 255]));
+        assert_eq!(load_image(&p, 1, 1, 3, BIG).unwrap(), vec![255, 100, 1]);
+        assert_eq!(load_image(&p, 3, 1, 3, BIG).unwrap(), [[255, 100, 1]; 3].concat());
+        let p = dir.write("rgba16.png", &encode_png16(1, 1, ColorType::Rgba, &[255, 65535, 0x8080, 0x7f7f]));
+        assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![1, 255, 128, 127]);
+
+        let p = dir.write("palette.png", &palette_png());
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 2, height: 1, alpha: true, colour: true }));
+        assert_eq!(load_image(&p, 4, 1, 2, BIG).unwrap(), vec![10, 200, 20, 100, 30, 50, 0, 255]);
+    }
+
+    /// JPEG, WebP and GIF against what Pillow decodes from the same files. JPEG decoders round their IDCT and
+    /// upsampling differently, so zune-jpeg may differ from Pillow's libjpeg by 2 a value; the others match exactly.
+    #[test]
+    fn other_formats_decode_as_pillow_does() {
+        for name in FIXTURES {
+            let path = image_fixture(name);
+            let rgba = std::fs::read(image_fixture(&format!("{name}.rgba"))).unwrap();
+            let header = probe(&path, BIG).unwrap();
+            let (width, height) = (header.width as usize, header.height as usize);
+            let pixels = load_image(&path, 4, height, width, BIG).unwrap();
+            // Pillow's pixels are interleaved, crest's planar.
+            let want: Vec<u8> = (0..4).flat_map(|c| rgba.iter().skip(c).step_by(4).copied()).collect();
+            assert_eq!(pixels.len(), want.len(), "{name}");
+            let tolerance = if name.ends_with(".jpg") { 2 } else { 0 };
+            let worst = pixels.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+            assert!(worst <= tolerance, "{name}: off by up to {worst}");
+            let colour = name != "grey.jpg";
+            let alpha = name.contains("rgba") || name.ends_with(".gif");
+            assert_eq!((header.colour, header.alpha), (colour, alpha), "{name}");
+        }
+    }
+
+    #[test]
+    fn format_comes_from_content() {
+        let dir = TempDir::new("formats");
+        let rgba: Vec<u8> = (0..16u8).flat_map(|i| [i % 4 * 60, i / 4 * 60, 9, 200]).collect();
+        let png = encode_png(4, 4, ColorType::Rgba, &rgba);
+        let want = load_image(&dir.write("ref.png", &png), 4, 4, 4, BIG).unwrap();
+        // PNG bytes under a misleading name, and under none.
+        assert_eq!(load_image(&dir.write("misnamed.jpg", &png), 4, 4, 4, BIG).unwrap(), want);
+        assert_eq!(load_image(&dir.write("noext", &png), 4, 4, 4, BIG).unwrap(), want);
+        let jpeg = std::fs::read(image_fixture("grey.jpg")).unwrap();
+        assert_eq!(probe(&dir.write("jpeg.png", &jpeg), BIG).map(|h| h.colour), Ok(false));
+        // BMP is not decoded: named as a bad image when its name says image, else counted as not one.
+        let bmp = std::fs::read(image_fixture("unsupported.bmp")).unwrap();
+        assert_eq!(probe(&dir.write("a.bmp", &bmp), BIG), Err(Skip::Bad("not a supported image format".into())));
+        assert_eq!(probe(&dir.write("bmp", &bmp), BIG), Err(Skip::NotImage));
+    }
+
+    #[test]
+    fn bad_files_are_classified() {
+        let dir = TempDir::new("bad");
+        assert_eq!(probe(&dir.write(".DS_Store", b"\0\0\0\x01Bud1"), BIG), Err(Skip::NotImage));
+        assert_eq!(probe(&dir.write("README", b"hello"), BIG), Err(Skip::NotImage));
+        assert_eq!(probe(&dir.write("empty.png", b""), BIG), Err(Skip::Bad("empty file".into())));
+        assert!(matches!(probe(&dir.write("text.png", b"not a png"), BIG), Err(Skip::Bad(_))));
+        let Err(Skip::Bad(why)) = probe(&dir.write("bomb.png", &bomb_png()), BIG) else { panic!("bomb accepted") };
+        assert!(why.contains("100000x100000"), "{why}");
+        let p = dir.write("small.png", &grey_png(4, 4, 0));
+        assert!(matches!(probe(&p, 15), Err(Skip::Bad(why)) if why.contains("over the limit of 15")));
+        assert!(load_image(&p, 1, 4, 4, 15).unwrap_err().to_string().contains("small.png"));
+        for name in FIXTURES {
+            let p = image_fixture(name);
+            assert!(matches!(probe(&p, 20), Err(Skip::Bad(why)) if why.contains("over the limit of 20")), "{name}");
+        }
+        // A truncated PNG passes the header check and fails in the decoder.
+        let rgb: Vec<u8> =
+            (0..32 * 32).flat_map(|i| [(i % 32 * (i / 32)) as u8, (i % 32) as u8 ^ 0x5a, i as u8]).collect();
+        let bytes = encode_png(32, 32, ColorType::Rgb, &rgb);
+        let p = dir.write("truncated.png", &bytes[..bytes.len() / 2]);
+        assert!(probe(&p, BIG).is_ok());
+        let why = decode_into(&p, 3, 32, 32, BIG, &mut vec![0; 3 * 32 * 32]).unwrap_err();
+        assert!(why.starts_with("cannot decode PNG: ") && !why.contains('\n'), "{why}");
+        assert!(load_image(&dir.path().join("missing.png"), 3, 2, 2, BIG).is_err());
+    }
+
+    /// Every prefix of every fixture, and every fixture with one byte flipped: an error or pixels, never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let dir = TempDir::new("damaged");
+        for name in FIXTURES {
+            let whole = std::fs::read(image_fixture(name)).unwrap();
+            let damaged = (0..whole.len()).map(|n| whole[..n].to_vec()).chain((0..whole.len()).map(|i| {
+                let mut bytes = whole.clone();
+                bytes[i] ^= 0xff;
+                bytes
+            }));
+            for bytes in damaged {
+                let p = dir.write(name, &bytes);
+                if let Ok(h) = probe(&p, BIG) {
+                    let (height, width) = (h.height as usize, h.width as usize);
+                    if let Err(why) = decode_into(&p, 4, height, width, BIG, &mut vec![0; 4 * height * width]) {
+                        assert!(!why.contains('\n'), "{why}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resize_is_antialiased_and_skipped_at_size() {
+        // A 4x4 checkerboard halved: plain bilinear would pick 0s or 255s, the widened triangle averages to grey.
+        let board: Vec<u8> = (0..16).map(|i| if (i % 4 + i / 4) % 2 == 0 { 0 } else { 255 }).collect();
+        let grey = |samples: &[u8]| Pixels { width: 4, height: 4, layout: Layout::Luma, samples: samples.to_vec() };
+        let mut out = vec![0; 4];
+        write_chw(grey(&board), 1, 2, 2, &mut out);
+        assert!(out.iter().all(|&v| (120..=135).contains(&v)), "{out:?}");
+        let mut same = vec![0; 16];
+        write_chw(grey(&board), 1, 4, 4, &mut same);
+        assert_eq!(same, board);
+        // Premultiplied: the hidden colour of a transparent pixel does not leak into an opaque neighbour.
+        let pair = Pixels { width: 2, height: 1, layout: Layout::Rgba, samples: vec![255, 0, 0, 255, 0, 255, 0, 0] };
+        let mut up = vec![0; 4 * 4];
+        write_chw(pair, 4, 1, 4, &mut up);
+        assert_eq!(&up[4..8], &[0, 0, 0, 0], "green plane: {up:?}");
+    }
+}
