@@ -131,9 +131,9 @@ impl TrainArgs {
             size: self.size.map(|s| s as usize),
             channels: match self.channels {
                 ChannelsArg::Auto => ChannelsOpt::Auto,
-                ChannelsArg::Grey => ChannelsOpt::Fixed(1),
-                ChannelsArg::Rgb => ChannelsOpt::Fixed(3),
-                ChannelsArg::Rgba => ChannelsOpt::Fixed(4),
+                ChannelsArg::Grey => ChannelsOpt::Grey,
+                ChannelsArg::Rgb => ChannelsOpt::Rgb,
+                ChannelsArg::Rgba => ChannelsOpt::Rgba,
             },
             valid_pct: self.valid_pct,
             seed: self.seed,

@@ -79,8 +79,8 @@ impl Dataset {
 
 /// A zeroed buffer for `n` images of `item_len` bytes, or an error instead of an abort when it cannot be had (a
 /// huge `size` asked for by mistake, too many images for the memory).
-pub(crate) fn pixel_buffer(n: usize, item_len: usize) -> anyhow::Result<Vec<u8>> {
-    let fail = || anyhow::anyhow!("not enough memory for {n} images of {item_len} bytes each");
+pub(crate) fn pixel_buffer(n: usize, item_len: usize) -> crate::Result<Vec<u8>> {
+    let fail = || crate::Error::Data(format!("not enough memory for {n} images of {item_len} bytes each"));
     let len = n.checked_mul(item_len).ok_or_else(fail)?;
     let mut pixels = Vec::new();
     pixels.try_reserve_exact(len).map_err(|_| fail())?;

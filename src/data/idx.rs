@@ -5,13 +5,13 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
 
 use super::dataset::pixel_buffer;
 use super::decode::{self, Layout, Pixels};
 use super::{split, ChannelsOpt, Dataset, LoadOptions, Split};
+use crate::{Error, Result};
 
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -38,11 +38,11 @@ pub fn is_idx_dir(dir: &Path) -> bool {
 /// Header values then body of an IDX file, gunzipping when it starts with the gzip magic. The body is read with a
 /// cap of what the header promises, so neither a lying header nor a gzip bomb can make us allocate more than the
 /// file really holds.
-fn read_idx(path: &Path, magic: u32, dims: usize) -> anyhow::Result<(Vec<usize>, Vec<u8>)> {
+fn read_idx(path: &Path, magic: u32, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let name = path.display();
-    let mut file = BufReader::new(File::open(path).with_context(|| format!("cannot open {name}"))?);
+    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io("cannot open", path, e))?);
     let mut gz = [0u8; 2];
-    let n = file.read(&mut gz).with_context(|| format!("cannot read {name}"))?;
+    let n = file.read(&mut gz).map_err(|e| Error::io("cannot read", path, e))?;
     let head = std::io::Cursor::new(gz[..n].to_vec()).chain(file);
     let mut reader: Box<dyn Read> =
         if gz[..n] == [0x1f, 0x8b] { Box::new(MultiGzDecoder::new(head)) } else { Box::new(head) };
@@ -50,51 +50,59 @@ fn read_idx(path: &Path, magic: u32, dims: usize) -> anyhow::Result<(Vec<usize>,
     let mut header = vec![0u8; 4 * (1 + dims)];
     reader
         .read_exact(&mut header)
-        .with_context(|| format!("{name}: too short for an IDX header ({} bytes)", header.len()))?;
+        .map_err(|e| Error::Data(format!("{name}: too short for an IDX header ({} bytes): {e}", header.len())))?;
     let words: Vec<u32> = header.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).collect();
     if words[0] != magic {
-        bail!("{name}: magic number is 0x{:08x}, expected 0x{magic:08x}", words[0]);
+        return Err(Error::Data(format!("{name}: magic number is 0x{:08x}, expected 0x{magic:08x}", words[0])));
     }
     let shape: Vec<usize> = words[1..].iter().map(|&w| w as usize).collect();
     let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let Some(expected) = expected else { bail!("{name}: dimensions {shape:?} are too large") };
+    let Some(expected) = expected else {
+        return Err(Error::Data(format!("{name}: dimensions {shape:?} are too large")));
+    };
     // Sized up front: growing by doubling would copy the body several times, and keep the copies (crest's
     // allocator keeps freed memory for reuse). Capped so a corrupt header cannot reserve gigabytes.
     let mut body = Vec::with_capacity(expected.saturating_add(1).min(1 << 28));
-    reader.take(expected as u64 + 1).read_to_end(&mut body).with_context(|| format!("{name}: cannot read the data"))?;
+    reader
+        .take(expected as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::io("cannot read the data of", path, e))?;
     if body.len() != expected {
         let more = if body.len() > expected { "more than" } else { "only" };
-        bail!("{name}: header {shape:?} needs {expected} bytes of data, got {more} {}", body.len().min(expected));
+        return Err(Error::Data(format!(
+            "{name}: header {shape:?} needs {expected} bytes of data, got {more} {}",
+            body.len().min(expected)
+        )));
     }
     Ok((shape, body))
 }
 
-pub fn read_images(path: &Path) -> anyhow::Result<IdxImages> {
+pub fn read_images(path: &Path) -> Result<IdxImages> {
     let (shape, pixels) = read_idx(path, IMAGES_MAGIC, 3)?;
     Ok(IdxImages { count: shape[0], rows: shape[1], cols: shape[2], pixels })
 }
 
-pub fn read_labels(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     Ok(read_idx(path, LABELS_MAGIC, 1)?.1)
 }
 
 /// One IDX pair as a dataset, its images resized and converted like image files (IDX is grey).
-fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> anyhow::Result<Dataset> {
+fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> Result<Dataset> {
     let missing = |kind: &str| format!("{} has no {prefix}-{kind} file", dir.display());
     let images_path =
-        find(dir, &format!("{prefix}-images-idx3-ubyte")).with_context(|| missing("images-idx3-ubyte"))?;
+        find(dir, &format!("{prefix}-images-idx3-ubyte")).ok_or_else(|| Error::Data(missing("images-idx3-ubyte")))?;
     let labels_path =
-        find(dir, &format!("{prefix}-labels-idx1-ubyte")).with_context(|| missing("labels-idx1-ubyte"))?;
+        find(dir, &format!("{prefix}-labels-idx1-ubyte")).ok_or_else(|| Error::Data(missing("labels-idx1-ubyte")))?;
     let images = read_images(&images_path)?;
     let labels = read_labels(&labels_path)?;
     if labels.len() != images.count {
-        bail!(
+        return Err(Error::Data(format!(
             "{} has {} labels for {} images in {}",
             labels_path.display(),
             labels.len(),
             images.count,
             images_path.display()
-        );
+        )));
     }
     let (height, width) = size.map_or((images.rows, images.cols), |s| (s, s));
     let pixels = if channels == 1 && (height, width) == (images.rows, images.cols) {
@@ -127,41 +135,43 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
 }
 
 /// `classes.txt` (one name a line) if present, else the labels as numbers "0".."max".
-fn class_names(dir: &Path, max_label: u32) -> anyhow::Result<Vec<String>> {
+fn class_names(dir: &Path, max_label: u32) -> Result<Vec<String>> {
     let path = dir.join("classes.txt");
     if !path.is_file() {
         return Ok((0..=max_label).map(|l| l.to_string()).collect());
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     if max_label as usize >= names.len() {
-        bail!("{} names {} classes but the labels go up to {max_label}", path.display(), names.len());
+        return Err(Error::Data(format!(
+            "{} names {} classes but the labels go up to {max_label}",
+            path.display(),
+            names.len()
+        )));
     }
     Ok(names)
 }
 
-pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
-    let channels = match opts.channels {
-        ChannelsOpt::Auto => 1,
-        ChannelsOpt::Fixed(c) => c,
-    };
+pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Split> {
+    // IDX images are grey: `Auto` keeps them so.
+    let channels = opts.channels.count().unwrap_or(1);
     let mut train = read_pair(dir, "train", channels, opts.size)?;
     let has_test = find(dir, "t10k-images-idx3-ubyte").is_some() || find(dir, "t10k-labels-idx1-ubyte").is_some();
     let mut valid = if has_test { read_pair(dir, "t10k", channels, opts.size)? } else { Dataset::default() };
     if has_test && (valid.height, valid.width) != (train.height, train.width) {
-        bail!(
+        return Err(Error::Data(format!(
             "{}: t10k images are {}x{}, train images {}x{}",
             dir.display(),
             valid.width,
             valid.height,
             train.width,
             train.height
-        );
+        )));
     }
     let max_label = train.labels.iter().chain(&valid.labels).copied().max().unwrap_or(0);
     let classes = class_names(dir, max_label)?;
     if classes.len() < 2 {
-        bail!("{} has {} class(es), need at least 2", dir.display(), classes.len());
+        return Err(Error::Data(format!("{} has {} class(es), need at least 2", dir.display(), classes.len())));
     }
     train.classes = classes.clone();
     let split_note = if has_test {
@@ -173,11 +183,11 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         split::note(opts.valid_pct, opts.seed)
     };
     if train.is_empty() {
-        bail!("{}: the training IDX files hold no images", dir.display());
+        return Err(Error::Data(format!("{}: the training IDX files hold no images", dir.display())));
     }
     let channels_note = match opts.channels {
         ChannelsOpt::Auto => "channels: auto -> 1 (IDX is grey)".to_string(),
-        ChannelsOpt::Fixed(c) => format!("channels: {c} (as asked)"),
+        fixed => format!("channels: {} (as asked)", fixed.count().unwrap_or(1)),
     };
     let size_note = match opts.size {
         Some(s) => format!("size: {s}x{s} (as asked)"),
@@ -189,7 +199,6 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         warnings: Vec::new(),
         notes: vec![size_note, channels_note, split_note],
         source: "IDX".into(),
-        load_seconds: 0.0,
     })
 }
 
@@ -242,7 +251,7 @@ mod tests {
         d.write("classes.txt", b"zero\none\ntwo\n");
         d.write("t10k-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[1, 2, 2], &[9; 4]));
         d.write("t10k-labels-idx1-ubyte.gz", &gz(&idx_bytes(LABELS_MAGIC, &[1], &[2])));
-        let opts = LoadOptions { size: Some(3), channels: ChannelsOpt::Fixed(4), ..quiet() };
+        let opts = LoadOptions { size: Some(3), channels: ChannelsOpt::Rgba, ..quiet() };
         let s = load(d.path(), &opts).unwrap();
         assert_eq!(s.train.classes, vec!["zero", "one", "two"]);
         assert_eq!((s.valid.labels.clone(), s.valid.classes.clone()), (vec![2], s.train.classes.clone()));

@@ -8,13 +8,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use rayon::prelude::*;
 
 use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
 use super::progress::Progress;
 use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
+use crate::{Error, Result};
 
 struct Item {
     path: PathBuf,
@@ -24,10 +24,11 @@ struct Item {
 
 /// Sub-folders of `dir` as (name, path), sorted by name. Hidden folders (`.git`, `.ipynb_checkpoints`) are never
 /// classes.
-fn sub_folders(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn sub_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let unreadable = |e| Error::io("cannot read folder", dir, e);
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // fs::metadata follows symlinks, so a linked class folder counts.
         if !name.starts_with('.') && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
@@ -39,12 +40,13 @@ fn sub_folders(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 /// Every file under `dir`, nested folders included, sorted by path.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let unreadable = |e| Error::io("cannot read folder", dir, e);
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .map_err(unreadable)?
         .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot read folder {}", dir.display()))?;
+        .collect::<std::io::Result<_>>()
+        .map_err(unreadable)?;
     entries.sort();
     for path in entries {
         match fs::metadata(&path) {
@@ -67,7 +69,7 @@ fn loose_images(dir: &Path) -> usize {
 
 /// Classes and files: (class names, items in class-then-file order with train items first, the split note when
 /// the folders give the split).
-fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<String>)> {
+fn discover(root: &Path) -> Result<(Vec<String>, Vec<Item>, Option<String>)> {
     let train_dir = root.join("train");
     let valid_dir = ["valid", "val"].map(|v| root.join(v)).into_iter().find(|d| d.is_dir());
     let (class_root, valid_dir, note) = match (train_dir.is_dir(), valid_dir) {
@@ -87,11 +89,11 @@ fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<Strin
         } else {
             String::new()
         };
-        bail!(
+        return Err(Error::Data(format!(
             "{} has {} class folder(s), need at least 2 (one sub-folder per class){hint}",
             class_root.display(),
             classes.len()
-        );
+        )));
     }
     let names: Vec<String> = classes.iter().map(|(n, _)| n.clone()).collect();
     let mut items = Vec::new();
@@ -103,7 +105,11 @@ fn discover(root: &Path) -> anyhow::Result<(Vec<String>, Vec<Item>, Option<Strin
     if let Some(valid_dir) = valid_dir {
         for (name, dir) in sub_folders(&valid_dir)? {
             let Some(label) = names.iter().position(|n| *n == name) else {
-                bail!("class '{name}' in {} is not a class in {}", valid_dir.display(), class_root.display());
+                return Err(Error::Data(format!(
+                    "class '{name}' in {} is not a class in {}",
+                    valid_dir.display(),
+                    class_root.display()
+                )));
             };
             let mut files = Vec::new();
             files_under(&dir, &mut files)?;
@@ -121,9 +127,9 @@ struct Skips<'a> {
 }
 
 impl<'a> Skips<'a> {
-    fn bad(&mut self, path: &Path, why: &str) -> anyhow::Result<()> {
+    fn bad(&mut self, path: &Path, why: &str) -> Result<()> {
         if self.strict {
-            bail!("cannot use {}: {why} (strict mode)", path.display());
+            return Err(Error::Data(format!("cannot use {}: {why} (strict mode)", path.display())));
         }
         self.warnings.push(format!("skipped {}: {why}", path.display()));
         Ok(())
@@ -141,7 +147,10 @@ impl<'a> Skips<'a> {
 
 fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
     match opt {
-        ChannelsOpt::Fixed(c) => (c, format!("channels: {c} (as asked)")),
+        ChannelsOpt::Grey | ChannelsOpt::Rgb | ChannelsOpt::Rgba => {
+            let c = opt.count().unwrap_or(1);
+            (c, format!("channels: {c} (as asked)"))
+        }
         ChannelsOpt::Auto if headers.iter().any(|h| h.alpha) => {
             (4, "channels: auto -> 4 (some images have alpha)".into())
         }
@@ -165,7 +174,7 @@ fn choose_size(opt: Option<usize>, headers: &[Header]) -> (usize, usize, String)
 }
 
 /// The first class with no training images, as an error.
-fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &Path) -> anyhow::Result<()> {
+fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &Path) -> Result<()> {
     let mut counts = vec![0usize; classes.len()];
     let mut total = 0;
     for l in labels {
@@ -173,15 +182,15 @@ fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &P
         total += 1;
     }
     if total == 0 {
-        bail!("no images found in {}", root.display());
+        return Err(Error::Data(format!("no images found in {}", root.display())));
     }
     if let Some(c) = counts.iter().position(|&n| n == 0) {
-        bail!("class '{}' has no images", classes[c]);
+        return Err(Error::Data(format!("class '{}' has no images", classes[c])));
     }
     Ok(())
 }
 
-pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
+pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     let (classes, items, folder_split) = discover(root)?;
     let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
     let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings: Vec::new() };
@@ -260,7 +269,6 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
         warnings: skips.finish(),
         notes: vec![size_note, channels_note, split_note],
         source: "image folder".into(),
-        load_seconds: 0.0,
     })
 }
 
@@ -344,7 +352,7 @@ mod tests {
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));
         assert_eq!(s.notes[..2], ["size: 3x3 (as asked)", "channels: auto -> 3 (colour, no alpha)"]);
-        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, channels: ChannelsOpt::Fixed(1), ..quiet() }).unwrap();
+        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, channels: ChannelsOpt::Grey, ..quiet() }).unwrap();
         assert_eq!(s.train.channels, 1);
     }
 

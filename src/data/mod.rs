@@ -18,22 +18,12 @@ mod to_tensor;
 mod fixtures;
 
 use std::path::Path;
-use std::time::Instant;
 
-use anyhow::bail;
+use crate::{Error, Result};
 
 pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
-/// Decode one image exactly as training does: for `crest predict`.
-pub fn load_image(
-    path: &Path,
-    channels: usize,
-    height: usize,
-    width: usize,
-    max_pixels: u64,
-) -> crate::Result<Vec<u8>> {
-    decode::load_image(path, channels, height, width, max_pixels).map_err(|e| crate::Error::Data(format!("{e:#}")))
-}
+pub use decode::load_image;
 pub use to_tensor::Targets;
 
 /// How many channels the images get.
@@ -41,8 +31,24 @@ pub use to_tensor::Targets;
 pub enum ChannelsOpt {
     /// 4 if any image has alpha, else 3 if any has colour, else 1: nothing the images hold is dropped.
     Auto,
-    /// 1 (grey), 3 (RGB) or 4 (RGBA).
-    Fixed(usize),
+    /// 1 channel: PIL's `convert("L")` of colour images.
+    Grey,
+    /// 3 channels; alpha is dropped.
+    Rgb,
+    /// 4 channels; images without alpha are opaque.
+    Rgba,
+}
+
+impl ChannelsOpt {
+    /// The number of channels asked for, `None` for `Auto`.
+    pub fn count(self) -> Option<usize> {
+        match self {
+            ChannelsOpt::Auto => None,
+            ChannelsOpt::Grey => Some(1),
+            ChannelsOpt::Rgb => Some(3),
+            ChannelsOpt::Rgba => Some(4),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -84,7 +90,6 @@ pub struct Split {
     pub notes: Vec<String>,
     /// "image folder" or "IDX".
     pub source: String,
-    pub load_seconds: f64,
 }
 
 /// The image size when `LoadOptions::size` is `None` and the images differ: fastai's usual size for this task.
@@ -92,35 +97,30 @@ const DEFAULT_SIZE: usize = 140;
 
 /// Load `root` as IDX files when it holds `train-images-idx3-ubyte[.gz]` and `train-labels-idx1-ubyte[.gz]`, else
 /// as an image folder.
-pub fn load(root: &Path, opts: &LoadOptions) -> crate::Result<Split> {
-    load_anyhow(root, opts).map_err(|e| crate::Error::Data(format!("{e:#}")))
-}
-
-fn load_anyhow(root: &Path, opts: &LoadOptions) -> anyhow::Result<Split> {
-    let start = Instant::now();
+pub fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     let name = root.display();
     match std::fs::metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("data folder {name} does not exist")
+            return Err(Error::Data(format!("data folder {name} does not exist")))
         }
-        Err(e) => bail!("cannot read data folder {name}: {e}"),
-        Ok(m) if !m.is_dir() => bail!("{name} is not a folder"),
+        Err(e) => return Err(Error::io("cannot read data folder", root, e)),
+        Ok(m) if !m.is_dir() => return Err(Error::Data(format!("{name} is not a folder"))),
         Ok(_) => {}
     }
     split::check_valid_pct(opts.valid_pct)?;
     match opts.size {
-        Some(0) => bail!("size must be at least 1"),
+        Some(0) => return Err(Error::InvalidArgument("size must be at least 1".into())),
         Some(s) if (s as u64).saturating_mul(s as u64) > opts.max_pixels => {
-            bail!("size {s} gives images over the limit of {} pixels", opts.max_pixels)
+            return Err(Error::InvalidArgument(format!(
+                "size {s} gives images over the limit of {} pixels",
+                opts.max_pixels
+            )))
         }
         _ => {}
     }
-    if let ChannelsOpt::Fixed(c) = opts.channels {
-        if ![1, 3, 4].contains(&c) {
-            bail!("channels must be 1, 3 or 4, not {c}");
-        }
+    if idx::is_idx_dir(root) {
+        idx::load(root, opts)
+    } else {
+        image_folder::load(root, opts)
     }
-    let mut split = if idx::is_idx_dir(root) { idx::load(root, opts)? } else { image_folder::load(root, opts)? };
-    split.load_seconds = start.elapsed().as_secs_f64();
-    Ok(split)
 }

@@ -1,13 +1,12 @@
 //! The seeded, stratified train/valid split.
 
-use anyhow::bail;
-
 use super::Dataset;
 use crate::rng::Rng;
+use crate::{Error, Result};
 
-pub(crate) fn check_valid_pct(valid_pct: f32) -> anyhow::Result<()> {
+pub(crate) fn check_valid_pct(valid_pct: f32) -> Result<()> {
     if !(0.0..1.0).contains(&valid_pct) {
-        bail!("valid_pct must be in [0, 1), not {valid_pct}");
+        return Err(Error::InvalidArgument(format!("valid_pct must be in [0, 1), not {valid_pct}")));
     }
     Ok(())
 }

@@ -14,11 +14,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context};
-
 pub(crate) use pixels::{Layout, Pixels};
 
 use super::resize::resize;
+use crate::{Error, Result};
 
 /// Extensions that mark a file as meant to be an image: such a file that fails to decode is reported by name, while
 /// any other undecodable file (`.DS_Store`, `README`) is only counted. Includes formats we cannot decode (BMP, TIFF,
@@ -186,29 +185,24 @@ pub(crate) fn decode_into(
     Ok(())
 }
 
-/// Decode one image exactly as training does: for `crest predict`.
-pub fn load_image(
-    path: &Path,
-    channels: usize,
-    height: usize,
-    width: usize,
-    max_pixels: u64,
-) -> anyhow::Result<Vec<u8>> {
+/// Decode one image exactly as training does (`[channels, height, width]` u8): for `crest predict`.
+pub fn load_image(path: &Path, channels: usize, height: usize, width: usize, max_pixels: u64) -> Result<Vec<u8>> {
     if ![1, 3, 4].contains(&channels) {
-        bail!("channels must be 1, 3 or 4, not {channels}");
+        return Err(Error::InvalidArgument(format!("channels must be 1, 3 or 4, not {channels}")));
     }
     let name = path.display();
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
     if !meta.is_file() {
-        bail!("{name} is not a file");
+        return Err(Error::Data(format!("{name} is not a file")));
     }
     let reason = |s: Skip| match s {
-        Skip::NotImage => anyhow!("{name} is not an image"),
-        Skip::Bad(why) => anyhow!("{name}: {why}"),
+        Skip::NotImage => Error::Data(format!("{name} is not an image")),
+        Skip::Bad(why) => Error::Data(format!("{name}: {why}")),
     };
     probe(path, max_pixels).map_err(reason)?;
     let mut out = vec![0; channels * height * width];
-    decode_into(path, channels, height, width, max_pixels, &mut out).map_err(|why| anyhow!("{name}: {why}"))?;
+    decode_into(path, channels, height, width, max_pixels, &mut out)
+        .map_err(|why| Error::Data(format!("{name}: {why}")))?;
     Ok(out)
 }
 

@@ -3,9 +3,9 @@
 //! Every reduction runs in an order fixed by the shapes alone (never by thread timing), so
 //! repeated calls give bit-identical results.
 
-/// Compiles `body` twice, for the baseline target and with AVX-512 enabled, and picks at run
-/// time: the default x86-64 target only has SSE2. Both copies perform the same IEEE
-/// operations in the same order, so results do not depend on which one runs.
+/// Compiles `body` twice, for the build's target and with AVX-512 enabled, and picks at run
+/// time. Both copies perform the same IEEE operations in the same order (Rust never fuses
+/// `a * b + c` on its own), so results do not depend on which one runs.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -20,8 +20,10 @@ macro_rules! multiversion {
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
                 {
-                    // SAFETY: the features `wide` is compiled for were just detected.
+                    // SAFETY: every feature `wide` is compiled for was just detected.
                     return unsafe { wide($($arg),*) };
                 }
             }

@@ -25,14 +25,20 @@ pub(crate) fn for_each_part(parts: usize, task: &(dyn Fn(usize) + Sync)) {
     // The helpers start on the first call that can use them.
     let pool = if parts > 1 && rayon::current_num_threads() > 1 { pool() } else { None };
     let Some(pool) = pool else { return (0..parts).for_each(task) };
-    // SAFETY: only the lifetime is erased. Parts are claimed through `next`, and this function returns only once
-    // every claimed part has finished, so the task is never called after it returns; a helper that picks up the
-    // job later finds no part left and never touches `task`.
-    let task: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(task) };
-    let job =
-        Arc::new(Job { task, parts, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panicked: false.into() });
+    // The helpers outlive this call, so they get the task's address without its lifetime: see `Job::task` for
+    // why it is only ever dereferenced while `task` (and this local) is alive.
+    let task_ref: &(dyn Fn(usize) + Sync) = task;
+    let job = Arc::new(Job {
+        task: std::ptr::from_ref(&task_ref).cast(),
+        parts,
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        panicked: false.into(),
+    });
     pool.publish(job.clone());
     job.work();
+    // Every part has been claimed (our own `work` returned) and every claimed part has finished once `done`
+    // reaches `parts`: from here on nobody dereferences `task`, and it may go.
     while job.done.load(Acquire) < parts {
         std::hint::spin_loop();
     }
@@ -67,12 +73,21 @@ impl<T> SharedPtr<T> {
 }
 
 struct Job {
-    task: &'static (dyn Fn(usize) + Sync),
+    /// The caller's task. It lives until `for_each_part` returns, which happens only after every part index below
+    /// `parts` has been claimed and has finished; it is dereferenced only to run a part just claimed, so never
+    /// after it is gone. A helper may still hold the `Job` later (it looked at the pool between jobs), but then
+    /// finds no part left to claim and never touches the pointer.
+    task: *const (),
     parts: usize,
     next: AtomicUsize,
     done: AtomicUsize,
     panicked: AtomicBool,
 }
+
+// SAFETY: `task` leads to a `Fn + Sync`, which may be called from any thread; the other fields are atomics.
+unsafe impl Send for Job {}
+// SAFETY: as for Send.
+unsafe impl Sync for Job {}
 
 impl Job {
     /// Claims and runs parts until none is left.
@@ -82,7 +97,11 @@ impl Job {
             if part >= self.parts {
                 return;
             }
-            if catch_unwind(AssertUnwindSafe(|| (self.task)(part))).is_err() {
+            // SAFETY: `task` is the address of a `&(dyn Fn(usize) + Sync)` local to `for_each_part`. `part` was
+            // just claimed and has not finished, so that call is still waiting and the local, and the task it
+            // borrows, are alive (see `Job::task`).
+            let task = unsafe { *self.task.cast::<&(dyn Fn(usize) + Sync)>() };
+            if catch_unwind(AssertUnwindSafe(|| task(part))).is_err() {
                 self.panicked.store(true, Relaxed);
             }
             self.done.fetch_add(1, Release);
