@@ -26,7 +26,7 @@ crest_arch() { case "$1" in mlp) echo mlp:256 ;; *) echo "$1" ;; esac; }
 for arch in $ARCHS; do
     for seed in "${SEEDS[@]}"; do
         if [ "$HAVE_CREST" = 1 ]; then
-            timed "$OUT/crest-$arch-$seed" "$CREST_BIN" train "$DATA" --arch "$(crest_arch "$arch")" \
+            timed "$OUT/crest-$arch-$seed" "$CREST_BIN" bench "$DATA" --arch "$(crest_arch "$arch")" \
                 --epochs 5 --bs 128 --seed "$seed"
         fi
         if [ "$HAVE_TORCH" = 1 ]; then

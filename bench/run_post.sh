@@ -32,7 +32,7 @@ for recipe in default post; do
     for seed in "${SEEDS[@]}"; do
         if [ "$HAVE_CREST" = 1 ]; then
             # shellcheck disable=SC2046
-            timed "$OUT/crest-$recipe-$seed" "$CREST_BIN" train "$DATA" --size 140 --channels 4 --arch linear \
+            timed "$OUT/crest-$recipe-$seed" "$CREST_BIN" bench "$DATA" --size 140 --channels 4 --arch linear \
                 --epochs 20 --seed "$seed" $(crest_args "$recipe")
         fi
         if [ "$HAVE_TORCH" = 1 ]; then

@@ -2,8 +2,8 @@
 //! boundary, and glibc told to keep freed buffers for the next batch.
 //!
 //! glibc aligns to 16 bytes, so three in four AVX-512 loads from a tensor straddle two cache lines and cost two
-//! loads: the dot products of a 10-class linear layer ran 2.2× faster on aligned rows (54.7 → 24.8 µs for
-//! 128×784×10). The `crest` binary does both; a program using the library can do the same:
+//! loads (bench/README.md, "Figures behind the code", has what that cost). The `crest` binary does both; a
+//! program using the library can do the same:
 //!
 //! ```no_run
 //! #[global_allocator]
@@ -21,8 +21,8 @@ pub struct CacheAligned;
 /// Small blocks (strings, shapes, graph nodes) keep malloc's fast path.
 const MIN_SIZE: usize = 1024;
 /// Nor are blocks from here up aligned: glibc maps them on their own (the threshold `keep_freed_memory` sets) and
-/// grows them in place with mremap, which an over-aligned block cannot use. Aligned, the post's 594 MB of pixels
-/// were copied on every doubling and peak memory rose from 686 to 1,160 MB.
+/// grows them in place with mremap, which an over-aligned block cannot use: a growing pixel buffer would be copied
+/// on every doubling, each copy kept for reuse.
 const MAX_SIZE: usize = 32 << 20;
 const LINE: usize = 64;
 
@@ -66,8 +66,8 @@ unsafe impl GlobalAlloc for CacheAligned {
 }
 
 /// By default glibc returns big freed buffers (a batch's activations are megabytes) to the kernel
-/// and page-faults fresh zeroed pages in for the next batch: a CNN epoch spent about as long in
-/// the kernel as in its own loops. Serve buffers up to glibc's 32 MiB limit ([`MAX_SIZE`]) from
+/// and page-faults fresh zeroed pages in for the next batch, which made the kernel's page handling
+/// as costly as a CNN's own loops. Serve buffers up to glibc's 32 MiB limit ([`MAX_SIZE`]) from
 /// the heap and never trim it, so each batch reuses the last one's memory.
 ///
 /// Call it first thing in `main`; it does nothing off glibc.

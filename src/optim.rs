@@ -123,7 +123,7 @@ impl Optimizer for Adam {
         // The bias corrections in f64, as PyTorch computes them: in f32, 1 − β2^t cancels to a few digits.
         let (c1, c2) = (1.0 - (b1 as f64).powi(self.t), 1.0 - (b2 as f64).powi(self.t));
         // PyTorch's arrangement: p -= (lr/c1)·m / (√v/√c2 + eps). Iterators without index checks, and the
-        // decoupled branch outside the loop, so the update vectorises (it was a tenth of an MLP's epoch).
+        // decoupled branch outside the loop, so the update vectorises.
         let (step, inv_sqrt_c2) = ((lr as f64 / c1) as f32, (1.0 / c2.sqrt()) as f32);
         for_each_param(&self.params, &mut self.moments, |p, g, [m, v]| {
             let l2 = if decoupled {

@@ -58,9 +58,12 @@ fn reductions() {
     check("sum", |x| x[0].sum() * 3.0, &[param(&[3, 4], 1)]);
     check("mean", |x| x[0].mean(), &[param(&[3, 4], 1)]);
     for axis in [0, 1, 2, -1] {
-        check("sum_axis", |x| weighted(&x[0].sum_axis(axis, false)), &[param(&[2, 3, 4], 1)]);
-        check("mean_axis", |x| weighted(&x[0].mean_axis(axis, true)), &[param(&[2, 3, 4], 1)]);
-        check("max_axis", |x| weighted(&x[0].max_axis(axis, false)), &[param(&[2, 3, 4], 1)]);
+        check("sum_axis", |x| weighted(&x[0].sum_axis(axis)), &[param(&[2, 3, 4], 1)]);
+        check("sum_axis_keepdim", |x| weighted(&x[0].sum_axis_keepdim(axis)), &[param(&[2, 3, 4], 1)]);
+        check("mean_axis", |x| weighted(&x[0].mean_axis(axis)), &[param(&[2, 3, 4], 1)]);
+        check("mean_axis_keepdim", |x| weighted(&x[0].mean_axis_keepdim(axis)), &[param(&[2, 3, 4], 1)]);
+        check("max_axis", |x| weighted(&x[0].max_axis(axis)), &[param(&[2, 3, 4], 1)]);
+        check("max_axis_keepdim", |x| weighted(&x[0].max_axis_keepdim(axis)), &[param(&[2, 3, 4], 1)]);
     }
     check("max", |x| x[0].max(), &[param(&[3, 4], 1)]);
     check("min", |x| x[0].min(), &[param(&[3, 4], 1)]);

@@ -215,7 +215,7 @@ pub(crate) fn write_chw(img: Pixels, channels: usize, height: usize, width: usiz
         _ => resize_rgba(img.into_rgba(), w, h, width, height),
     };
     debug_assert_eq!(hwc.len(), out.len());
-    // One plane at a time: sequential writes, where scattering each pixel's channels was a fifth of loading.
+    // One plane at a time: sequential writes, instead of scattering each pixel's channels over the planes.
     for (c, plane) in out.chunks_exact_mut(height * width).enumerate() {
         for (o, px) in plane.iter_mut().zip(hwc.chunks_exact(channels)) {
             *o = px[c];

@@ -9,10 +9,8 @@
 //! Large products are split by rows over [`spin_pool`](super::spin_pool)'s threads, which stay awake between the
 //! layers and batches of an inference pass.
 //!
-//! Measured by `cargo run --release --example gemm_compare linear` beside `bench/torch_linear.py` (bench/README.md),
-//! with bias and ReLU and W packed: 1,340–1,396 µs for 500×784×256 on one thread against 1,392–1,451 for the GEMM crate
-//! and 1,598–1,611 for PyTorch's `addmm` + `relu` on MKL; 1000 rows on two threads 1,408–1,424 µs against 1,720–1,756
-//! and 1,673–1,790.
+//! Measured by `cargo run --release --example gemm_compare linear` beside `bench/torch_linear.py`; the figures are in
+//! bench/README.md.
 
 use super::matmul::{sgemm, FEW_COLS, PARALLEL_MIN_MACS};
 
@@ -74,9 +72,7 @@ pub(crate) fn linear_forward(
 }
 
 /// Depth of one pass over a panel: k split into equal chunks of at most 128, so a panel's chunk (32 KB) stays in
-/// L1 while every row block streams past it. For k = 784 on one thread (500 rows), 128 was the fastest of
-/// 64/96/128/160/196/256/784 while the VM was slow (1,910–1,973 µs against 1,987–2,147 at 256), and within 5% of the
-/// fastest (784) while it was quick.
+/// L1 while every row block streams past it (the depths tried are in bench/README.md, "Figures behind the code").
 fn kc(k: usize) -> usize {
     k.div_ceil(k.div_ceil(128))
 }

@@ -6,10 +6,9 @@
 use super::spin_pool::for_each_chunk_mut;
 use gemm_common::Parallelism;
 
-/// Below this many multiply-adds a GEMM runs on one thread. Measured on this 2-vCPU VM: waking the second thread
-/// for every small GEMM cost more than it gave (Fashion-MNIST's linear model: 0.199 s/epoch at 2^15, 0.084 at 2^22),
-/// and the vCPUs share a core's resources (two single-threaded runs at once each slow by ~28%), so even an MLP's
-/// 25.7M-MAC layers ran no faster split in two.
+/// Below this many multiply-adds a GEMM runs on one thread: waking the second thread for every small GEMM costs
+/// more than it gives, and two vCPUs that share a core's resources gain little from splitting a mid-sized one
+/// (bench/README.md, "Figures behind the code").
 pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// C = alpha·A·B + beta·C for A `[m,k]`, B `[k,n]`, C `[m,n]`, each addressed as
@@ -146,7 +145,7 @@ fn gemm_with(
 }
 
 /// Up to this many columns of C, [`few_cols`] beats the GEMM, whose 16-row register tile a 10-class output
-/// fills only partly (Fashion-MNIST's linear model: the forward GEMM was a third of an epoch).
+/// fills only partly.
 pub(crate) const FEW_COLS: usize = 16;
 
 /// Elements of A from which [`few_cols`] splits its rows over the threads.

@@ -1,9 +1,8 @@
 //! Matmuls whose left operand is raw u8 pixels. Training batches stay u8 in memory; widening
 //! a whole batch to f32 first would move 4× the bytes, so A is widened in tiles that stay in
 //! L2 and fed to the GEMM tile by tile. The few-column weight gradient of the linear model
-//! skips GEMM: axpy loops read the u8 rows directly and never materialise f32 pixels.
-//! (Measured on [64,78400]: widened tiles + GEMM beat a u8 dot loop for the forward pass
-//! even at n = 1, while axpy beat GEMM 2-4× for the gradient at n = 1, 2.)
+//! skips GEMM: axpy loops read the u8 rows directly and never materialise f32 pixels. Which
+//! of the two wins where was measured (bench/README.md, "Figures behind the code").
 //!
 //! Work is split by output rows (forward) or output columns of Aᵀ·G (backward), so every
 //! output element is summed by one thread in an order fixed by the shapes: bit-identical

@@ -1,11 +1,9 @@
 //! Helper threads that spin between jobs, as OpenMP's threads do, for the kernels of an inference pass.
 //!
-//! A rayon worker goes to sleep within microseconds of running out of work, and on this 2-vCPU VM it came back
-//! late and at an uneven pace: in the CLI its half of a 1000-image batch's first layer started 40–165 µs after the
-//! caller's, and in three runs of 150 calls the whole layer, split over rayon, took 2,227 / 1,638 / 1,568 µs (medians),
-//! against 1,575 / 1,568 / 1,548 µs split with a helper kept spinning, and 1,553 / 1,518 / 1,499 µs for one thread on
-//! half the rows. So the helpers here keep spinning for [`SPIN_FOR`] after each job, long enough to span the gap
-//! between one batch's layers and the next batch, then park.
+//! A rayon worker goes to sleep within microseconds of running out of work, and on a small VM it comes back late
+//! and at an uneven pace, so a layer split over two rayon threads can take longer than half of it on one
+//! (bench/README.md, "Figures behind the code"). So the helpers here keep spinning for [`SPIN_FOR`] after each job,
+//! long enough to span the gap between one batch's layers and the next batch, then park.
 //!
 //! Parts are claimed from a shared counter, so a helper that is slow to wake only leaves more parts to the caller:
 //! never slower than running them all on one thread. Which thread runs a part does not change its result.

@@ -29,7 +29,17 @@ impl Tensor {
         &self.sum() / n
     }
 
-    pub fn sum_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    /// Sums along one axis, which disappears from the shape (negative axes count from the end).
+    pub fn sum_axis(&self, axis: isize) -> Tensor {
+        self.sum_along(axis, false)
+    }
+
+    /// Sums along one axis, kept with size 1 (PyTorch's `keepdim=True`).
+    pub fn sum_axis_keepdim(&self, axis: isize) -> Tensor {
+        self.sum_along(axis, true)
+    }
+
+    fn sum_along(&self, axis: isize, keepdim: bool) -> Tensor {
         let axis = self.axis(axis);
         let (outer, len, inner) = split_at_axis(self.shape(), axis);
         let mut out = vec![0.0f32; outer * inner];
@@ -54,18 +64,31 @@ impl Tensor {
         })
     }
 
-    pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Tensor {
-        let n = self.dim(axis) as f32;
-        &self.sum_axis(axis, keepdim) / n
+    pub fn mean_axis(&self, axis: isize) -> Tensor {
+        &self.sum_axis(axis) / self.dim(axis) as f32
+    }
+
+    pub fn mean_axis_keepdim(&self, axis: isize) -> Tensor {
+        &self.sum_axis_keepdim(axis) / self.dim(axis) as f32
     }
 
     /// Largest element; its gradient goes to the first position holding it.
     pub fn max(&self) -> Tensor {
-        self.reshape(&[self.numel()]).max_axis(0, false)
+        self.reshape(&[self.numel()]).max_axis(0)
     }
 
-    /// Largest value along an axis; the gradient goes to the first arg-max of each slice.
-    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    /// Largest value along an axis, which disappears from the shape; the gradient goes to the first arg-max of
+    /// each slice.
+    pub fn max_axis(&self, axis: isize) -> Tensor {
+        self.max_along(axis, false)
+    }
+
+    /// [`Tensor::max_axis`] with the axis kept, of size 1.
+    pub fn max_axis_keepdim(&self, axis: isize) -> Tensor {
+        self.max_along(axis, true)
+    }
+
+    fn max_along(&self, axis: isize, keepdim: bool) -> Tensor {
         let axis = self.axis(axis);
         let (outer, len, inner) = split_at_axis(self.shape(), axis);
         let idx = argmax_along(&self.data(), outer, len, inner);
