@@ -20,7 +20,7 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Tensor {
         targets.shape()
     );
     let n = logits.numel() as f32;
-    let (x, t) = (logits.data().to_vec(), targets.data().to_vec());
+    let (x, t) = (logits.to_vec(), targets.to_vec());
     let total: f64 = x.iter().zip(&t).map(|(&x, &t)| (x.max(0.0) - x * t + (-x.abs()).exp().ln_1p()) as f64).sum();
     Tensor::from_op(
         vec![(total / n as f64) as f32],
@@ -45,7 +45,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     let (n, k) = (logits.shape()[0], logits.shape()[1]);
     let labels: Vec<usize> = targets.data().iter().map(|&t| t as usize).collect();
     assert!(labels.iter().all(|&l| l < k), "cross_entropy: a target is not below {k} classes");
-    let mut softmax = logits.data().to_vec();
+    let mut softmax = logits.to_vec();
     let mut total = 0.0f64;
     for (row, &label) in softmax.chunks_exact_mut(k).zip(&labels) {
         let x_label = row[label];

@@ -291,6 +291,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "70,000 images: too many to interpret")]
     fn fashion_mnist_if_present() {
         let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fashion-mnist"));
         if !root.is_dir() {

@@ -434,6 +434,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "2,102 images: too many to interpret")]
     fn mnist_sample() {
         let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist_sample"));
         let s = load(root, &quiet()).unwrap();

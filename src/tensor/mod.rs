@@ -150,7 +150,7 @@ impl Tensor {
     /// than once (its forward pass and its backward). The result records no graph: the op keeps `self` as parent.
     pub(crate) fn dense(&self) -> Tensor {
         match self.pixels() {
-            Some(_) => Tensor::from_vec(self.data().to_vec(), self.shape()),
+            Some(_) => Tensor::from_vec(self.data().into_vec(), self.shape()),
             None => self.clone(),
         }
     }
@@ -168,7 +168,7 @@ impl Tensor {
     }
 
     pub fn to_vec(&self) -> Vec<f32> {
-        self.data().to_vec()
+        self.data().into_vec()
     }
 
     /// The single value of a one-element tensor.

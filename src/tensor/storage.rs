@@ -94,6 +94,16 @@ enum Snapshot {
     Widened(Vec<f32>),
 }
 
+impl Values {
+    /// The values as a vector of their own: the widened buffer itself, or a copy of the shared snapshot.
+    pub fn into_vec(self) -> Vec<f32> {
+        match self.0 {
+            Snapshot::Shared(v) => Arc::unwrap_or_clone(v),
+            Snapshot::Widened(v) => v,
+        }
+    }
+}
+
 impl Deref for Values {
     type Target = [f32];
 

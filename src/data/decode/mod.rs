@@ -381,6 +381,7 @@ mod tests {
 
     /// Every prefix of every fixture, and every fixture with one byte flipped: an error or pixels, never a panic.
     #[test]
+    #[cfg_attr(miri, ignore = "thousands of decodes: a fuzzer's job, not an interpreter's")]
     fn damaged_files_never_panic() {
         let dir = TempDir::new("damaged");
         for name in FIXTURES {

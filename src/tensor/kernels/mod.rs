@@ -117,6 +117,12 @@ pub(crate) mod testutil {
     pub fn bit_identical(a: &[f32], b: &[f32]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
     }
+
+    /// Whether a case of this many multiply-adds runs: always natively; under Miri (`.ci/miri`), which interprets
+    /// every operation, only the small ones, so the suite ends in minutes rather than hours.
+    pub fn affordable(macs: usize) -> bool {
+        !cfg!(miri) || macs <= 1 << 17
+    }
 }
 
 #[cfg(test)]

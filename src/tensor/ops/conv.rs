@@ -33,8 +33,9 @@ impl Tensor {
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
         let s = conv_shape(self, weight, stride, pad);
         let mut out = vec![0.0; s.n * s.c_out * s.out_h() * s.out_w()];
-        forward(&s, self, weight, bias, ConvOutput::Plain(&mut out));
-        let (xc, wc) = (self.clone(), weight.clone());
+        // u8 pixels are widened once, for the forward pass and the weight's gradient.
+        let (xc, wc) = (self.dense(), weight.clone());
+        forward(&s, &xc, weight, bias, ConvOutput::Plain(&mut out));
         let mut parents = vec![self, weight];
         parents.extend(bias);
         let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
@@ -51,8 +52,8 @@ impl Tensor {
         let s = conv_shape(self, weight, stride, pad);
         let mut out = vec![0.0; s.n * s.pooled_image()];
         let mut which = vec![0u8; out.len()];
-        forward(&s, self, weight, bias, ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which });
-        let (xc, wc) = (self.clone(), weight.clone());
+        let (xc, wc) = (self.dense(), weight.clone());
+        forward(&s, &xc, weight, bias, ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which });
         let mut parents = vec![self, weight];
         parents.extend(bias);
         let shape = [s.n, s.c_out, s.out_h() / 2, s.out_w() / 2];
