@@ -67,7 +67,7 @@ unsafe impl GlobalAlloc for CacheAligned {
 
 /// By default glibc returns big freed buffers (a batch's activations are megabytes) to the kernel
 /// and page-faults fresh zeroed pages in for the next batch, which made the kernel's page handling
-/// as costly as a CNN's own loops. Serve buffers up to glibc's 32 MiB limit ([`MAX_SIZE`]) from
+/// as costly as a CNN's own loops. Serve buffers up to glibc's 32 MiB limit (where alignment stops) from
 /// the heap and never trim it, so each batch reuses the last one's memory.
 ///
 /// Call it first thing in `main`; it does nothing off glibc.

@@ -1,5 +1,5 @@
 //! Loss functions: `(predictions, targets) -> scalar`. Binary losses take one logit per example and targets of
-//! 0/1 shaped [n, 1]; `cross_entropy` takes [n, K] logits and class indices shaped [n].
+//! 0/1 shaped `[n, 1]`; `cross_entropy` takes `[n, K]` logits and class indices shaped `[n]`.
 
 use crate::tensor::Tensor;
 
@@ -34,7 +34,7 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Tensor {
     )
 }
 
-/// Softmax cross-entropy, fused and stable: mean(logsumexp(x) − x[target]), gradient (softmax − onehot)/n.
+/// Softmax cross-entropy, fused and stable: `mean(logsumexp(x) − x[target])`, gradient `(softmax − onehot)/n`.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     assert!(
         logits.ndim() == 2 && targets.shape() == [logits.shape()[0]],

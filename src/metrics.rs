@@ -1,5 +1,5 @@
-//! Metrics: what a person reads. Binary ones take one logit per example and 0/1 targets [n, 1]; `accuracy` and
-//! `error_rate` also take [n, K] logits with class indices [n].
+//! Metrics: what a person reads. Binary ones take one logit per example and 0/1 targets `[n, 1]`; `accuracy` and
+//! `error_rate` also take `[n, K]` logits with class indices `[n]`.
 
 use crate::tensor::Tensor;
 

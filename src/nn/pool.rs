@@ -13,7 +13,7 @@ pub struct AvgPool2d {
     pub stride: usize,
 }
 
-/// Average over all positions: [C, H, W] → [C] (PyTorch's `AdaptiveAvgPool2d(1)` + `Flatten`).
+/// Average over all positions: `[C, H, W]` → `[C]` (PyTorch's `AdaptiveAvgPool2d(1)` + `Flatten`).
 pub struct AdaptiveAvgPool2d;
 
 fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>> {

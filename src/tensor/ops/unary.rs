@@ -49,7 +49,7 @@ impl Tensor {
         unary(self, "SigmoidBackward", sigmoid, |_, y| y * (1.0 - y))
     }
 
-    /// Not through [`unary`]: the gradient is a mask, so it passes `g` or 0 (as PyTorch's threshold backward,
+    /// Not through `unary`: the gradient is a mask, so it passes `g` or 0 (as PyTorch's threshold backward,
     /// never `g·0`) from two streams instead of three, and both loops vectorise.
     pub fn relu(&self) -> Tensor {
         let data = map(&self.data(), |x| x.max(0.0));
