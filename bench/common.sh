@@ -4,6 +4,11 @@
 TORCH_PYTHON=${TORCH_PYTHON:-/tmp/torchenv/bin/python}
 CREST_BIN=${CREST_BIN:-target/release/crest}
 TIME_BIN=${TIME_BIN:-/usr/bin/time}
+# Optional: another crest build (e.g. the last commit's) run right before crest in every seed's pair, so a change can be
+# shown not to slow crest down. BASE_CMD=train for builds from before `crest bench` existed, whose train printed the
+# figures itself.
+BASE_BIN=${BASE_BIN:-}
+BASE_CMD=${BASE_CMD:-bench}
 
 # parse_args "$@": sets QUICK (0/1) and SEEDS (array); default seeds 1 2 3, --quick keeps one.
 parse_args() {
@@ -32,11 +37,16 @@ start_run() {
     echo "$1 benchmark: $2, seeds ${SEEDS[*]}, logs in $OUT"
     echo "machine: $(nproc) cores, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "${REPORT_ONLY:-0}" = 1 ]; then
-        HAVE_TORCH=0; HAVE_CREST=0
+        HAVE_TORCH=0; HAVE_CREST=0; HAVE_BASE=0
+        [ -n "$BASE_BIN" ] && HAVE_BASE=1
         return
     fi
     check_torch
     build_crest "$OUT"
+    HAVE_BASE=0
+    if [ -n "$BASE_BIN" ]; then
+        if [ -x "$BASE_BIN" ]; then HAVE_BASE=1; echo "baseline: $BASE_BIN $BASE_CMD"; else echo "baseline $BASE_BIN not found"; fi
+    fi
     if [ "$HAVE_TORCH" = 0 ] && [ "$HAVE_CREST" = 0 ]; then echo "nothing to run"; exit 1; fi
 }
 
@@ -117,15 +127,23 @@ median() {
         { a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# row LABEL CREST TORCH: one line of the comparison table, with crest/PyTorch ratio
+# row LABEL CREST TORCH [BASE]: one line of the comparison table, with crest/PyTorch ratio (and, with a baseline,
+# its figure and crest/baseline)
 row() {
-    awk -v l="$1" -v c="$2" -v t="$3" 'BEGIN {
-        r = "-"
-        if (c ~ /^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$/ && t ~ /^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$/ && t + 0 != 0) r = sprintf("%.2f", c / t)
-        printf "  %-34s %14s %14s %10s\n", l, c, t, r }'
+    awk -v l="$1" -v c="$2" -v t="$3" -v b="${4:--}" -v base="${HAVE_BASE:-0}" 'BEGIN {
+        num = "^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$"
+        r = "-"; rb = "-"
+        if (c ~ num && t ~ num && t + 0 != 0) r = sprintf("%.2f", c / t)
+        if (c ~ num && b ~ num && b + 0 != 0) rb = sprintf("%.2f", c / b)
+        printf "  %-34s %14s %14s %10s", l, c, t, r
+        if (base == 1) printf " %14s %10s", b, rb
+        printf "\n" }'
 }
 
 table_header() {
-    printf "  %-34s %14s %14s %10s\n" "$1" "crest" "PyTorch" "crest/PT"
-    printf "  %-34s %14s %14s %10s\n" "----------------------------------" "--------------" "--------------" "----------"
+    printf "  %-34s %14s %14s %10s" "$1" "crest" "PyTorch" "crest/PT"
+    [ "${HAVE_BASE:-0}" = 1 ] && printf " %14s %10s" "baseline" "crest/base"
+    printf "\n  %-34s %14s %14s %10s" "----------------------------------" "--------------" "--------------" "----------"
+    [ "${HAVE_BASE:-0}" = 1 ] && printf " %14s %10s" "--------------" "----------"
+    printf "\n"
 }
