@@ -175,6 +175,21 @@ fn a_model_that_does_not_fit_the_images_is_refused_before_training() {
 }
 
 #[test]
+fn two_classes_train_with_cross_entropy_too() {
+    let dir = temp_dir("ce");
+    let model = dir.join("m.safetensors");
+    let out = crest(&["train", "--loss", "ce", "--epochs", "2", "--out", model.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("  accuracy"), "one output per class is scored by argmax: {stdout}");
+    let acc: f32 = stdout.lines().find_map(|l| l.strip_prefix("valid accuracy: ")).unwrap().parse().unwrap();
+    assert!(acc >= 0.95, "2 epochs reached only {acc}");
+    let out = crest(&["predict", model.to_str().unwrap(), "data/mnist_sample/3/00000.png"]);
+    assert!(text(&out).0.contains("\t3 "), "{:?}", text(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn mlp_and_cnn_train_on_the_sample_and_predict_from_their_files() {
     let dir = temp_dir("arch");
     for arch in ["mlp:32", "cnn"] {

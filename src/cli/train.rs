@@ -264,7 +264,8 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
         Loss::Bce => bce_with_logits,
         Loss::CrossEntropy => cross_entropy,
     };
-    let metric = if classes == 2 { Metric::BATCH_ACCURACY } else { Metric::ACCURACY };
+    // The post's metric for one logit; an argmax over one output per class otherwise (two classes under --loss ce).
+    let metric = if recipe.loss.outputs(classes) == 1 { Metric::BATCH_ACCURACY } else { Metric::ACCURACY };
     let mut builder = Learner::builder(dls, model)
         .opt_func(recipe.opt)
         .loss_func(loss_func)
