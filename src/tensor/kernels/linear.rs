@@ -125,6 +125,9 @@ mod avx512 {
     }
 
     /// W `[n, k]` as panels of NR columns, each `[k][NR]` with columns past n zero.
+    ///
+    /// # Safety
+    /// The CPU has avx512f; `w` holds n×k values, and n×k fits an i32 (the gather's offsets): what `usable` checks.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn pack(n: usize, k: usize, w: &[f32]) -> Vec<f32> {
         let panels = n.div_ceil(NR);
@@ -147,6 +150,10 @@ mod avx512 {
     }
 
     /// Output rows `[0, m)` of this task: for each chunk of k, each panel, each block of MR rows.
+    ///
+    /// # Safety
+    /// The CPU has avx512f; `x` holds m×k values, `packed` is W packed for n×k, `bias` holds n values, and `c` is
+    /// valid for writes of m×n values.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows(
@@ -207,6 +214,9 @@ mod avx512 {
     }
 
     impl Tile {
+        /// # Safety
+        /// The CPU has avx512f; `a` covers R rows of `kc` values `lda` apart, `b` kc×NR values, `c` R rows of the
+        /// panel's unmasked columns `ldc` apart (read unless `pass.first`, written), `bias` the unmasked columns.
         #[target_feature(enable = "avx512f")]
         unsafe fn run<const R: usize>(&self, pass: Pass) {
             let mut acc = [[_mm512_setzero_ps(); 4]; R];
@@ -253,6 +263,9 @@ mod avx512 {
         }
 
         /// 64 values from `at`, the lanes past the panel's last column zero (and never read).
+        ///
+        /// # Safety
+        /// The CPU has avx512f; the values at the unmasked lanes are readable.
         #[target_feature(enable = "avx512f")]
         unsafe fn masked_loads(&self, at: *const f32) -> [__m512; 4] {
             let [m0, m1, m2, m3] = self.masks;
