@@ -109,7 +109,13 @@ mod tests {
 
     #[test]
     fn flat_stays_flat_and_weights_sum_to_one() {
-        for (n, m) in [(28, 140), (64, 140), (140, 28), (5, 3), (3, 7)] {
+        // Under Miri (.ci/miri), which interprets every operation, the small cases only.
+        let cases = if cfg!(miri) {
+            vec![(28, 11), (5, 3), (3, 7)]
+        } else {
+            vec![(28, 140), (64, 140), (140, 28), (5, 3), (3, 7)]
+        };
+        for (n, m) in cases {
             let k = coeffs(n, m);
             for w in &k.weights {
                 let sum: i32 = w.iter().sum();
