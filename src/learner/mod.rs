@@ -90,6 +90,7 @@ impl LearnerBuilder {
         self
     }
 
+    /// How validation metrics are averaged over batches: per image by default.
     pub fn metric_average(mut self, average: MetricAverage) -> Self {
         self.metric_average = average;
         self
