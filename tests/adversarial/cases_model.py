@@ -151,30 +151,22 @@ def no_nan(ctx):
     return []
 
 
-def fifo_model(ctx):
-    link(ctx.shared / "digit.png", ctx.path("digit.png"))
-    os.mkfifo(ctx.path(MODEL))
+def not_a_model(make):
+    """The digit, and at the model's path whatever make(ctx, path) puts there."""
 
-
-def link_model(target):
     def setup(ctx):
         link(ctx.shared / "digit.png", ctx.path("digit.png"))
-        os.symlink(target(ctx), ctx.path(MODEL))
+        make(ctx, ctx.path(MODEL))
 
     return setup
 
 
-def file_model(content):
-    def setup(ctx):
-        link(ctx.shared / "digit.png", ctx.path("digit.png"))
-        ctx.path(MODEL).write_bytes(content)
-
-    return setup
+def symlink_to(target):
+    return not_a_model(lambda ctx, path: os.symlink(target(ctx), path))
 
 
-def dir_model(ctx):
-    link(ctx.shared / "digit.png", ctx.path("digit.png"))
-    ctx.path(MODEL).mkdir()
+def file_of(content):
+    return not_a_model(lambda ctx, path: path.write_bytes(content))
 
 
 def image_setup(make):
@@ -187,7 +179,7 @@ def image_setup(make):
     return setup
 
 
-def rich_classes(*names):
+def classes_are(*names):
     return setter(classes=list(names))
 
 
@@ -195,9 +187,9 @@ CASES = [
     model_case("M00", "control: the untouched linear model", "linear", lambda st: None, expect="ok",
                check=tsv_intact(2)),
     Case("M01", "model", "control: a symlink to a valid model", PREDICT,
-         link_model(lambda ctx: ctx.shared / "cnn.safetensors"), "ok"),
-    model_case("M02", "class list shorter than the outputs (2 outputs, 1 class)", "cnn", rich_classes("3")),
-    model_case("M03", "empty class list", "linear", rich_classes()),
+         symlink_to(lambda ctx: ctx.shared / "cnn.safetensors"), "ok"),
+    model_case("M02", "class list shorter than the outputs (2 outputs, 1 class)", "cnn", classes_are("3")),
+    model_case("M03", "empty class list", "linear", classes_are()),
     model_case("M04", 'one digit of "height" changed (28 -> 29)', "linear", setter(height=29)),
     model_case("M05", '"width" 28 -> 280 in a CNN', "cnn", setter(width=280)),
     model_case("M06", '"channels" 1 -> 3', "linear", setter(channels=3)),
@@ -222,40 +214,43 @@ CASES = [
     model_case("M22", "unknown layer type in the spec", "linear", append_layer({"type": "Transformer"})),
     model_case("M23", "scale 1e39 (no NaN probabilities with exit 0)", "linear",
                edit_meta(lambda meta: meta.update(scale=1e39)), expect="either", check=no_nan),
-    model_case("M24", "class name with a tab", "linear", rich_classes("th\tree", "7"), expect="either",
+    model_case("M24", "class name with a tab", "linear", classes_are("th\tree", "7"), expect="either",
                check=tsv_intact(2)),
-    model_case("M25", "class name with a newline", "linear", rich_classes("th\nree", "7"), expect="either",
+    model_case("M25", "class name with a newline", "linear", classes_are("th\nree", "7"), expect="either",
                check=tsv_intact(2)),
-    model_case("M26", "class name with ESC (terminal escape)", "linear", rich_classes("\x1b[31mred", "7"),
+    model_case("M26", "class name with ESC (terminal escape)", "linear", classes_are("\x1b[31mred", "7"),
                expect="either", check=tsv_intact(2)),
-    model_case("M27", "invalid JSON metadata", "linear", invalid_json, forbid=("format unknown",)),
-    model_case("M28", "format version 99", "linear", setter(format=99)),
-    model_case("M29", "no crest metadata (plain safetensors)", "linear", no_metadata),
-    model_case("M30", "truncated to half its size", "linear", cut(0.5)),
-    model_case("M31", "truncated inside the JSON header", "linear", cut_in_header),
-    model_case("M32", "tensor data offsets past the end", "linear", bad_offsets),
-    model_case("M33", "8-byte header length larger than the file", "linear", header_length(1 << 20)),
-    model_case("M34", "header length 0", "linear", header_length(0)),
-    model_case("M35", "header length 2^64-1", "linear", header_length((1 << 64) - 1)),
-    model_case("M36", "duplicate tensor names", "linear", duplicate_tensor),
-    model_case("M37", "weights as F16", "linear", retype("F16", 2)),
-    model_case("M38", "weights as I64", "linear", retype("I64", 0.5)),
-    model_case("M39", "a NaN weight", "linear", nan_weight),
-    model_case("M40", "a missing tensor", "cnn", drop_tensor),
-    model_case("M41", "an extra tensor", "linear", extra_tensor, expect="either"),
-    model_case("M42", "one flipped bit in the weights (needs a checksum)", "linear", flip_low_bit),
-    Case("M43", "model", "empty file", PREDICT, file_model(b"")),
-    Case("M44", "model", "a PNG as the model", PREDICT, file_model(grey_png(4, 4, 0))),
-    Case("M45", "model", "a directory as the model", PREDICT, dir_model),
-    Case("M46", "model", "a FIFO as the model (no writer)", PREDICT, fifo_model),
-    Case("M47", "model", "/dev/zero (endless device) as the model", PREDICT, link_model(lambda ctx: "/dev/zero")),
-    Case("M48", "model", "model file missing", ["predict", "nothing.safetensors", "digit.png"],
+    model_case("M27", "duplicate class names", "cnn", classes_are("3", "3")),
+    model_case("M28", "an empty class name", "cnn", classes_are("", "7")),
+    model_case("M29", "unknown loss in the metadata", "linear", setter(loss="hinge")),
+    model_case("M30", "invalid JSON metadata", "linear", invalid_json, forbid=("format unknown",)),
+    model_case("M31", "format version 99", "linear", setter(format=99)),
+    model_case("M32", "no crest metadata (plain safetensors)", "linear", no_metadata),
+    model_case("M33", "truncated to half its size", "linear", cut(0.5)),
+    model_case("M34", "truncated inside the JSON header", "linear", cut_in_header),
+    model_case("M35", "tensor data offsets past the end", "linear", bad_offsets),
+    model_case("M36", "8-byte header length larger than the file", "linear", header_length(1 << 20)),
+    model_case("M37", "header length 0", "linear", header_length(0)),
+    model_case("M38", "header length 2^64-1", "linear", header_length((1 << 64) - 1)),
+    model_case("M39", "duplicate tensor names", "linear", duplicate_tensor),
+    model_case("M40", "weights as F16", "linear", retype("F16", 2)),
+    model_case("M41", "weights as I64", "linear", retype("I64", 0.5)),
+    model_case("M42", "a NaN weight", "linear", nan_weight),
+    model_case("M43", "a missing tensor", "cnn", drop_tensor),
+    model_case("M44", "an extra tensor", "linear", extra_tensor, expect="either"),
+    model_case("M45", "one flipped bit in the weights (needs a checksum)", "linear", flip_low_bit),
+    Case("M46", "model", "empty file", PREDICT, file_of(b"")),
+    Case("M47", "model", "a PNG as the model", PREDICT, file_of(grey_png(4, 4, 0))),
+    Case("M48", "model", "a directory as the model", PREDICT, not_a_model(lambda ctx, path: path.mkdir())),
+    Case("M49", "model", "a FIFO as the model (no writer)", PREDICT, not_a_model(lambda ctx, path: os.mkfifo(path))),
+    Case("M50", "model", "/dev/zero (endless device) as the model", PREDICT, symlink_to(lambda ctx: "/dev/zero")),
+    Case("M51", "model", "model file missing", ["predict", "nothing.safetensors", "digit.png"],
          image_setup(lambda p: p.write_bytes(grey_png(28, 28, 9)))),
-    Case("M49", "model", "a dangling symlink as the model", PREDICT, link_model(lambda ctx: ctx.dir / "nothing")),
-    Case("M50", "predict", "image file missing", ["predict", MODEL, "nothing.png"], image_setup(lambda p: None)),
-    Case("M51", "predict", "a FIFO as the image", PREDICT, image_setup(os.mkfifo)),
-    Case("M52", "predict", "a truncated PNG as the image", PREDICT,
+    Case("M52", "model", "a dangling symlink as the model", PREDICT, symlink_to(lambda ctx: ctx.dir / "nothing")),
+    Case("M53", "predict", "image file missing", ["predict", MODEL, "nothing.png"], image_setup(lambda p: None)),
+    Case("M54", "predict", "a FIFO as the image", PREDICT, image_setup(os.mkfifo)),
+    Case("M55", "predict", "a truncated PNG as the image", PREDICT,
          image_setup(lambda p: p.write_bytes(grey_png(28, 28, 9)[:60]))),
-    Case("M53", "predict", "--top 0", [*PREDICT, "--top", "0"],
+    Case("M56", "predict", "--top 0", [*PREDICT, "--top", "0"],
          image_setup(lambda p: p.write_bytes(grey_png(28, 28, 9)))),
 ]

@@ -34,7 +34,6 @@ RAW_CODES = re.compile(
 
 @dataclass
 class Run:
-    args: list
     exit: Optional[int]  # None when the timeout killed it
     signal: Optional[int]  # the signal that ended it, if one did
     sent: Optional[int]  # the signal the case sent it, if any
@@ -68,16 +67,18 @@ class Ctx:
     shared: Path
     logs: Path
     runs: list = field(default_factory=list)
+    started: int = 0  # runs started, judged or not: numbers their logs
     notes: list = field(default_factory=list)  # what the case could not arrange (information, not a verdict)
 
     def path(self, rel: str) -> Path:
         return self.dir / rel
 
-    def crest_run(self, args, during: Callable = None, judged: bool = True, timeout: float = TIMEOUT_S) -> Run:
-        """Runs crest in the case's folder; `during(pid, stdout_path, sent)` runs beside it (to send a signal, calling
-        sent(sig) first). Judged runs are the ones the case is about; others (a check's predict) only inform."""
-        n = len(list(self.logs.iterdir()))
-        out, err = self.logs / f"{n}.out", self.logs / f"{n}.err"
+    def crest_run(self, args, during: Callable = None, judged: bool = True) -> Run:
+        """Runs crest in the case's folder; `during(pid, stdout_path, send, done)` runs beside it in a thread, and
+        signals it only through send(sig), which does nothing once the run is over (done is set). Judged runs are the
+        ones the case is about; others (a check's predict) only inform."""
+        self.started += 1
+        out, err = self.logs / f"{self.started}.out", self.logs / f"{self.started}.err"
         with open(out, "wb") as o, open(err, "wb") as e:
             start = time.monotonic()
             proc = subprocess.Popen(
@@ -95,14 +96,13 @@ class Ctx:
 
                 helper = threading.Thread(target=during, args=(proc.pid, out, send_once, done), daemon=True)
                 helper.start()
-            status, usage, timed_out = wait_with_timeout(proc, timeout)
+            status, usage, timed_out = wait_with_timeout(proc, TIMEOUT_S)
             done.set()
             seconds = time.monotonic() - start
         if helper:
             helper.join()
         code = None if timed_out else os.waitstatus_to_exitcode(status)
         run = Run(
-            args=list(map(str, args)),
             exit=code if code is not None and code >= 0 else None,
             signal=-code if code is not None and code < 0 else None,
             sent=sent[-1] if sent else None,

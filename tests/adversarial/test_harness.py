@@ -10,7 +10,7 @@ from harness import Run, judge_files, judge_run, snapshot, verdict
 
 
 def run(exit=1, stderr="error: no\n", signal=None, sent=None, stdout="", rss=10.0) -> Run:
-    return Run([], exit, signal, sent, 0.1, stdout, stderr, rss)
+    return Run(exit, signal, sent, 0.1, stdout, stderr, rss)
 
 
 def judged(r: Run, expect="error", forbid=(), rss_limit=None) -> str:
