@@ -204,3 +204,20 @@ fn mlp_and_cnn_train_on_the_sample_and_predict_from_their_files() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_loss_growing_without_bound_stops_training_as_a_nan_does() {
+    let dir = temp_dir("diverging");
+    let model = dir.join("m.safetensors");
+    std::fs::write(&model, b"previous model").unwrap();
+    for args in [["--opt", "adam", "--lr", "1e30"], ["--opt", "sgd", "--lr", "1e3"]] {
+        let out = crest(&[&["train", "--epochs", "2", "--out", model.to_str().unwrap()], &args[..]].concat());
+        assert_clean_failure(&out, "a smaller one should train (e.g. --lr ");
+        let (stdout, stderr) = text(&out);
+        assert!(stderr.starts_with("error: the loss grew from 0.69"), "{args:?}: {stderr}");
+        assert!(stderr.contains(" by epoch 0, batch "), "{args:?}: {stderr}");
+        assert!(!stdout.contains("valid accuracy"), "{args:?}: {stdout}");
+        assert_eq!(std::fs::read(&model).unwrap(), b"previous model");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

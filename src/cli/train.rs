@@ -6,7 +6,7 @@ use crest::model_io::{self, ModelMeta};
 use crest::nn::{fuse, Arch, LayerSpec, Module, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
-use crest::{Error, Result, Tensor};
+use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -309,8 +309,18 @@ fn describe(args: &TrainArgs, split: &Split) {
     split.notes.iter().for_each(|n| println!("note: {n}"));
 }
 
+/// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
+pub fn check_outputs(args: &TrainArgs) -> Result<()> {
+    careful_write::check(&args.out, "the model")?;
+    if let Some(csv) = &args.csv {
+        careful_write::check(csv, "the training log")?;
+    }
+    Ok(())
+}
+
 /// `crest train`: load, describe, train, save.
 pub fn run(args: TrainArgs) -> Result<Trained> {
+    check_outputs(&args)?;
     let split = data::load(&args.dir, &args.load_options())?;
     run_on(args, split)
 }
@@ -337,6 +347,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         if args.as_posted { ", as posted" } else { "" }
     );
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
+    super::stop_signals::stop_on_signals()?;
     let (learner, spec) = train(&args, &data, &recipe, true)?;
     if let Some(model) = (learner.model.as_ref() as &dyn std::any::Any).downcast_ref::<Sequential>() {
         for (layers, name) in model.fusions() {
