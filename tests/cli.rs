@@ -221,3 +221,18 @@ fn a_loss_growing_without_bound_stops_training_as_a_nan_does() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_it_is_built() {
+    // 40 hidden layers of 65536: 172 billion weights, 1.4 TB with their gradients.
+    let arch = format!("mlp:{}", ["65536"; 40].join(","));
+    let dir = temp_dir("huge");
+    let out = crest(&["train", "--arch", &arch, "--out", dir.join("m.safetensors").to_str().unwrap()]);
+    assert_clean_failure(&out, "GB of memory, more than this machine can give: use a smaller --bs, --size or --arch");
+    let (stdout, stderr) = text(&out);
+    let start = format!("error: training {arch} on batches of 64 images of 1x28x28 needs at least ");
+    assert!(stderr.starts_with(&start), "{stderr}");
+    assert!(!stdout.contains("epoch"), "{stdout}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -238,10 +238,11 @@ pub struct Trained {
 }
 
 /// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`).
-fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> (Box<dyn Module>, LayerSpec) {
+fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> Result<(Box<dyn Module>, LayerSpec)> {
     let classes = data.train.classes.len();
     let shape = [data.train.channels, data.train.height, data.train.width];
     let spec = args.arch.spec(shape, recipe.loss.outputs(classes));
+    check_memory(args, &spec, shape, recipe.bs.min(data.train.len()))?;
     let model = spec.build(&mut Rng::fork(args.seed, 0x1417));
     if let Some(std) = recipe.init_std {
         let mut rng = Rng::fork(args.seed, 0x1417);
@@ -249,12 +250,29 @@ fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> (Box<dyn Modul
             p.data_mut().copy_from_slice(&Tensor::randn(p.shape(), std, &mut rng).data());
         }
     }
-    (fuse(model), spec)
+    Ok((fuse(model), spec))
+}
+
+/// Refuses a model, image size or batch too large for this machine before any of its buffers is allocated.
+fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: usize) -> Result<()> {
+    // A model that doesn't fit the images has no footprint; the learner explains why.
+    let Some(footprint) = spec.footprint(&shape) else { return Ok(()) };
+    let bytes = footprint.training_bytes(batch, shape.iter().product());
+    if crest::alloc::can_allocate(bytes) {
+        return Ok(());
+    }
+    let [c, h, w] = shape;
+    Err(Error::InvalidArgument(format!(
+        "training {} on batches of {batch} images of {c}x{h}x{w} needs at least {:.1} GB of memory, more than this \
+         machine can give: use a smaller --bs, --size or --arch",
+        args.arch,
+        bytes as f64 / 1e9
+    )))
 }
 
 fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
-    let (model, spec) = build_model(args, data, recipe);
+    let (model, spec) = build_model(args, data, recipe)?;
     let dls = DataLoaders {
         train: DataLoader::new(data.train.clone(), recipe.bs, recipe.order),
         valid: DataLoader::new(data.valid.clone(), recipe.valid_bs, Order::Sequential),
