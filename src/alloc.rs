@@ -91,9 +91,38 @@ fn glibc_keep_freed_memory() {
     }
 }
 
+/// Whether a buffer of `bytes` could be had now, asked before allocating a size a user chose (an allocation that
+/// fails aborts the process): no more than the machine's memory and swap (Linux), and granted by the allocator,
+/// which also applies `ulimit -v`. The probe is never touched, so it costs no memory.
+pub fn can_allocate(bytes: usize) -> bool {
+    if total_memory().is_some_and(|total| bytes > total) {
+        return false;
+    }
+    Vec::<u8>::new().try_reserve_exact(bytes).is_ok()
+}
+
+/// Memory and swap in bytes, from /proc/meminfo (Linux; None elsewhere).
+fn total_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| -> Option<usize> {
+        let line = info.lines().find_map(|l| l.strip_prefix(key))?;
+        line.trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    Some(kib("MemTotal:")?.saturating_add(kib("SwapTotal:").unwrap_or(0)).saturating_mul(1024))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_beyond_the_machine_cannot_be_allocated() {
+        assert!(can_allocate(1 << 20));
+        assert!(!can_allocate(usize::MAX));
+        if let Some(total) = total_memory() {
+            assert!(!can_allocate(total + 1));
+        }
+    }
 
     #[test]
     fn large_blocks_are_line_aligned_and_realloc_keeps_contents() {

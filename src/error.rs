@@ -25,6 +25,11 @@ pub enum Error {
     InvalidArgument(String),
     /// Training stopped because the loss stopped being a finite number.
     NonFiniteLoss { epoch: usize, batch: usize, loss: f32, lr: f32 },
+    /// Training stopped because the loss was growing without bound: its running average rose past
+    /// [`crate::learner::DIVERGENCE_FACTOR`] times the loss of the first batch trained on; `loss` is that average.
+    DivergingLoss { epoch: usize, batch: usize, loss: f32, first: f32, lr: f32 },
+    /// The work stopped because a stop was requested ([`crate::interrupt`]), with the signal that requested it.
+    Interrupted { signal: i32 },
     /// This CPU lacks instructions this build of crest was compiled to use (see [`crate::cpu`]).
     UnsupportedCpu { missing: Vec<&'static str> },
 }
@@ -37,8 +42,26 @@ impl Error {
         Error::Io { what: format!("{action} {}", path.display()), source }
     }
 
+    /// For a loss that became NaN or diverged: a tenth of the learning rate that failed, written as one would type
+    /// it (`1e29`, `0.0003`).
+    pub fn smaller_lr(&self) -> Option<String> {
+        match self {
+            Error::NonFiniteLoss { lr, .. } | Error::DivergingLoss { lr, .. } => Some(typed(lr / 10.0)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn model_file(path: &Path, reason: impl Into<String>) -> Error {
         Error::ModelFile { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+/// A number as one would type it: in exponent form when plain digits would run long (`1e30`, not 31 digits).
+fn typed(v: f32) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 
@@ -61,9 +84,22 @@ impl fmt::Display for Error {
             ),
             Error::NonFiniteLoss { epoch, batch, loss, lr } => write!(
                 f,
-                "the loss became {loss} at epoch {epoch}, batch {batch}: the learning rate {lr} is too high for this \
-                 model; a smaller one should train"
+                "the loss became {loss} at epoch {epoch}, batch {batch}: the learning rate {} is too high for this \
+                 model; a smaller one should train",
+                typed(*lr)
             ),
+            Error::DivergingLoss { epoch, batch, loss, first, lr } => write!(
+                f,
+                "the loss grew from {first} to {} by epoch {epoch}, batch {batch}: the learning rate {} is too high \
+                 for this model; a smaller one should train",
+                typed(*loss),
+                typed(*lr)
+            ),
+            Error::Interrupted { signal } => match signal {
+                2 => write!(f, "interrupted by SIGINT"),
+                15 => write!(f, "interrupted by SIGTERM"),
+                _ => write!(f, "interrupted by signal {signal}"),
+            },
             Error::UnsupportedCpu { missing } => write!(
                 f,
                 "this build of crest needs CPU features this CPU lacks ({}); build it for this CPU (remove \

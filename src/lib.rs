@@ -20,9 +20,11 @@
 //! [`learner::Learner`] and [`model_io`]. Every fallible call returns [`Result`], with one [`Error`] type. The `crest`
 //! command line is the package's binary, built on this library alone.
 pub mod alloc;
+pub mod careful_write;
 pub mod cpu;
 pub mod data;
 mod error;
+pub mod interrupt;
 pub mod learner;
 pub mod loss;
 pub mod metrics;

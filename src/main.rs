@@ -27,6 +27,6 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().build().expect("a thread pool");
     if let Err(e) = pool.install(|| cli::run(cli)) {
         eprintln!("error: {}", cli::message(&e));
-        std::process::exit(1);
+        std::process::exit(cli::exit_code(&e));
     }
 }

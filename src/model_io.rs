@@ -68,8 +68,8 @@ pub fn save_weights(path: &Path, model: &dyn Module) -> Result<()> {
     write_safetensors(path, model, None)
 }
 
-/// Writes to a temporary file beside `path`, then renames it over `path`: a crash leaves the old file or the new
-/// one, never half of one.
+/// Writes as [`crate::careful_write`] does: a crash, an error or a stop leaves the old file or the new one, never half
+/// of one, and a device, directory or FIFO at `path` is refused, not replaced.
 fn write_safetensors(path: &Path, model: &dyn Module, info: Option<HashMap<String, String>>) -> Result<()> {
     let params = state(model);
     let bytes: Vec<Vec<u8>> =
@@ -82,23 +82,7 @@ fn write_safetensors(path: &Path, model: &dyn Module, info: Option<HashMap<Strin
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
     let buffer = safetensors::serialize(views, &info).map_err(invalid)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&buffer)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write the model to", path, e)
-    })
+    crate::careful_write::write(path, "the model", &buffer)
 }
 
 /// Reads a model file back: the rebuilt model, in evaluation mode, and its metadata. A damaged file, a file that

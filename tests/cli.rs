@@ -204,3 +204,35 @@ fn mlp_and_cnn_train_on_the_sample_and_predict_from_their_files() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_loss_growing_without_bound_stops_training_as_a_nan_does() {
+    let dir = temp_dir("diverging");
+    let model = dir.join("m.safetensors");
+    std::fs::write(&model, b"previous model").unwrap();
+    for args in [["--opt", "adam", "--lr", "1e30"], ["--opt", "sgd", "--lr", "1e3"]] {
+        let out = crest(&[&["train", "--epochs", "2", "--out", model.to_str().unwrap()], &args[..]].concat());
+        assert_clean_failure(&out, "a smaller one should train (e.g. --lr ");
+        let (stdout, stderr) = text(&out);
+        assert!(stderr.starts_with("error: the loss grew from 0.69"), "{args:?}: {stderr}");
+        assert!(stderr.contains(" by epoch 0, batch "), "{args:?}: {stderr}");
+        assert!(!stdout.contains("valid accuracy"), "{args:?}: {stdout}");
+        assert_eq!(std::fs::read(&model).unwrap(), b"previous model");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_it_is_built() {
+    // 40 hidden layers of 65536: 172 billion weights, 1.4 TB with their gradients.
+    let arch = format!("mlp:{}", ["65536"; 40].join(","));
+    let dir = temp_dir("huge");
+    let out = crest(&["train", "--arch", &arch, "--out", dir.join("m.safetensors").to_str().unwrap()]);
+    assert_clean_failure(&out, "GB of memory, more than this machine can give: use a smaller --bs, --size or --arch");
+    let (stdout, stderr) = text(&out);
+    let start = format!("error: training {arch} on batches of 64 images of 1x28x28 needs at least ");
+    assert!(stderr.starts_with(&start), "{stderr}");
+    assert!(!stdout.contains("epoch"), "{stdout}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    train::check_outputs(&args)?;
     let start = Instant::now();
     let split = data::load(&args.dir, &args.load_options())?;
     let load_s = start.elapsed().as_secs_f64();

@@ -6,6 +6,7 @@
 
 mod bench;
 mod predict;
+mod stop_signals;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -42,8 +43,19 @@ pub fn run(cli: Cli) -> crest::Result<()> {
 
 /// The error as one line, with the flag that would help where there is one.
 pub fn message(e: &crest::Error) -> String {
+    if let Some(lr) = e.smaller_lr() {
+        return format!("{e} (e.g. --lr {lr})");
+    }
     match e {
-        crest::Error::NonFiniteLoss { lr, .. } => format!("{e} (e.g. --lr {})", lr / 10.0),
+        crest::Error::Interrupted { .. } => format!("{e}; the model was not saved"),
         _ => e.to_string(),
+    }
+}
+
+/// The exit status for the error: a shell's 128 + the signal's number for a stop by a signal, else 1.
+pub fn exit_code(e: &crest::Error) -> i32 {
+    match e {
+        crest::Error::Interrupted { signal } => 128 + signal,
+        _ => 1,
     }
 }

@@ -6,7 +6,7 @@ use crest::model_io::{self, ModelMeta};
 use crest::nn::{fuse, Arch, LayerSpec, Module, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
-use crest::{Error, Result, Tensor};
+use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -238,10 +238,11 @@ pub struct Trained {
 }
 
 /// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`).
-fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> (Box<dyn Module>, LayerSpec) {
+fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> Result<(Box<dyn Module>, LayerSpec)> {
     let classes = data.train.classes.len();
     let shape = [data.train.channels, data.train.height, data.train.width];
     let spec = args.arch.spec(shape, recipe.loss.outputs(classes));
+    check_memory(args, &spec, shape, recipe.bs.min(data.train.len()))?;
     let model = spec.build(&mut Rng::fork(args.seed, 0x1417));
     if let Some(std) = recipe.init_std {
         let mut rng = Rng::fork(args.seed, 0x1417);
@@ -249,12 +250,29 @@ fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> (Box<dyn Modul
             p.data_mut().copy_from_slice(&Tensor::randn(p.shape(), std, &mut rng).data());
         }
     }
-    (fuse(model), spec)
+    Ok((fuse(model), spec))
+}
+
+/// Refuses a model, image size or batch too large for this machine before any of its buffers is allocated.
+fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: usize) -> Result<()> {
+    // A model that doesn't fit the images has no footprint; the learner explains why.
+    let Some(footprint) = spec.footprint(&shape) else { return Ok(()) };
+    let bytes = footprint.training_bytes(batch, shape.iter().product());
+    if crest::alloc::can_allocate(bytes) {
+        return Ok(());
+    }
+    let [c, h, w] = shape;
+    Err(Error::InvalidArgument(format!(
+        "training {} on batches of {batch} images of {c}x{h}x{w} needs at least {:.1} GB of memory, more than this \
+         machine can give: use a smaller --bs, --size or --arch",
+        args.arch,
+        bytes as f64 / 1e9
+    )))
 }
 
 fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
-    let (model, spec) = build_model(args, data, recipe);
+    let (model, spec) = build_model(args, data, recipe)?;
     let dls = DataLoaders {
         train: DataLoader::new(data.train.clone(), recipe.bs, recipe.order),
         valid: DataLoader::new(data.valid.clone(), recipe.valid_bs, Order::Sequential),
@@ -309,8 +327,18 @@ fn describe(args: &TrainArgs, split: &Split) {
     split.notes.iter().for_each(|n| println!("note: {n}"));
 }
 
+/// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
+pub fn check_outputs(args: &TrainArgs) -> Result<()> {
+    careful_write::check(&args.out, "the model")?;
+    if let Some(csv) = &args.csv {
+        careful_write::check(csv, "the training log")?;
+    }
+    Ok(())
+}
+
 /// `crest train`: load, describe, train, save.
 pub fn run(args: TrainArgs) -> Result<Trained> {
+    check_outputs(&args)?;
     let split = data::load(&args.dir, &args.load_options())?;
     run_on(args, split)
 }
@@ -337,6 +365,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         if args.as_posted { ", as posted" } else { "" }
     );
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
+    super::stop_signals::stop_on_signals()?;
     let (learner, spec) = train(&args, &data, &recipe, true)?;
     if let Some(model) = (learner.model.as_ref() as &dyn std::any::Any).downcast_ref::<Sequential>() {
         for (layers, name) in model.fusions() {

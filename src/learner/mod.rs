@@ -15,13 +15,15 @@
 //! # Ok(()) }
 //! ```
 
+mod divergence;
 mod schedule;
 mod steps;
 mod table;
 
+pub use divergence::DIVERGENCE_FACTOR;
 pub use schedule::Schedule;
 pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
-pub use table::{CsvLogger, EpochRow};
+pub use table::EpochRow;
 
 use crate::data::{DataLoader, Targets};
 use crate::loss::{bce_with_logits, cross_entropy};
@@ -29,7 +31,8 @@ use crate::metrics::Metric;
 use crate::nn::Module;
 use crate::optim::{OptFunc, Optimizer};
 use crate::tensor::{no_grad, Tensor};
-use crate::{Error, Result};
+use crate::{careful_write, interrupt, Error, Result};
+use divergence::DivergenceWatch;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -108,7 +111,11 @@ impl LearnerBuilder {
         self
     }
 
-    /// Also write each epoch's row to a CSV file (fastai's `CSVLogger`).
+    /// Also write the rows to a CSV file (fastai's `CSVLogger`). The file is written whole (see
+    /// [`crate::careful_write`]) each time a `fit` ends, also when it ends early at [`LearnerBuilder::stop_at`]; a
+    /// `fit` that fails (a diverging loss, an error, a stop request) writes none, leaving an earlier file as it was,
+    /// since the table it would hold is already on screen and a log beside no model would be read as a finished
+    /// run's. The path is checked when the learner is built.
     pub fn csv_log(mut self, path: impl Into<PathBuf>) -> Self {
         self.csv = Some(path.into());
         self
@@ -141,12 +148,9 @@ impl LearnerBuilder {
             Targets::Classes => cross_entropy,
         });
         let header = table::header(&self.metrics.iter().map(|m| m.name).collect::<Vec<_>>());
-        let csv = match &self.csv {
-            Some(path) => Some(
-                CsvLogger::create(path, &header).map_err(|e| Error::io("cannot write the training log", path, e))?,
-            ),
-            None => None,
-        };
+        if let Some(path) = &self.csv {
+            careful_write::check(path, "the training log")?;
+        }
         Ok(Learner {
             dls: self.dls,
             model: self.model,
@@ -159,7 +163,8 @@ impl LearnerBuilder {
             stop_at: self.stop_at,
             print_table: self.print_table,
             header,
-            csv,
+            csv: self.csv,
+            divergence: DivergenceWatch::default(),
             opt: None,
             targets,
             epochs_done: 0,
@@ -191,7 +196,8 @@ pub struct Learner {
     stop_at: Option<f32>,
     print_table: bool,
     header: Vec<String>,
-    csv: Option<CsvLogger>,
+    csv: Option<PathBuf>,
+    divergence: DivergenceWatch,
     opt: Option<Box<dyn Optimizer>>,
     targets: Targets,
     epochs_done: usize,
@@ -244,7 +250,11 @@ impl Learner {
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
         let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut());
         self.opt = Some(opt);
-        result.map(|_| &self.recorder[..])
+        result?;
+        if let Some(path) = &self.csv {
+            careful_write::write(path, "the training log", table::csv(&self.header, &self.recorder).as_bytes())?;
+        }
+        Ok(&self.recorder[..])
     }
 
     fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
@@ -255,6 +265,7 @@ impl Learner {
             self.model.set_training(true);
             let (mut total, mut count) = (0.0f64, 0usize);
             for (i, batch) in self.dls.train.batches(epoch).enumerate() {
+                interrupt::check()?;
                 let n = batch.n;
                 let step_lr = schedule.lr(lr, e * self.dls.train.len() + i, steps);
                 opt.set_lr(step_lr);
@@ -264,6 +275,10 @@ impl Learner {
                 if !loss.is_finite() {
                     opt.zero_grad();
                     return Err(Error::NonFiniteLoss { epoch, batch: i, loss, lr });
+                }
+                if let Some((smoothed, first)) = self.divergence.diverging(loss) {
+                    opt.zero_grad();
+                    return Err(Error::DivergingLoss { epoch, batch: i, loss: smoothed, first, lr });
                 }
                 opt.step();
                 opt.zero_grad();
@@ -282,9 +297,6 @@ impl Learner {
             };
             if self.print_table {
                 println!("{}", table::format_row(&row, &self.header));
-            }
-            if let Some(csv) = &mut self.csv {
-                csv.write(&row).map_err(|e| Error::Io { what: "cannot write the training log".into(), source: e })?;
             }
             self.epochs_done += 1;
             let reached = matches!((self.stop_at, row.metrics.first()), (Some(goal), Some(Some(m))) if *m >= goal);

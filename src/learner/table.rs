@@ -1,7 +1,5 @@
 //! The results table fastai prints during `fit`, and the same rows as CSV (fastai's CSVLogger columns).
 
-use std::io::Write;
-
 #[derive(Clone, Debug)]
 pub struct EpochRow {
     pub epoch: usize,
@@ -41,22 +39,13 @@ pub fn format_row(row: &EpochRow, header: &[String]) -> String {
     format_line(&cells(row), header)
 }
 
-pub struct CsvLogger {
-    file: std::fs::File,
-}
-
-impl CsvLogger {
-    pub fn create(path: &std::path::Path, header: &[String]) -> std::io::Result<CsvLogger> {
-        let mut file = std::fs::File::create(path)?;
-        writeln!(file, "{}", header.join(","))?;
-        Ok(CsvLogger { file })
+/// The rows as CSV under the header (fastai's `CSVLogger` columns), the whole log of a run.
+pub fn csv(header: &[String], rows: &[EpochRow]) -> String {
+    let mut text = header.join(",") + "\n";
+    for row in rows {
+        text += &(cells(row).join(",") + "\n");
     }
-
-    /// One row per epoch, written as it ends, so an interrupted run keeps what it did.
-    pub fn write(&mut self, row: &EpochRow) -> std::io::Result<()> {
-        writeln!(self.file, "{}", cells(row).join(","))?;
-        self.file.flush()
-    }
+    text
 }
 
 #[cfg(test)]
@@ -76,5 +65,9 @@ mod tests {
         };
         assert_eq!(format_line(&h, &h), "epoch     train_loss  valid_loss  batch_accuracy  time");
         assert_eq!(format_row(&row, &h), "0         0.504162    0.499413    0.515000        00:00");
+        assert_eq!(
+            csv(&h, &[row]),
+            "epoch,train_loss,valid_loss,batch_accuracy,time\n0,0.504162,0.499413,0.515000,00:00\n"
+        );
     }
 }

@@ -48,21 +48,32 @@ impl Conv2d {
 
     pub(crate) fn shape_after(&self, input: &[usize]) -> Result<Vec<usize>> {
         let (cin, cout, k) = self.dims();
-        let (s, p) = (self.stride, self.padding);
-        let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
-        match *input {
-            [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => {
-                Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1])
-            }
-            [c, _, _] if c != cin => Err(format!("{name} needs {cin} input channels, got input {input:?}")),
-            [_, _, _] => Err(format!(
-                "{name} needs images of at least {0}x{0} after padding, got input {input:?}",
-                k.saturating_sub(2 * p)
-            )),
-            _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
-        }
-        .map_err(Error::Shape)
+        conv_output_shape(input, cin, cout, k, self.stride, self.padding)
     }
+}
+
+/// The output shape of a convolution of `cin` to `cout` channels with a `k`×`k` kernel on an image of shape `input`.
+pub(crate) fn conv_output_shape(
+    input: &[usize],
+    cin: usize,
+    cout: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> Result<Vec<usize>> {
+    let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
+    match *input {
+        [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => {
+            Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1])
+        }
+        [c, _, _] if c != cin => Err(format!("{name} needs {cin} input channels, got input {input:?}")),
+        [_, _, _] => Err(format!(
+            "{name} needs images of at least {0}x{0} after padding, got input {input:?}",
+            k.saturating_sub(2 * p)
+        )),
+        _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
+    }
+    .map_err(Error::Shape)
 }
 
 impl Module for Conv2d {
