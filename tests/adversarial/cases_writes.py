@@ -240,20 +240,20 @@ def kills_then_save(ctx):
     mid_save = []
     for k, moment in enumerate(moments):
         during = kill_when(15 if k % 2 else 9, lambda out: True, moment,
-                           before=lambda pid: mid_save.append(ctx.path(f".{MODEL}.tmp-{pid}").exists()))
+                           before=lambda pid: mid_save.append(ctx.path(f".{MODEL}.crest-tmp-{pid}").exists()))
         ctx.crest_run(train_to(MODEL, *SLOW_SAVE), during=during)
     ctx.notes.append(f"{sum(mid_save)} of {len(moments)} kills came while the run's temp file existed")
     ctx.crest_run(train_to(MODEL))
 
 
 # Linux never gives a process this PID (PID_MAX_LIMIT): the temp file of a crest that is surely gone.
-DEAD_TEMP = f".{MODEL}.tmp-4194304"
+DEAD_TEMP = f".{MODEL}.crest-tmp-4194304"
 
 
 def stale_temps(ctx):
     """Temp files of crest's naming: one of a process that can't be alive, one of a process that is (this suite)."""
     ctx.path(DEAD_TEMP).write_bytes(b"half a model")
-    ctx.path(f".{MODEL}.tmp-{os.getpid()}").write_bytes(b"another crest's model in the making")
+    ctx.path(f".{MODEL}.crest-tmp-{os.getpid()}").write_bytes(b"another crest's model in the making")
 
 
 def dead_temp_removed(ctx):

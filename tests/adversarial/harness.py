@@ -20,7 +20,7 @@ TIMEOUT_S = 20
 # Worst first: a case's verdict is the worst of its findings.
 VERDICTS = ["PANIC", "ABORT", "HANG", "LOST", "LEFT", "WRONG", "UNCLEAR"]
 DEBUG_SYNTAX = ["{ ", "Error(", "Some(", "InvalidOffset", "MetadataIncompleteBuffer", "Os { code"]
-TEMP_FILE = re.compile(r"^\..*\.tmp-")
+TEMP_FILE = re.compile(r"^\..*\.(crest-)?tmp-")
 # What clap prints around its one-line message (exit 2); the message itself is judged like crest's own.
 CLAP_TRAILER = re.compile(
     r"^(For more information, try '--help'\.|Usage: .*|\s+tip: .*|\s+\[possible values: .*\]|\s*)$"

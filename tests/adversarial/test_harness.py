@@ -89,9 +89,9 @@ class JudgeFiles(unittest.TestCase):
         self.assertEqual(verdict(self.files(True)), "LOST")
 
     def test_temp_files_and_failed_outputs_are_left(self):
-        (self.root / ".model.safetensors.tmp-42").write_bytes(b"half")
+        (self.root / ".model.safetensors.crest-tmp-42").write_bytes(b"half")
         self.assertEqual(verdict(self.files(True)), "LEFT")
-        os.unlink(self.root / ".model.safetensors.tmp-42")
+        os.unlink(self.root / ".model.safetensors.crest-tmp-42")
         (self.root / "log.csv").write_bytes(b"")
         self.assertEqual(verdict(self.files(False, outputs=("log.csv",))), "LEFT")
         self.assertEqual(self.files(True, outputs=("log.csv",)), [])
