@@ -260,6 +260,11 @@ fn crafted_files_are_refused_with_one_sentence_each() {
     case(
         "a file cut short",
         sealed[..sealed.len() - 10].to_vec(),
+        "tensor 1.weight's data lies outside the file (it would end 60 bytes after the header; 50 are there)",
+    );
+    case(
+        "a file with bytes added",
+        [&sealed[..], b"more"].concat(),
         "its tensors' data does not end where the file does (the file is cut short, or has bytes added)",
     );
     case(
@@ -282,6 +287,15 @@ fn crafted_files_are_refused_with_one_sentence_each() {
         "offsets that leave a gap",
         moved.into_bytes(),
         "tensor 1.bias's data does not start where the tensor before it ends (its offsets are damaged)",
+    );
+
+    // An end near 2^64 once overflowed inside safetensors (a panic where overflow checks are on).
+    let header = br#"{"w":{"dtype":"F32","shape":[4611686018427387903],"data_offsets":[0,18446744073709551612]}}"#;
+    let overflowing = [&(header.len() as u64).to_le_bytes()[..], header].concat();
+    case(
+        "an offset near 2^64",
+        overflowing,
+        "tensor w's data lies outside the file (it would end 18446744073709551612 bytes after the header; 0 are there)",
     );
 
     let dir = temp_dir("crafted");
