@@ -33,6 +33,7 @@ pub mod nn;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
+pub mod text;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -1,6 +1,7 @@
 use crest::data::load_image;
 use crest::loss::{softmax_in_place, Loss};
 use crest::tensor::no_grad;
+use crest::text::printable;
 use crest::{model_io, nn, Error, Result, Tensor};
 use std::path::PathBuf;
 
@@ -33,6 +34,13 @@ fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
 
 pub fn run(args: PredictArgs) -> Result<()> {
     let (model, meta) = model_io::load(&args.model)?;
+    if meta.predates_checksum {
+        eprintln!(
+            "warning: {} has no checksum (it was written before crest stored one), so damage to it would go \
+             unnoticed; saving the model again adds one",
+            args.model.display()
+        );
+    }
     let model = nn::fuse(model);
     let _g = no_grad();
     let mut failed = 0;
@@ -46,11 +54,23 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
         };
         let x = Tensor::from_u8(pixels, &[1, meta.channels, meta.height, meta.width], meta.scale);
-        let probs = probabilities(&model.forward(&x).to_vec(), meta.loss);
+        let logits = model.forward(&x).to_vec();
+        // A model file's weights are checked to be finite, yet large ones can still overflow on an image.
+        if !logits.iter().all(|v| v.is_finite()) {
+            return Err(Error::Data(format!(
+                "the model's outputs for {} are not finite numbers: its weights are too large",
+                path.display()
+            )));
+        }
+        let probs = probabilities(&logits, meta.loss);
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let top: Vec<String> =
-            ranked.iter().take(args.top as usize).map(|&(c, p)| format!("{} {:.4}", meta.classes[c], p)).collect();
+        // Class names come from the model file: escaped, so that none can end the line or split its fields.
+        let top: Vec<String> = ranked
+            .iter()
+            .take(args.top as usize)
+            .map(|&(c, p)| format!("{} {:.4}", printable(&meta.classes[c]), p))
+            .collect();
         println!("{}\t{}", path.display(), top.join("\t"));
     }
     if failed > 0 {

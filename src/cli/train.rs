@@ -255,8 +255,9 @@ fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> Result<(Box<dy
 
 /// Refuses a model, image size or batch too large for this machine before any of its buffers is allocated.
 fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: usize) -> Result<()> {
-    // A model that doesn't fit the images has no footprint; the learner explains why.
-    let Some(footprint) = spec.footprint(&shape) else { return Ok(()) };
+    let footprint = spec
+        .footprint(&shape)
+        .map_err(|e| Error::Shape(format!("the model does not fit images of shape {shape:?}: {e}")))?;
     let bytes = footprint.training_bytes(batch, shape.iter().product());
     if crest::alloc::can_allocate(bytes) {
         return Ok(());

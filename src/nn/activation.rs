@@ -1,7 +1,7 @@
 //! Parameter-free layers.
 
 use super::{LayerSpec, Module};
-use crate::{Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 pub struct ReLU;
 pub struct Sigmoid;
@@ -40,6 +40,14 @@ impl Module for Flatten {
         Some(LayerSpec::Flatten)
     }
     fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
-        Some(Ok(vec![input.iter().product()]))
+        Some(flattened(input))
+    }
+}
+
+/// `[...]` → `[product]`, or why the product is no size at all.
+pub(crate) fn flattened(input: &[usize]) -> Result<Vec<usize>> {
+    match input.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) => Ok(vec![n]),
+        None => Err(Error::Shape(format!("Flatten: input {input:?} holds more values than a machine can"))),
     }
 }

@@ -64,11 +64,17 @@ impl Module for BatchNorm {
     }
 
     fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
-        let c = self.weight.numel();
-        Some(match input.first() {
-            Some(&ch) if ch == c && (input.len() == 1 || input.len() == 3) => Ok(input.to_vec()),
-            _ => Err(Error::Shape(format!("BatchNorm({c}) needs input [{c}] or [{c}, height, width], got {input:?}"))),
-        })
+        Some(batchnorm_output(self.weight.numel(), input))
+    }
+}
+
+/// BatchNorm over `c` channels keeps the shape of an `input` it can take: what the layer tells, and what a
+/// [`LayerSpec`] is checked with before anything is built.
+pub(crate) fn batchnorm_output(c: usize, input: &[usize]) -> Result<Vec<usize>> {
+    match input.first() {
+        _ if c == 0 => Err(Error::Shape("BatchNorm(0) has no channels to normalise".into())),
+        Some(&ch) if ch == c && (input.len() == 1 || input.len() == 3) => Ok(input.to_vec()),
+        _ => Err(Error::Shape(format!("BatchNorm({c}) needs input [{c}] or [{c}, height, width], got {input:?}"))),
     }
 }
 

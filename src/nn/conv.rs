@@ -48,29 +48,35 @@ impl Conv2d {
 
     pub(crate) fn shape_after(&self, input: &[usize]) -> Result<Vec<usize>> {
         let (cin, cout, k) = self.dims();
-        conv_output_shape(input, cin, cout, k, self.stride, self.padding)
+        conv2d_output(cin, cout, k, self.stride, self.padding, input)
     }
 }
 
-/// The output shape of a convolution of `cin` to `cout` channels with a `k`×`k` kernel on an image of shape `input`.
-pub(crate) fn conv_output_shape(
-    input: &[usize],
+/// The output shape of a convolution for one example of `input` shape, or why it can't take it: what the layer
+/// tells, and what a [`LayerSpec`] is checked with before anything is built (so every number may be absurd).
+pub(crate) fn conv2d_output(
     cin: usize,
     cout: usize,
     k: usize,
     s: usize,
     p: usize,
+    input: &[usize],
 ) -> Result<Vec<usize>> {
-    let name = format!("Conv2d({cin}, {cout}, kernel {k}, stride {s}, padding {p})");
+    let name = LayerSpec::Conv2d { in_channels: cin, out_channels: cout, kernel_size: k, stride: s, padding: p };
+    let padded = |x: usize| p.checked_mul(2).and_then(|both| x.checked_add(both));
     match *input {
-        [c, h, w] if c == cin && h + 2 * p >= k && w + 2 * p >= k => {
-            Ok(vec![cout, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1])
+        _ if cin == 0 || cout == 0 || k == 0 || s == 0 => {
+            Err(format!("{name} needs channels, kernel size and stride of at least 1"))
         }
         [c, _, _] if c != cin => Err(format!("{name} needs {cin} input channels, got input {input:?}")),
-        [_, _, _] => Err(format!(
-            "{name} needs images of at least {0}x{0} after padding, got input {input:?}",
-            k.saturating_sub(2 * p)
-        )),
+        [_, h, w] => match (padded(h), padded(w)) {
+            (Some(ph), Some(pw)) if ph >= k && pw >= k => Ok(vec![cout, (ph - k) / s + 1, (pw - k) / s + 1]),
+            (Some(_), Some(_)) => Err(format!(
+                "{name} needs images of at least {0}x{0} after padding, got input {input:?}",
+                k.saturating_sub(2 * p)
+            )),
+            _ => Err(format!("{name} pads input {input:?} beyond any size")),
+        },
         _ => Err(format!("{name} needs input [channels, height, width], got {input:?}")),
     }
     .map_err(Error::Shape)

@@ -42,7 +42,7 @@ impl Linear {
 
     /// `Linear(in, out)`, for messages.
     pub(crate) fn name(&self) -> String {
-        format!("Linear({}, {})", self.in_features(), self.out_features())
+        LayerSpec::Linear { in_features: self.in_features(), out_features: self.out_features() }.to_string()
     }
 
     /// The forward pass, followed by a ReLU in the same op when `relu` (see [`super::LinearReLU`]).
@@ -57,10 +57,20 @@ impl Linear {
     }
 
     pub(crate) fn shape_after(&self, input: &[usize]) -> Result<Vec<usize>> {
-        match input {
-            [n] if *n == self.in_features() => Ok(vec![self.out_features()]),
-            _ => Err(Error::Shape(format!("{} needs input [{}], got {input:?}", self.name(), self.in_features()))),
+        linear_output(self.in_features(), self.out_features(), input)
+    }
+}
+
+/// The output shape of `Linear(in_features, out_features)` for one example of `input` shape, or why it can't take
+/// it: what the layer tells, and what a [`LayerSpec`] is checked with before anything is built.
+pub(crate) fn linear_output(in_features: usize, out_features: usize, input: &[usize]) -> Result<Vec<usize>> {
+    let name = LayerSpec::Linear { in_features, out_features };
+    match input {
+        _ if in_features == 0 || out_features == 0 => {
+            Err(Error::Shape(format!("{name} needs at least one input and one output feature")))
         }
+        [n] if *n == in_features => Ok(vec![out_features]),
+        _ => Err(Error::Shape(format!("{name} needs input [{in_features}], got {input:?}"))),
     }
 }
 

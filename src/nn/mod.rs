@@ -17,6 +17,7 @@ mod linear;
 mod pool;
 mod sequential;
 mod spec;
+mod spec_shapes;
 
 pub use activation::{Flatten, ReLU, Sigmoid};
 pub use arch::Arch;
@@ -30,6 +31,7 @@ pub use linear::Linear;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::{fuse, Sequential};
 pub use spec::LayerSpec;
+pub use spec_shapes::{SpecShapes, MAX_VALUES_PER_EXAMPLE, MAX_WORK_PER_EXAMPLE};
 
 use crate::{Result, Tensor};
 

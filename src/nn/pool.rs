@@ -16,12 +16,25 @@ pub struct AvgPool2d {
 /// Average over all positions: `[C, H, W]` → `[C]` (PyTorch's `AdaptiveAvgPool2d(1)` + `Flatten`).
 pub struct AdaptiveAvgPool2d;
 
-fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>> {
+/// The output shape of a `k`×`k` pool with stride `s`, or why it can't take `input`: what the layers tell, and what
+/// a [`LayerSpec`] is checked with before anything is built.
+pub(crate) fn pooled(input: &[usize], k: usize, s: usize, name: &str) -> Result<Vec<usize>> {
     match *input {
+        _ if k == 0 || s == 0 => {
+            Err(Error::Shape(format!("{name}(kernel {k}, stride {s}) needs kernel size and stride of at least 1")))
+        }
         [c, h, w] if h >= k && w >= k => Ok(vec![c, (h - k) / s + 1, (w - k) / s + 1]),
         _ => Err(Error::Shape(format!(
             "{name}({k}) needs input [channels, height, width] of at least {k}x{k}, got {input:?}"
         ))),
+    }
+}
+
+/// `[C, H, W]` → `[C]`, or why `input` has no such shape.
+pub(crate) fn averaged_over_positions(input: &[usize]) -> Result<Vec<usize>> {
+    match *input {
+        [c, _, _] => Ok(vec![c]),
+        _ => Err(Error::Shape(format!("AdaptiveAvgPool2d needs input [channels, height, width], got {input:?}"))),
     }
 }
 
@@ -57,9 +70,6 @@ impl Module for AdaptiveAvgPool2d {
         Some(LayerSpec::AdaptiveAvgPool2d)
     }
     fn output_shape(&self, input: &[usize]) -> Option<Result<Vec<usize>>> {
-        Some(match *input {
-            [c, _, _] => Ok(vec![c]),
-            _ => Err(Error::Shape(format!("AdaptiveAvgPool2d needs input [channels, height, width], got {input:?}"))),
-        })
+        Some(averaged_over_positions(input))
     }
 }

@@ -45,3 +45,29 @@ impl LayerSpec {
         }
     }
 }
+
+/// A layer as messages name it, PyTorch-like: `Linear(784, 10)`, `Conv2d(1, 32, kernel 3, stride 1, padding 1)`.
+impl std::fmt::Display for LayerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerSpec::Sequential { layers } => write!(f, "Sequential({} layers)", layers.len()),
+            LayerSpec::Linear { in_features, out_features } => write!(f, "Linear({in_features}, {out_features})"),
+            LayerSpec::ReLU => f.write_str("ReLU"),
+            LayerSpec::Sigmoid => f.write_str("Sigmoid"),
+            LayerSpec::Flatten => f.write_str("Flatten"),
+            LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => write!(
+                f,
+                "Conv2d({in_channels}, {out_channels}, kernel {kernel_size}, stride {stride}, padding {padding})"
+            ),
+            LayerSpec::MaxPool2d { kernel_size, stride } => {
+                write!(f, "MaxPool2d(kernel {kernel_size}, stride {stride})")
+            }
+            LayerSpec::AvgPool2d { kernel_size, stride } => {
+                write!(f, "AvgPool2d(kernel {kernel_size}, stride {stride})")
+            }
+            LayerSpec::AdaptiveAvgPool2d => f.write_str("AdaptiveAvgPool2d"),
+            LayerSpec::BatchNorm { features } => write!(f, "BatchNorm({features})"),
+            LayerSpec::Dropout { p } => write!(f, "Dropout({p})"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Model files: weights as safetensors (PyTorch's `safetensors.torch.load_file` reads them, with `nn.Sequential`'s
+//! key names) plus crest's metadata — classes, preprocessing and architecture — to rebuild the model, and a
+//! checksum of both.
+//!
+//! A model file is untrusted input (downloaded, damaged, crafted): reading one never panics, aborts or hangs, and
+//! never allocates more than the bytes really in it decide. Everything in it is checked before anything is built
+//! from it; a file that fails a check is refused with one sentence saying what is wrong.
+
+mod checksum;
+mod file;
+mod layout;
+mod validate;
+
+pub use file::MAX_MODEL_FILE_BYTES;
+
+use crate::loss::Loss;
+use crate::nn::{LayerSpec, Module};
+use crate::rng::Rng;
+use crate::text::printable;
+use crate::{Error, Result, Tensor};
+use layout::Layout;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Bumped when the file layout changes; files of other formats are refused, not guessed at. (The checksum came
+/// within format 1: files without one still load.)
+pub const FORMAT: u32 = 1;
+const META_KEY: &str = "crest";
+/// What errors call a model given as bytes rather than a path.
+const IN_MEMORY: &str = "<memory>";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub format: u32,
+    pub crest_version: String,
+    pub classes: Vec<String>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Pixel bytes are multiplied by this before the model sees them.
+    pub scale: f32,
+    /// How the model was asked for on the command line (`linear`, `mlp:256`, …).
+    pub arch: String,
+    pub loss: Loss,
+    pub spec: LayerSpec,
+    /// Set by [`load`] for a file written before crest stored a checksum, whose damage could not be detected (it is
+    /// loaded all the same; saving the model again adds one). Not stored.
+    #[serde(skip)]
+    pub predates_checksum: bool,
+}
+
+impl ModelMeta {
+    pub fn new(classes: Vec<String>, shape: [usize; 3], scale: f32, arch: &str, loss: Loss, spec: LayerSpec) -> Self {
+        let [channels, height, width] = shape;
+        ModelMeta {
+            format: FORMAT,
+            crest_version: env!("CARGO_PKG_VERSION").to_string(),
+            classes,
+            channels,
+            height,
+            width,
+            scale,
+            arch: arch.to_string(),
+            loss,
+            spec,
+            predates_checksum: false,
+        }
+    }
+}
+
+/// Everything a model file holds: parameters, then buffers (running statistics).
+fn state(model: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut s = model.named_parameters();
+    s.extend(model.named_buffers());
+    s
+}
+
+/// Writes a model with its metadata, so that [`load`] rebuilds it. Every layer must describe itself
+/// ([`Module::spec`]); a model with a layer of your own can be saved with [`save_weights`].
+pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
+    crate::careful_write::write(path, "the model", &save_bytes(model, meta)?)
+}
+
+/// What [`save`] writes, as bytes ([`load_bytes`] reads them).
+pub fn save_bytes(model: &dyn Module, meta: &ModelMeta) -> Result<Vec<u8>> {
+    let info = serde_json::to_string(meta).map_err(|e| Error::InvalidArgument(format!("model metadata: {e}")))?;
+    serialize(model, Some(info))
+}
+
+/// Writes the model's parameters and buffers only, under their PyTorch names (`safetensors.torch.load_file` reads
+/// them; [`load_weights`] puts them back into a model built the same way), with their checksum.
+pub fn save_weights(path: &Path, model: &dyn Module) -> Result<()> {
+    crate::careful_write::write(path, "the model", &serialize(model, None)?)
+}
+
+/// The model's tensors as safetensors, with `crest_meta` and the checksum of both in the header's metadata.
+fn serialize(model: &dyn Module, crest_meta: Option<String>) -> Result<Vec<u8>> {
+    let params = state(model);
+    let bytes: Vec<Vec<u8>> =
+        params.iter().map(|(_, p)| p.data().iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let sum = checksum::of(
+        crest_meta.as_deref(),
+        params.iter().map(|(name, _)| name.as_str()).zip(bytes.iter().map(Vec::as_slice)),
+    );
+    let mut info = HashMap::from([(checksum::KEY.to_string(), sum)]);
+    info.extend(crest_meta.map(|m| (META_KEY.to_string(), m)));
+    let invalid = |e: safetensors::SafeTensorError| Error::InvalidArgument(format!("cannot serialise the model: {e}"));
+    let views = params
+        .iter()
+        .zip(&bytes)
+        .map(|((name, p), b)| TensorView::new(Dtype::F32, p.shape().to_vec(), b).map(|v| (name.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    safetensors::serialize(views, &Some(info)).map_err(invalid)
+}
+
+/// Reads a model file back: the rebuilt model, in evaluation mode, and its metadata. Only a regular file of at most
+/// [`MAX_MODEL_FILE_BYTES`] is read; a damaged file (its checksum doesn't match), a file that is not crest's, one
+/// whose parts disagree (classes and outputs, image shape and layers, tensors and layers) or whose sizes are beyond
+/// reason ([`crate::nn::MAX_VALUES_PER_EXAMPLE`]), or one of another format version is refused with the reason.
+pub fn load(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
+    read_model(&file::read(path)?, path)
+}
+
+/// [`load`] on the bytes of a model file; errors name the model `<memory>`.
+pub fn load_bytes(bytes: &[u8]) -> Result<(Box<dyn Module>, ModelMeta)> {
+    read_model(bytes, Path::new(IN_MEMORY))
+}
+
+fn read_model(bytes: &[u8], path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
+    let bad = |why: String| Error::model_file(path, why);
+    let file = Layout::parse(bytes).map_err(bad)?;
+    let json = file.entry(META_KEY).ok_or_else(|| bad("it has no crest metadata".into()))?;
+    let value = serde_json::from_str::<serde_json::Value>(json);
+    let is_format_1 = |v: &serde_json::Value| v["format"].as_u64() == Some(FORMAT as u64);
+    let other_version = |v: &serde_json::Value| Error::ModelVersion {
+        path: path.to_path_buf(),
+        format: v["format"].as_u64(),
+        written_by: v["crest_version"].as_str().map(|s| printable(s).into_owned()),
+    };
+    // Another format number is told before the checksum is checked: the checksum is format 1's.
+    if let Ok(v) = &value {
+        if v["format"].is_u64() && !is_format_1(v) {
+            return Err(other_version(v));
+        }
+    }
+    let predates_checksum = !checksum_matches(&file, Some(json)).map_err(bad)?;
+    match &value {
+        Err(e) => return Err(bad(format!("its crest metadata is not valid JSON ({})", printable(&e.to_string())))),
+        Ok(v) if !is_format_1(v) => return Err(other_version(v)),
+        Ok(_) => {}
+    }
+    let mut meta: ModelMeta = serde_json::from_str(json)
+        .map_err(|e| bad(format!("its crest metadata does not describe a model ({})", printable(&e.to_string()))))?;
+    meta.predates_checksum = predates_checksum;
+    let shapes = validate::metadata(&meta).map_err(bad)?;
+    validate::tensors(&file, &shapes.tensors).map_err(bad)?;
+    let model = build(&meta.spec, &file, path)?;
+    Ok((model, meta))
+}
+
+/// Whether the file has a checksum (`false` for files from before crest wrote one); an error if it has one that
+/// doesn't match.
+fn checksum_matches(file: &Layout, crest_meta: Option<&str>) -> Result<bool, String> {
+    let Some(stored) = file.entry(checksum::KEY) else {
+        return Ok(false);
+    };
+    let tensors = file.tensors_by_name();
+    let computed = checksum::of(crest_meta, tensors.iter().map(|(name, bytes)| (name.as_str(), *bytes)));
+    if stored != computed {
+        return Err(format!(
+            "its checksum {} does not match its contents ({computed}): the file is damaged",
+            printable(stored)
+        ));
+    }
+    Ok(true)
+}
+
+/// The model `spec` describes, with the file's tensors, in evaluation mode: called once `file` is checked to hold
+/// every tensor it needs, so the memory it takes is the size of tensors really in the file, which is asked for
+/// first so that a file too large for this machine is an error, not an abort.
+fn build(spec: &LayerSpec, file: &Layout, path: &Path) -> Result<Box<dyn Module>> {
+    let bytes: usize = file.tensors_by_name().iter().map(|(_, b)| b.len()).sum();
+    if Vec::<u8>::new().try_reserve_exact(bytes).is_err() {
+        return Err(Error::io("cannot load the model in", path, std::io::ErrorKind::OutOfMemory.into()));
+    }
+    let mut model = spec.build(&mut Rng::new(0));
+    model.set_training(false);
+    read_state(file, model.as_ref(), path)?;
+    Ok(model)
+}
+
+/// Reads weights written by [`save_weights`] (or by `save`, or by PyTorch's `safetensors.torch.save_file` with
+/// the same names) into `model`, whose parameters and buffers must all be in the file with the same shapes. The
+/// file's checksum, if it has one, must match.
+pub fn load_weights(path: &Path, model: &dyn Module) -> Result<()> {
+    let bytes = file::read(path)?;
+    let bad = |why: String| Error::model_file(path, why);
+    let file = Layout::parse(&bytes).map_err(bad)?;
+    checksum_matches(&file, file.entry(META_KEY)).map_err(bad)?;
+    let expected: Vec<(String, Vec<usize>)> =
+        state(model).into_iter().map(|(name, p)| (name, p.shape().to_vec())).collect();
+    validate::tensors(&file, &expected).map_err(bad)?;
+    read_state(&file, model, path)
+}
+
+/// Copies the file's tensors into the model's, once [`validate::tensors`] has checked them all.
+fn read_state(file: &Layout, model: &dyn Module, path: &Path) -> Result<()> {
+    for (name, p) in state(model) {
+        let t = file.tensor(&name).ok_or_else(|| Error::model_file(path, format!("tensor {name} is missing")))?;
+        p.data_mut().iter_mut().zip(t.values()).for_each(|(to, from)| *to = from);
+    }
+    Ok(())
+}
