@@ -239,6 +239,16 @@ mod tests {
         assert!(strict.contains("strict"), "{strict}");
     }
 
+    /// Every image over the budget: each decodes alone, and the data is the same.
+    #[test]
+    fn a_budget_below_every_image_loads_the_same_data() {
+        let d = messy_folder();
+        let opts = LoadOptions { valid_pct: 0.0, ..quiet() };
+        let roomy = load(d.path(), &opts).unwrap();
+        let tight = load(d.path(), &LoadOptions { decode_budget: 1, ..opts }).unwrap();
+        assert_eq!((tight.train, tight.warnings), (roomy.train, roomy.warnings));
+    }
+
     #[test]
     fn auto_channels_and_size_default() {
         let d = TempDir::new("auto");

@@ -104,7 +104,7 @@ impl Limits {
 
 /// A decoder's error as one line (warnings and errors are one line each), naming the format.
 fn failed(format: &str, e: impl std::fmt::Display) -> String {
-    format!("cannot decode {format}: {}", e.to_string().replace('\n', " "))
+    format!("cannot decode {format}: {}", e.to_string().trim().replace('\n', " "))
 }
 
 /// A pixel buffer whose size overflows `usize`: only a `max_pixels` beyond any memory lets one through.
