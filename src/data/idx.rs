@@ -1,8 +1,7 @@
 //! IDX files, the MNIST format: `*-images-idx3-ubyte` (u8 images) and `*-labels-idx1-ubyte` (u8 labels), each
 //! optionally gzipped. Big-endian header: magic, then one u32 per dimension.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -35,55 +34,117 @@ pub fn is_idx_dir(dir: &Path) -> bool {
     find(dir, "train-images-idx3-ubyte").is_some() && find(dir, "train-labels-idx1-ubyte").is_some()
 }
 
-/// Header values then body of an IDX file, gunzipping when it starts with the gzip magic. The body is read with a
-/// cap of what the header promises, so neither a lying header nor a gzip bomb can make us allocate more than the
-/// file really holds.
-fn read_idx(path: &Path, magic: u32, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let name = path.display();
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io("cannot open", path, e))?);
-    let mut gz = [0u8; 2];
-    let n = file.read(&mut gz).map_err(|e| Error::io("cannot read", path, e))?;
-    let head = std::io::Cursor::new(gz[..n].to_vec()).chain(file);
-    let mut reader: Box<dyn Read> =
-        if gz[..n] == [0x1f, 0x8b] { Box::new(MultiGzDecoder::new(head)) } else { Box::new(head) };
-
+/// Header values then body of an IDX file's bytes, gunzipped first when they start with the gzip magic. The body
+/// is inflated with a cap of what the header promises, so neither a lying header nor a gzip bomb can make us
+/// allocate more than the file really holds. Errors do not name the file: the caller does.
+fn parse_idx(bytes: &[u8], magic: u32, dims: usize) -> Result<(Vec<usize>, Vec<u8>), String> {
+    let mut reader: Box<dyn Read + '_> =
+        if bytes.starts_with(&[0x1f, 0x8b]) { Box::new(MultiGzDecoder::new(bytes)) } else { Box::new(bytes) };
     let mut header = vec![0u8; 4 * (1 + dims)];
-    reader
-        .read_exact(&mut header)
-        .map_err(|e| Error::Data(format!("{name}: too short for an IDX header ({} bytes): {e}", header.len())))?;
+    reader.read_exact(&mut header).map_err(|e| format!("too short for an IDX header ({} bytes): {e}", header.len()))?;
     let words: Vec<u32> = header.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).collect();
     if words[0] != magic {
-        return Err(Error::Data(format!("{name}: magic number is 0x{:08x}, expected 0x{magic:08x}", words[0])));
+        return Err(format!("magic number is 0x{:08x}, expected 0x{magic:08x}", words[0]));
     }
     let shape: Vec<usize> = words[1..].iter().map(|&w| w as usize).collect();
-    let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let Some(expected) = expected else {
-        return Err(Error::Data(format!("{name}: dimensions {shape:?} are too large")));
+    let Some(expected) = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(format!("dimensions {shape:?} are too large"));
     };
     // Sized up front: growing by doubling would copy the body several times, and keep the copies (crest's
     // allocator keeps freed memory for reuse). Capped so a corrupt header cannot reserve gigabytes.
-    let mut body = Vec::with_capacity(expected.saturating_add(1).min(1 << 28));
-    reader
-        .take(expected as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Error::io("cannot read the data of", path, e))?;
+    let mut body = Vec::with_capacity(expected.saturating_add(1).min(bytes.len().saturating_mul(1032)).min(1 << 28));
+    reader.take(expected as u64 + 1).read_to_end(&mut body).map_err(|e| format!("corrupt compressed data: {e}"))?;
     if body.len() != expected {
         let more = if body.len() > expected { "more than" } else { "only" };
-        return Err(Error::Data(format!(
-            "{name}: header {shape:?} needs {expected} bytes of data, got {more} {}",
+        return Err(format!(
+            "header {shape:?} needs {expected} bytes of data, got {more} {}",
             body.len().min(expected)
-        )));
+        ));
     }
     Ok((shape, body))
 }
 
+/// An IDX images file (`idx3-ubyte`, gzipped or not) from its bytes: refused unless it holds at least one image of
+/// at least one pixel.
+pub fn parse_images(bytes: &[u8]) -> Result<IdxImages> {
+    let (shape, pixels) = parse_idx(bytes, IMAGES_MAGIC, 3).map_err(Error::Data)?;
+    let (count, rows, cols) = (shape[0], shape[1], shape[2]);
+    if count == 0 {
+        return Err(Error::Data("the file holds 0 images (its header says so): nothing to learn from".into()));
+    }
+    if rows == 0 || cols == 0 {
+        return Err(Error::Data(format!(
+            "its {count} images are {rows}x{cols} pixels (rows x columns): an image needs at least one of each"
+        )));
+    }
+    Ok(IdxImages { count, rows, cols, pixels })
+}
+
+/// An IDX labels file (`idx1-ubyte`, gzipped or not) from its bytes.
+pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>> {
+    Ok(parse_idx(bytes, LABELS_MAGIC, 1).map_err(Error::Data)?.1)
+}
+
+/// `parse` on the file at `path`, its errors naming the file.
+fn read_file<T>(path: &Path, parse: fn(&[u8]) -> Result<T>) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    parse(&bytes).map_err(|e| match e {
+        Error::Data(why) => Error::Data(format!("{}: {why}", path.display())),
+        other => other,
+    })
+}
+
 pub fn read_images(path: &Path) -> Result<IdxImages> {
-    let (shape, pixels) = read_idx(path, IMAGES_MAGIC, 3)?;
-    Ok(IdxImages { count: shape[0], rows: shape[1], cols: shape[2], pixels })
+    read_file(path, parse_images)
 }
 
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    Ok(read_idx(path, LABELS_MAGIC, 1)?.1)
+    read_file(path, parse_labels)
+}
+
+/// Labels as ranges, `1-3, 5, 9-254`: the labels that a message names, short even when there are hundreds.
+fn ranges(labels: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < labels.len() {
+        let start = labels[i];
+        while i + 1 < labels.len() && labels[i + 1] == labels[i] + 1 {
+            i += 1;
+        }
+        out.push(if labels[i] == start { start.to_string() } else { format!("{start}-{}", labels[i]) });
+        i += 1;
+    }
+    out.join(", ")
+}
+
+/// Training labels must use every class `0..classes` (an image folder refuses an empty class, and so does this),
+/// and validation labels must be among them.
+fn check_labels(dir: &Path, train: &[u32], valid: &[u32], classes: usize) -> Result<()> {
+    let mut used = vec![false; classes];
+    train.iter().for_each(|&l| used[l as usize] = true);
+    let unused: Vec<u32> = (0..classes as u32).filter(|&l| !used[l as usize]).collect();
+    let last = classes.saturating_sub(1);
+    if !unused.is_empty() {
+        let s = if unused.len() == 1 { "" } else { "s" };
+        return Err(Error::Data(format!(
+            "{}: training label{s} {} {} no images; labels must run 0..{last} with every one used",
+            dir.display(),
+            ranges(&unused),
+            if unused.len() == 1 { "has" } else { "have" }
+        )));
+    }
+    let mut unknown: Vec<u32> = valid.iter().copied().filter(|&l| l as usize >= classes).collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let (s, are) = if unknown.len() == 1 { ("", "is") } else { ("s", "are") };
+        return Err(Error::Data(format!(
+            "{}: t10k label{s} {} {are} not among the training labels 0-{last}",
+            dir.display(),
+            ranges(&unknown)
+        )));
+    }
+    Ok(())
 }
 
 /// One IDX pair as a dataset, its images resized and converted like image files (IDX is grey).
@@ -110,18 +171,16 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
     } else {
         let item_len = channels * height * width;
         let mut out = pixel_buffer(images.count, item_len)?;
-        if item_len > 0 {
-            let src_len = images.rows * images.cols;
-            out.par_chunks_mut(item_len).zip(images.pixels.par_chunks(src_len.max(1))).for_each(|(out, src)| {
-                let grey = Pixels {
-                    width: images.cols as u32,
-                    height: images.rows as u32,
-                    layout: Layout::Luma,
-                    samples: src.to_vec(),
-                };
-                decode::write_chw(grey, channels, height, width, out);
-            });
-        }
+        let src_len = images.rows * images.cols;
+        out.par_chunks_mut(item_len).zip(images.pixels.par_chunks(src_len)).for_each(|(out, src)| {
+            let grey = Pixels {
+                width: images.cols as u32,
+                height: images.rows as u32,
+                layout: Layout::Luma,
+                samples: src.to_vec(),
+            };
+            decode::write_chw(grey, channels, height, width, out);
+        });
         out
     };
     Ok(Dataset {
@@ -168,11 +227,12 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Split> {
             train.height
         )));
     }
-    let max_label = train.labels.iter().chain(&valid.labels).copied().max().unwrap_or(0);
+    let max_label = train.labels.iter().copied().max().unwrap_or(0);
     let classes = class_names(dir, max_label)?;
     if classes.len() < 2 {
         return Err(Error::Data(format!("{} has {} class(es), need at least 2", dir.display(), classes.len())));
     }
+    check_labels(dir, &train.labels, &valid.labels, classes.len())?;
     train.classes = classes.clone();
     let split_note = if has_test {
         valid.classes = classes;
@@ -288,6 +348,74 @@ mod tests {
         d.write("train-images-idx3-ubyte.gz", &gz(&idx_bytes(IMAGES_MAGIC, &[60000, 1000, 1000], &[0; 10])));
         let e = read_images(&d.path().join("train-images-idx3-ubyte.gz")).unwrap_err().to_string();
         assert!(e.contains("needs 60000000000 bytes") && e.contains("only 10"), "{e}");
+    }
+
+    fn load_error(d: &TempDir) -> String {
+        load(d.path(), &quiet()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn labels_must_be_dense_training_classes() {
+        let d = TempDir::new("idx-labels");
+        let dir = d.path().display();
+        d.write("train-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[4, 1, 1], &[0; 4]));
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[4], &[0, 255, 0, 255]));
+        assert_eq!(
+            load_error(&d),
+            format!("{dir}: training labels 1-254 have no images; labels must run 0..255 with every one used")
+        );
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[4], &[0, 2, 4, 7]));
+        assert_eq!(
+            load_error(&d),
+            format!("{dir}: training labels 1, 3, 5-6 have no images; labels must run 0..7 with every one used")
+        );
+        // classes.txt naming a class that no training image has.
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[4], &[0, 1, 0, 1]));
+        d.write("classes.txt", b"a\nb\nc\n");
+        assert_eq!(
+            load_error(&d),
+            format!("{dir}: training label 2 has no images; labels must run 0..2 with every one used")
+        );
+        std::fs::remove_file(d.path().join("classes.txt")).unwrap();
+        // A t10k label outside the two training classes.
+        d.write("t10k-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[2, 1, 1], &[0; 2]));
+        d.write("t10k-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[2], &[1, 7]));
+        assert_eq!(load_error(&d), format!("{dir}: t10k label 7 is not among the training labels 0-1"));
+        d.write("t10k-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[2], &[1, 0]));
+        let s = load(d.path(), &quiet()).unwrap();
+        assert_eq!((s.train.classes.len(), s.valid.labels.clone()), (2, vec![1, 0]));
+    }
+
+    #[test]
+    fn files_without_pixels_say_so() {
+        let d = TempDir::new("idx-empty");
+        let images = d.path().join("train-images-idx3-ubyte");
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[0], &[]));
+        d.write("train-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[0, 28, 28], &[]));
+        assert_eq!(
+            load_error(&d),
+            format!("{}: the file holds 0 images (its header says so): nothing to learn from", images.display())
+        );
+        d.write("train-labels-idx1-ubyte", &idx_bytes(LABELS_MAGIC, &[3], &[0, 1, 0]));
+        d.write("train-images-idx3-ubyte", &idx_bytes(IMAGES_MAGIC, &[3, 0, 28], &[]));
+        assert_eq!(
+            load_error(&d),
+            format!(
+                "{}: its 3 images are 0x28 pixels (rows x columns): an image needs at least one of each",
+                images.display()
+            )
+        );
+        // The bytes alone give the same answer, without a file name.
+        let bytes = idx_bytes(IMAGES_MAGIC, &[3, 28, 0], &[]);
+        assert_eq!(
+            parse_images(&bytes).unwrap_err().to_string(),
+            "its 3 images are 28x0 pixels (rows x columns): an image needs at least one of each"
+        );
+        assert_eq!(parse_labels(&gz(&idx_bytes(LABELS_MAGIC, &[2], &[4, 5]))).unwrap(), vec![4, 5]);
+        assert_eq!(
+            parse_labels(&[0x1f, 0x8b, 1, 2]).unwrap_err().to_string(),
+            "too short for an IDX header (8 bytes): unexpected end of file"
+        );
     }
 
     #[test]

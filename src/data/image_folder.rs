@@ -5,119 +5,17 @@
 //! second pass can decode each file once, straight into its slot of the final `[N, C, H, W]` buffer. Keeping the
 //! decoded images around instead would hold every full-resolution picture in memory at once.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::class_folders::{self, ClassFolders};
 use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
+use super::decode_budget::DecodeBudget;
 use super::progress::Progress;
 use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
 use crate::{Error, Result};
-
-struct Item {
-    path: PathBuf,
-    label: u32,
-    valid: bool,
-}
-
-/// Sub-folders of `dir` as (name, path), sorted by name. Hidden folders (`.git`, `.ipynb_checkpoints`) are never
-/// classes.
-fn sub_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let unreadable = |e| Error::io("cannot read folder", dir, e);
-    for entry in fs::read_dir(dir).map_err(unreadable)? {
-        let entry = entry.map_err(unreadable)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // fs::metadata follows symlinks, so a linked class folder counts.
-        if !name.starts_with('.') && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
-            out.push((name, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Every file under `dir`, nested folders included, sorted by path.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let unreadable = |e| Error::io("cannot read folder", dir, e);
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(unreadable)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()
-        .map_err(unreadable)?;
-    entries.sort();
-    for path in entries {
-        match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => files_under(&path, out)?,
-            Ok(m) if m.is_file() => out.push(path),
-            // Broken links and other oddities: not data.
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Images lying directly in `dir`, for the hint when it has no class folders.
-fn loose_images(dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries.flatten().filter(|e| e.path().is_file() && decode::probe(&e.path(), u64::MAX).is_ok()).count()
-}
-
-/// Classes and files: (class names, items in class-then-file order with train items first, the split note when
-/// the folders give the split).
-fn discover(root: &Path) -> Result<(Vec<String>, Vec<Item>, Option<String>)> {
-    let train_dir = root.join("train");
-    let valid_dir = ["valid", "val"].map(|v| root.join(v)).into_iter().find(|d| d.is_dir());
-    let (class_root, valid_dir, note) = match (train_dir.is_dir(), valid_dir) {
-        (true, Some(v)) => {
-            let note = format!("split: train/ and {}/ folders", v.file_name().unwrap_or_default().to_string_lossy());
-            (train_dir, Some(v), Some(note))
-        }
-        // A train/ folder without a valid/ one (Kaggle's train/ + test/): its classes, split at random.
-        (true, None) => (train_dir, None, None),
-        (false, _) => (root.to_path_buf(), None, None),
-    };
-    let classes = sub_folders(&class_root)?;
-    if classes.len() < 2 {
-        let loose = loose_images(&class_root);
-        let hint = if loose > 0 {
-            format!("; its {loose} images should go in one sub-folder per class")
-        } else {
-            String::new()
-        };
-        return Err(Error::Data(format!(
-            "{} has {} class folder(s), need at least 2 (one sub-folder per class){hint}",
-            class_root.display(),
-            classes.len()
-        )));
-    }
-    let names: Vec<String> = classes.iter().map(|(n, _)| n.clone()).collect();
-    let mut items = Vec::new();
-    for (label, (_, dir)) in classes.iter().enumerate() {
-        let mut files = Vec::new();
-        files_under(dir, &mut files)?;
-        items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: false }));
-    }
-    if let Some(valid_dir) = valid_dir {
-        for (name, dir) in sub_folders(&valid_dir)? {
-            let Some(label) = names.iter().position(|n| *n == name) else {
-                return Err(Error::Data(format!(
-                    "class '{name}' in {} is not a class in {}",
-                    valid_dir.display(),
-                    class_root.display()
-                )));
-            };
-            let mut files = Vec::new();
-            files_under(&dir, &mut files)?;
-            items.extend(files.into_iter().map(|path| Item { path, label: label as u32, valid: true }));
-        }
-    }
-    Ok((names, items, note))
-}
 
 /// Turns skipped files into warnings, or under `strict` a bad image into an error.
 struct Skips<'a> {
@@ -191,9 +89,9 @@ fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &P
 }
 
 pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
-    let (classes, items, folder_split) = discover(root)?;
+    let ClassFolders { classes, items, split_note: folder_split, warnings } = class_folders::discover(root)?;
     let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
-    let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings: Vec::new() };
+    let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings };
 
     let probed: Vec<Result<Header, Skip>> = items
         .par_iter()
@@ -229,11 +127,13 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         height,
         width,
     };
+    let budget = DecodeBudget::new(opts.decode_budget);
     let decoded: Vec<Result<(), String>> = all
         .pixels
         .par_chunks_mut(item_len)
-        .zip(kept.par_iter())
-        .map(|(out, item)| {
+        .zip(kept.par_iter().zip(&headers))
+        .map(|(out, (item, header))| {
+            let _reserved = budget.reserve(header.decode_cost(channels));
             let r = decode::decode_into(&item.path, channels, height, width, opts.max_pixels, out);
             progress.inc();
             r
@@ -339,6 +239,16 @@ mod tests {
         assert!(strict.contains("strict"), "{strict}");
     }
 
+    /// Every image over the budget: each decodes alone, and the data is the same.
+    #[test]
+    fn a_budget_below_every_image_loads_the_same_data() {
+        let d = messy_folder();
+        let opts = LoadOptions { valid_pct: 0.0, ..quiet() };
+        let roomy = load(d.path(), &opts).unwrap();
+        let tight = load(d.path(), &LoadOptions { decode_budget: 1, ..opts }).unwrap();
+        assert_eq!((tight.train, tight.warnings), (roomy.train, roomy.warnings));
+    }
+
     #[test]
     fn auto_channels_and_size_default() {
         let d = TempDir::new("auto");
@@ -418,19 +328,6 @@ mod tests {
         none.write("b/notes.txt", b"x");
         assert!(error(none.path(), &quiet()).starts_with("no images found"));
         assert!(error(none.path(), &LoadOptions { valid_pct: 1.0, ..quiet() }).contains("valid_pct"));
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn non_utf8_class_names_load() {
-        use std::os::unix::ffi::OsStrExt;
-        let d = TempDir::new("utf8");
-        let odd = d.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
-        std::fs::create_dir_all(&odd).unwrap();
-        std::fs::write(odd.join("1.png"), grey_png(2, 2, 0)).unwrap();
-        d.write("plain/1.png", &grey_png(2, 2, 0));
-        let s = load(d.path(), &LoadOptions { valid_pct: 0.0, ..quiet() }).unwrap();
-        assert_eq!(s.train.classes, vec!["caf\u{fffd}", "plain"]);
     }
 
     #[test]

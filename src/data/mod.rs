@@ -4,9 +4,11 @@
 //! folder of IDX files (MNIST format), and returns a `Split`: two `Dataset`s plus the warnings and the notes on
 //! what it decided (size, channels, split) for the CLI to print. `DataLoader` makes batches from a `Dataset`.
 
+mod class_folders;
 mod dataloader;
 mod dataset;
-mod decode;
+pub mod decode;
+mod decode_budget;
 pub mod idx;
 mod image_folder;
 mod progress;
@@ -63,6 +65,10 @@ pub struct LoadOptions {
     pub strict: bool,
     /// Images whose header claims more pixels are refused before decoding (decompression bombs).
     pub max_pixels: u64,
+    /// Bytes that the images being decoded at once may take (their decoded pixels and the decoders' buffers, as
+    /// their headers tell): decoding waits for room rather than running a fixed number of images at a time. An
+    /// image larger than this decodes alone.
+    pub decode_budget: u64,
     /// Show a progress bar on stderr when loading takes more than a second.
     pub progress: bool,
 }
@@ -76,6 +82,7 @@ impl Default for LoadOptions {
             seed: 42,
             strict: false,
             max_pixels: 100_000_000,
+            decode_budget: DEFAULT_DECODE_BUDGET,
             progress: true,
         }
     }
@@ -91,6 +98,12 @@ pub struct Split {
     /// "image folder" or "IDX".
     pub source: String,
 }
+
+/// 1 GiB: a fixed figure, not a share of the machine's memory, so that a run behaves the same everywhere and
+/// nothing platform-specific is read. Room for seven 12-megapixel RGB photos decoding at once (144 MB each, the
+/// decoder's buffers counted), as many as most machines have cores, so an ordinary folder hardly waits on it; an
+/// image at the `max_pixels` default (100 megapixels) decodes alone.
+const DEFAULT_DECODE_BUDGET: u64 = 1 << 30;
 
 /// The image size when `LoadOptions::size` is `None` and the images differ: fastai's usual size for this task.
 const DEFAULT_SIZE: usize = 140;

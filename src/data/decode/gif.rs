@@ -1,5 +1,6 @@
 //! GIF through the `gif` crate: the first frame, placed at its offset on a transparent canvas the size of the
-//! logical screen, as the `image` crate decoded a GIF. So every GIF is RGBA and counts as having alpha.
+//! logical screen, as the `image` crate decoded a GIF. So every GIF is RGBA and counts as having alpha. A file cut
+//! after its first frame's pixel data still decodes: that frame, all that is read, is whole.
 
 use std::io::Read;
 use std::num::NonZeroU64;
@@ -29,11 +30,11 @@ fn decoder<R: Read>(input: R, limits: Limits) -> Result<Decoder<R>, String> {
 
 pub(super) fn header(input: impl Read, limits: Limits) -> Result<Header, String> {
     let decoder = decoder(input, limits)?;
-    Ok(Header::new(u32::from(decoder.width()), u32::from(decoder.height()), Layout::Rgba))
+    Ok(Header::new(u32::from(decoder.width()), u32::from(decoder.height()), Layout::Rgba, 1))
 }
 
-pub(super) fn decode(input: impl Read, limits: Limits) -> Result<Pixels, String> {
-    let mut decoder = decoder(input, limits)?;
+pub(super) fn decode(bytes: &[u8], limits: Limits) -> Result<Pixels, String> {
+    let mut decoder = decoder(bytes, limits)?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
     let line = usize::from(decoder.width()) * 4;
     let size = line.checked_mul(height as usize).ok_or_else(|| too_large(FORMAT))?;

@@ -34,11 +34,22 @@ pub(crate) struct Header {
     pub height: u32,
     pub alpha: bool,
     pub colour: bool,
+    /// The bytes the decoder's output takes: width x height x channels x bytes a sample.
+    pub decoded_bytes: u64,
 }
 
 impl Header {
-    fn new(width: u32, height: u32, layout: Layout) -> Self {
-        Self { width, height, alpha: layout.has_alpha(), colour: layout.has_colour() }
+    fn new(width: u32, height: u32, layout: Layout, sample_bytes: u64) -> Self {
+        let decoded_bytes = u64::from(width) * u64::from(height) * layout.channels() as u64 * sample_bytes;
+        Self { width, height, alpha: layout.has_alpha(), colour: layout.has_colour(), decoded_bytes }
+    }
+
+    /// The most memory decoding this image to `channels` may hold at once: the decoder's output, as much again
+    /// for its own working buffers (zune-jpeg's component planes), and the image converted to `channels` together
+    /// with the resize's intermediate, at most the converted size again.
+    pub fn decode_cost(&self, channels: usize) -> u64 {
+        let converted = u64::from(self.width) * u64::from(self.height) * channels as u64;
+        2 * self.decoded_bytes + 2 * converted
     }
 }
 
@@ -62,6 +73,8 @@ fn has_image_extension(path: &Path) -> bool {
 #[derive(Clone, Copy)]
 struct Limits {
     max_pixels: u64,
+    /// The length of the whole file, for the formats whose compression bounds what a file of this length can hold.
+    file_len: u64,
 }
 
 impl Limits {
@@ -91,12 +104,17 @@ impl Limits {
 
 /// A decoder's error as one line (warnings and errors are one line each), naming the format.
 fn failed(format: &str, e: impl std::fmt::Display) -> String {
-    format!("cannot decode {format}: {}", e.to_string().replace('\n', " "))
+    format!("cannot decode {format}: {}", e.to_string().trim().replace('\n', " "))
 }
 
 /// A pixel buffer whose size overflows `usize`: only a `max_pixels` beyond any memory lets one through.
 fn too_large(format: &str) -> String {
     failed(format, "image too large for memory")
+}
+
+/// A file that ends before its image does: the decoders would hand back the part they read, padded.
+fn truncated(format: &str, missing: &str) -> String {
+    format!("truncated {format}: the file ends before its {missing}")
 }
 
 /// The formats crest decodes.
@@ -133,38 +151,60 @@ impl Format {
         }
     }
 
-    fn decode(self, input: impl BufRead + Seek, limits: Limits) -> Result<Pixels, String> {
+    fn decode(self, bytes: &[u8], limits: Limits) -> Result<Pixels, String> {
         match self {
-            Format::Png => png::decode(input, limits),
-            Format::Jpeg => jpeg::decode(input, limits),
-            Format::Gif => gif::decode(input, limits),
-            Format::WebP => webp::decode(input, limits),
+            Format::Png => png::decode(bytes, limits),
+            Format::Jpeg => jpeg::decode(bytes, limits),
+            Format::Gif => gif::decode(bytes, limits),
+            Format::WebP => webp::decode(bytes, limits),
         }
     }
 }
 
-/// The file's format, from its first bytes only (so that a misnamed file still decodes and a non-image with an
-/// image extension is caught), and a reader back at its start.
-fn open(path: &Path) -> Result<(Format, BufReader<File>), Skip> {
-    let file = File::open(path).map_err(|e| Skip::Bad(format!("cannot open: {e}")))?;
-    let mut reader = BufReader::new(file);
-    let mut head = Vec::with_capacity(12);
-    let unreadable = |e: std::io::Error| Skip::Bad(format!("cannot read: {e}"));
-    (&mut reader).take(12).read_to_end(&mut head).map_err(unreadable)?;
-    // Within the buffer just filled, so the file is not read twice.
-    reader.seek_relative(-(head.len() as i64)).map_err(unreadable)?;
-    match Format::sniff(&head) {
-        Some(format) => Ok((format, reader)),
-        None if !has_image_extension(path) => Err(Skip::NotImage),
+/// The format of a file starting with `head`, from its content only (so that a misnamed file still decodes and a
+/// non-image with an image extension is caught); `path` only says whether it was meant to be an image.
+fn sniff_or_skip(head: &[u8], path: Option<&Path>) -> Result<Format, Skip> {
+    match Format::sniff(head) {
+        Some(format) => Ok(format),
+        None if path.is_some_and(|p| !has_image_extension(p)) => Err(Skip::NotImage),
         None if head.is_empty() => Err(Skip::Bad("empty file".into())),
         None => Err(Skip::Bad("not a supported image format".into())),
     }
 }
 
 /// Size and colour type from the header, refusing images over `max_pixels` before any pixel memory is allocated.
+/// Reads only as far as the header.
 pub(crate) fn probe(path: &Path, max_pixels: u64) -> Result<Header, Skip> {
-    let (format, input) = open(path)?;
-    format.header(input, Limits { max_pixels }).map_err(Skip::Bad)
+    let file = File::open(path).map_err(|e| Skip::Bad(format!("cannot open: {e}")))?;
+    let unreadable = |e: std::io::Error| Skip::Bad(format!("cannot read: {e}"));
+    let file_len = file.metadata().map_err(unreadable)?.len();
+    let mut reader = BufReader::new(file);
+    let mut head = Vec::with_capacity(12);
+    (&mut reader).take(12).read_to_end(&mut head).map_err(unreadable)?;
+    // Within the buffer just filled, so the file is not read twice.
+    reader.seek_relative(-(head.len() as i64)).map_err(unreadable)?;
+    let format = sniff_or_skip(&head, Some(path))?;
+    format.header(reader, Limits { max_pixels, file_len }).map_err(Skip::Bad)
+}
+
+/// Decode (the header checked first) and conversion of one file's bytes into `out` (`[channels, height, width]`).
+fn decode_slice_into(
+    bytes: &[u8],
+    path: Option<&Path>,
+    channels: usize,
+    height: usize,
+    width: usize,
+    max_pixels: u64,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let skip_reason = |s: Skip| match s {
+        Skip::NotImage => "not an image".to_string(),
+        Skip::Bad(why) => why,
+    };
+    let format = sniff_or_skip(&bytes[..bytes.len().min(12)], path).map_err(skip_reason)?;
+    let pixels = format.decode(bytes, Limits { max_pixels, file_len: bytes.len() as u64 })?;
+    write_chw(pixels, channels, height, width, out);
+    Ok(())
 }
 
 /// Decode the file and write it as `[channels, height, width]` into `out`. The caller has probed it already.
@@ -176,20 +216,39 @@ pub(crate) fn decode_into(
     max_pixels: u64,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let (format, input) = open(path).map_err(|s| match s {
-        Skip::NotImage => "not an image".to_string(),
-        Skip::Bad(why) => why,
-    })?;
-    let pixels = format.decode(input, Limits { max_pixels })?;
-    write_chw(pixels, channels, height, width, out);
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    decode_slice_into(&bytes, Some(path), channels, height, width, max_pixels, out)
+}
+
+/// The checks `decode_bytes` and `load_image` make on what they are asked for, before any decoding.
+fn check_request(channels: usize, height: usize, width: usize, max_pixels: u64) -> Result<()> {
+    if ![1, 3, 4].contains(&channels) {
+        return Err(Error::InvalidArgument(format!("channels must be 1, 3 or 4, not {channels}")));
+    }
+    if height == 0 || width == 0 {
+        return Err(Error::InvalidArgument(format!("the output size {width}x{height} has no pixels")));
+    }
+    if (height as u64).saturating_mul(width as u64) > max_pixels {
+        return Err(Error::InvalidArgument(format!(
+            "the output size {width}x{height} is over the limit of {max_pixels} pixels"
+        )));
+    }
     Ok(())
+}
+
+/// One image file's bytes decoded exactly as training decodes a file: the header checked against `max_pixels`,
+/// the pixels decoded, converted to `channels` (1, 3 or 4) and resized to `height` x `width`, as `[C, H, W]` u8.
+/// Damaged, truncated or oversized images are `Error::Data`; this never panics on any bytes (it is fuzzed).
+pub fn decode_bytes(bytes: &[u8], channels: usize, height: usize, width: usize, max_pixels: u64) -> Result<Vec<u8>> {
+    check_request(channels, height, width, max_pixels)?;
+    let mut out = vec![0; channels * height * width];
+    decode_slice_into(bytes, None, channels, height, width, max_pixels, &mut out).map_err(Error::Data)?;
+    Ok(out)
 }
 
 /// Decode one image exactly as training does (`[channels, height, width]` u8): for `crest predict`.
 pub fn load_image(path: &Path, channels: usize, height: usize, width: usize, max_pixels: u64) -> Result<Vec<u8>> {
-    if ![1, 3, 4].contains(&channels) {
-        return Err(Error::InvalidArgument(format!("channels must be 1, 3 or 4, not {channels}")));
-    }
+    check_request(channels, height, width, max_pixels)?;
     let name = path.display();
     let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
     if !meta.is_file() {
@@ -267,7 +326,9 @@ fn unpremultiply_table() -> &'static [[u8; 256]; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::fixtures::{bomb_png, encode_png, encode_png16, grey_png, image_fixture, palette_png, TempDir};
+    use crate::data::fixtures::{
+        bomb_png, encode_png, encode_png16, grey_png, image_fixture, palette_png, png_from_chunks, TempDir,
+    };
     use ::png::ColorType;
 
     const BIG: u64 = 100_000_000;
@@ -292,13 +353,13 @@ mod tests {
         assert_eq!(load_image(&p, 1, 1, 2, BIG).unwrap(), vec![76, 29]);
 
         let p = dir.write("la.png", &encode_png(1, 1, ColorType::GrayscaleAlpha, &[100, 50]));
-        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: true, colour: false }));
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: true, colour: false, decoded_bytes: 2 }));
         assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![100, 100, 100, 50]);
         assert_eq!(load_image(&p, 3, 1, 1, BIG).unwrap(), vec![100, 100, 100]);
         assert_eq!(load_image(&p, 1, 1, 1, BIG).unwrap(), vec![100]);
 
         let p = dir.write("l.png", &grey_png(1, 1, 7));
-        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: false, colour: false }));
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 1, height: 1, alpha: false, colour: false, decoded_bytes: 1 }));
         assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![7, 7, 7, 255]);
 
         // 16 bits rounded, not truncated: 255/65535 is 1 in 8 bits, where its high byte is 0.
@@ -309,7 +370,7 @@ mod tests {
         assert_eq!(load_image(&p, 4, 1, 1, BIG).unwrap(), vec![1, 255, 128, 127]);
 
         let p = dir.write("palette.png", &palette_png());
-        assert_eq!(probe(&p, BIG), Ok(Header { width: 2, height: 1, alpha: true, colour: true }));
+        assert_eq!(probe(&p, BIG), Ok(Header { width: 2, height: 1, alpha: true, colour: true, decoded_bytes: 8 }));
         assert_eq!(load_image(&p, 4, 1, 2, BIG).unwrap(), vec![10, 200, 20, 100, 30, 50, 0, 255]);
     }
 
@@ -363,7 +424,7 @@ mod tests {
         assert!(why.contains("100000x100000"), "{why}");
         let p = dir.write("small.png", &grey_png(4, 4, 0));
         assert!(matches!(probe(&p, 15), Err(Skip::Bad(why)) if why.contains("over the limit of 15")));
-        assert!(load_image(&p, 1, 4, 4, 15).unwrap_err().to_string().contains("small.png"));
+        assert!(load_image(&p, 1, 1, 1, 15).unwrap_err().to_string().contains("small.png"));
         for name in FIXTURES {
             let p = image_fixture(name);
             assert!(matches!(probe(&p, 20), Err(Skip::Bad(why)) if why.contains("over the limit of 20")), "{name}");
@@ -375,7 +436,7 @@ mod tests {
         let p = dir.write("truncated.png", &bytes[..bytes.len() / 2]);
         assert!(probe(&p, BIG).is_ok());
         let why = decode_into(&p, 3, 32, 32, BIG, &mut vec![0; 3 * 32 * 32]).unwrap_err();
-        assert!(why.starts_with("cannot decode PNG: ") && !why.contains('\n'), "{why}");
+        assert_eq!(why, "truncated PNG: the file ends before its last chunk");
         assert!(load_image(&dir.path().join("missing.png"), 3, 2, 2, BIG).is_err());
     }
 
@@ -401,6 +462,118 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A 32x32 RGB PNG of noise (3 KB that deflate cannot shrink), its image data in chunks of 512 bytes so that
+    /// a file can be cut inside one or between two.
+    fn noisy_png() -> Vec<u8> {
+        let mut state = 1u32;
+        let rgb: Vec<u8> = (0..32 * 32 * 3)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut encoder = ::png::Encoder::new(&mut out, 32, 32);
+        encoder.set_color(ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        let mut stream = writer.stream_writer_with_size(512).unwrap();
+        std::io::Write::write_all(&mut stream, &rgb).unwrap();
+        stream.finish().unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// Every cut of a file after its signature is refused, with one line, and the whole file decodes.
+    fn assert_every_cut_refused(name: &str, whole: &[u8]) {
+        let (channels, height, width) = (3, 8, 8);
+        decode_bytes(whole, channels, height, width, BIG).unwrap_or_else(|e| panic!("{name} whole: {e}"));
+        for n in 8..whole.len() {
+            let why = match decode_bytes(&whole[..n], channels, height, width, BIG) {
+                Ok(_) => panic!("{name} cut at {n} of {} decoded", whole.len()),
+                Err(e) => e.to_string(),
+            };
+            assert!(!why.contains('\n') && !why.contains("ChunkType"), "{name} at {n}: {why}");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "a decode per byte: a fuzzer's job, not an interpreter's")]
+    fn truncated_images_are_refused() {
+        let png = noisy_png();
+        assert_every_cut_refused("png", &png);
+        let idat_end = png.len() - 12;
+        assert_eq!(
+            decode_bytes(&png[..idat_end], 3, 8, 8, BIG).unwrap_err().to_string(),
+            "truncated PNG: the file ends before its last chunk"
+        );
+        for name in ["rgb-444.jpg", "rgb-420.jpg", "grey.jpg"] {
+            let jpeg = std::fs::read(image_fixture(name)).unwrap();
+            assert_every_cut_refused(name, &jpeg);
+            assert_eq!(
+                decode_bytes(&jpeg[..jpeg.len() - 2], 3, 8, 8, BIG).unwrap_err().to_string(),
+                "truncated JPEG: the file ends before its end-of-image marker"
+            );
+            // Bytes after the end marker (a camera's trailer, padding) are not a cut.
+            let trailer = [jpeg.clone(), vec![0, 0xff, 0xd8, 1, 2]].concat();
+            assert_eq!(decode_bytes(&trailer, 3, 8, 8, BIG).unwrap(), decode_bytes(&jpeg, 3, 8, 8, BIG).unwrap());
+        }
+        for name in ["rgb-lossy.webp", "rgba-lossy.webp", "rgba-lossless.webp"] {
+            assert_every_cut_refused(name, &std::fs::read(image_fixture(name)).unwrap());
+        }
+    }
+
+    #[test]
+    fn damaged_png_messages_are_sentences() {
+        let whole = noisy_png();
+        let idat = whole.windows(4).position(|w| w == b"IDAT").unwrap();
+        let len = u32::from_be_bytes(whole[idat - 4..idat].try_into().unwrap()) as usize;
+        let crc_at = idat + 4 + len;
+        let crc = u32::from_be_bytes(whole[crc_at..crc_at + 4].try_into().unwrap());
+        // The first IDAT chunk's stored CRC changed: it no longer matches its data.
+        let mut bad_crc = whole.clone();
+        bad_crc[crc_at + 3] ^= 1;
+        assert_eq!(
+            decode_bytes(&bad_crc, 3, 8, 8, BIG).unwrap_err().to_string(),
+            format!("cannot decode PNG: CRC error: expected 0x{:x} have 0x{crc:x} while decoding IDAT chunk.", crc ^ 1)
+        );
+        // Its data changed: the deflate stream's error, in words.
+        let mut bad_data = whole;
+        bad_data[idat + 4] ^= 0xff;
+        assert_eq!(
+            decode_bytes(&bad_data, 3, 8, 8, BIG).unwrap_err().to_string(),
+            "cannot decode PNG: corrupt deflate stream: bad zlib header"
+        );
+    }
+
+    #[test]
+    fn lying_png_header_is_refused_before_allocating() {
+        // 10000x10000 is within max_pixels, but 100 MB of scanlines cannot come out of a file of 70-odd bytes.
+        let lie = png_from_chunks(10_000, 10_000, 8, 0, &[], &[0; 16]);
+        let dir = TempDir::new("lie");
+        let want =
+            format!("corrupt PNG: its header says 10000x10000 pixels, more than its {} bytes can hold", lie.len());
+        assert_eq!(probe(&dir.write("lie.png", &lie), BIG), Err(Skip::Bad(want.clone())));
+        assert_eq!(decode_bytes(&lie, 1, 4, 4, BIG).unwrap_err().to_string(), want);
+        // A real image that compresses as well as an encoder makes it still passes: 1000x1000 of one grey is 1 MB
+        // of scanlines in under 3 KB.
+        let flat = grey_png(1000, 1000, 9);
+        assert!(flat.len() < 3000, "{}", flat.len());
+        assert_eq!(decode_bytes(&flat, 1, 2, 2, BIG).unwrap(), vec![9; 4]);
+    }
+
+    #[test]
+    fn decode_bytes_checks_what_it_is_asked() {
+        let png = grey_png(2, 2, 5);
+        assert_eq!(decode_bytes(&png, 3, 1, 1, BIG).unwrap(), vec![5, 5, 5]);
+        let err = |c, h, w, max| decode_bytes(&png, c, h, w, max).unwrap_err().to_string();
+        assert_eq!(err(2, 1, 1, BIG), "channels must be 1, 3 or 4, not 2");
+        assert_eq!(err(1, 0, 3, BIG), "the output size 3x0 has no pixels");
+        assert_eq!(err(1, 4, 4, 15), "the output size 4x4 is over the limit of 15 pixels");
+        assert_eq!(err(1, 1, 1, 3), "2x2 is over the limit of 3 pixels");
+        assert_eq!(decode_bytes(b"", 1, 1, 1, BIG).unwrap_err().to_string(), "empty file");
+        assert_eq!(decode_bytes(b"BM", 1, 1, 1, BIG).unwrap_err().to_string(), "not a supported image format");
     }
 
     #[test]
