@@ -48,7 +48,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                // One line per image that can't be read, then one error for the run: the other images are still classified.
+                eprintln!("warning: {}", printable(&e.to_string()));
                 failed += 1;
                 continue;
             }
@@ -65,13 +66,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
         let probs = probabilities(&logits, meta.loss);
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        // Class names come from the model file: escaped, so that none can end the line or split its fields.
+        // Class names come from the model file and paths from anywhere: escaped, so that none can end the line or
+        // split its fields.
         let top: Vec<String> = ranked
             .iter()
             .take(args.top as usize)
             .map(|&(c, p)| format!("{} {:.4}", printable(&meta.classes[c]), p))
             .collect();
-        println!("{}\t{}", path.display(), top.join("\t"));
+        println!("{}\t{}", printable(&path.display().to_string()), top.join("\t"));
     }
     if failed > 0 {
         return Err(Error::Data(format!("{failed} of {} images could not be read", args.images.len())));

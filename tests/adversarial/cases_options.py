@@ -2,7 +2,7 @@
 
 import shutil
 
-from fixtures import digits, link, train_args
+from fixtures import REPO, digits, link, train_args
 from harness import Case
 
 MODEL = "model.safetensors"
@@ -26,8 +26,13 @@ def option_case(id, title, *extra, expect="error", setup=with_model, **kw) -> Ca
 
 
 CASES = [
-    option_case("O01", "--lr 1e30 with Adam", "--lr", "1e30"),
-    option_case("O02", "--lr 1e3 with SGD", "--lr", "1e3", "--opt", "sgd"),
+    # On the whole sample: twenty digits are separable by any weights, so even lr 1e30 can drive their loss to 0.
+    Case("O01", "option", "--lr 1e30 with Adam, the whole sample",
+         train_args(str(REPO / "data" / "mnist_sample"), "--lr", "1e30", "--bs", "64"), with_model, "error",
+         outputs=(MODEL,)),
+    Case("O02", "option", "--lr 1e3 with SGD, the whole sample",
+         train_args(str(REPO / "data" / "mnist_sample"), "--lr", "1e3", "--opt", "sgd", "--bs", "64"), with_model,
+         "error", outputs=(MODEL,)),
     option_case("O03", "--lr nan", "--lr", "nan"),
     option_case("O04", "--lr inf", "--lr", "inf"),
     option_case("O05", "--lr -1", "--lr=-1"),
