@@ -3,7 +3,7 @@
 //! or a full disk leaves the old file or the new one, never part of one; an error or a stop request
 //! ([`crate::interrupt`]) removes the temporary file and leaves the old one as it was.
 //!
-//! The rules, checked before any work starts ([`check`]) and again as the file is written ([`write`]):
+//! The rules, checked before any work starts ([`check`]) and again as the file is written ([`write()`]):
 //! - the target's folder exists and a file can be created in it;
 //! - the target is a regular file or does not exist yet: a directory, a device (`/dev/null`), a FIFO or a socket is
 //!   refused, never replaced (a rename would put a regular file in its place, even over a device node as root);
@@ -25,7 +25,7 @@ const TEMP_MARK: &str = ".crest-tmp-";
 /// Linux's limit on symbolic links followed in one path lookup (past it, ELOOP).
 const MAX_LINKS: usize = 40;
 
-/// Checks that `path` can be written as [`write`] writes it, leaving an existing file untouched; returns the file
+/// Checks that `path` can be written as [`write()`] writes it, leaving an existing file untouched; returns the file
 /// that would be replaced (`path`, or what a link at `path` leads to). `what` names the file in errors ("the
 /// model"). A program calls it before long work whose result goes to `path`.
 pub fn check(path: &Path, what: &str) -> Result<PathBuf> {
