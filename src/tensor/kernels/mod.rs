@@ -134,8 +134,11 @@ mod tests {
     fn maps_split_over_threads_match_one_pass() {
         for len in [10, PAR_MAP_MIN + 7] {
             let (a, b) = (rand_vec(len, 1), rand_vec(len, 2));
-            let want: Vec<f32> = a.iter().map(|x| x.exp()).collect();
-            assert!(bit_identical(&map(&a, f32::exp), &want), "map, {len} values");
+            // Arithmetic rather than `exp`: Miri gives transcendental functions a random last-bit error on each call
+            // (as libm's differ between platforms), so two passes of `exp` need not agree there.
+            let affine = |x: f32| x * 1.5 - 0.25;
+            let want: Vec<f32> = a.iter().map(|&x| affine(x)).collect();
+            assert!(bit_identical(&map(&a, affine), &want), "map, {len} values");
             let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| if *y > 0.0 { *x } else { 0.0 }).collect();
             assert!(bit_identical(&zip_map(&a, &b, |x, y| if y > 0.0 { x } else { 0.0 }), &want), "zip_map, {len}");
         }
