@@ -1,26 +1,10 @@
 //! The `crest` binary end to end: real training on the shipped sample, and bad input on fixtures made here.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn crest(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crest"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run crest")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("crest-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{crest, temp_dir, text};
+use std::path::Path;
+use std::process::Output;
 
 /// A class folder of small grey images whose brightness depends on the class, so they are learnable.
 fn write_class(root: &Path, class: &str, n: usize, level: u8) {

@@ -1,4 +1,5 @@
-//! Running the `crest` binary from tests.
+//! Running the `crest` binary from tests. Each test file compiles this module on its own and uses a part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
