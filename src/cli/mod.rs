@@ -1,10 +1,11 @@
-//! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, and `bench`,
-//! which trains as `train` does and then times it, for the scripts in `bench/`.
+//! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, `evaluate` it
+//! on a labelled folder, and `bench`, which trains as `train` does and then times it, for the scripts in `bench/`.
 //!
 //! Everything here is a thin layer over the library: flags become the library's options, and the library's errors
 //! gain a hint of which flag to change.
 
 mod bench;
+mod evaluate;
 mod predict;
 mod stop_signals;
 mod train;
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "crest",
     version,
-    about = "Image classifiers from scratch: train on a folder of images, predict new ones"
+    about = "Image classifiers from scratch: train on a folder of images, predict new ones, evaluate on labelled ones"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -28,6 +29,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Print each image's most likely classes with their probabilities.
     Predict(predict::PredictArgs),
+    /// Evaluate a model on a labelled folder: accuracy, per-class precision/recall/F1, the confusion matrix, the
+    /// most confused classes and the top losses.
+    Evaluate(evaluate::EvaluateArgs),
     /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
     /// last line (what the scripts in bench/ read).
     Bench(train::TrainArgs),
@@ -37,6 +41,7 @@ pub fn run(cli: Cli) -> crest::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args).map(drop),
         Command::Predict(args) => predict::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

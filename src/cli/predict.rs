@@ -1,15 +1,16 @@
-use crest::data::load_image;
-use crest::loss::{softmax_in_place, Loss};
-use crest::tensor::no_grad;
+use crest::data::{image_files, load_image, Batch};
+use crest::interpret::image_probabilities;
+use crest::model_io::{self, ModelMeta};
+use crest::nn::{self, Module};
 use crest::text::printable;
-use crest::{model_io, nn, Error, Result, Tensor};
-use std::path::PathBuf;
+use crest::{Error, Result};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
     /// A model file written by `crest train`.
     pub model: PathBuf,
-    /// Images to classify.
+    /// Images to classify, or folders of them (every image inside, at any depth, in path order).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// How many of the most likely classes to print per image.
@@ -17,34 +18,45 @@ pub struct PredictArgs {
     pub top: u16,
 }
 
-/// Class probabilities from the model's logits: sigmoid for a one-logit binary model, softmax otherwise.
-fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
-    match loss {
-        Loss::Mnist | Loss::Bce => {
-            let p = Tensor::scalar(logits[0]).sigmoid().item();
-            vec![1.0 - p, p]
-        }
-        Loss::CrossEntropy => {
-            let mut p = logits.to_vec();
-            softmax_in_place(&mut p);
-            p
-        }
-    }
-}
-
-pub fn run(args: PredictArgs) -> Result<()> {
-    let (model, meta) = model_io::load(&args.model)?;
+/// A model file, its layers fused for inference, warning on stderr when the file predates checksums.
+pub(super) fn load_model(path: &Path) -> Result<(Box<dyn Module>, ModelMeta)> {
+    let (model, meta) = model_io::load(path)?;
     if meta.predates_checksum {
         eprintln!(
             "warning: {} has no checksum (it was written before crest stored one), so damage to it would go \
              unnoticed; saving the model again adds one",
-            args.model.display()
+            path.display()
         );
     }
-    let model = nn::fuse(model);
-    let _g = no_grad();
+    Ok((nn::fuse(model), meta))
+}
+
+/// The images named on the command line, a folder standing for the images in it. A folder without any is a
+/// warning, and counts as a failure.
+fn expand(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, usize)> {
+    let (mut images, mut empty) = (Vec::new(), 0);
+    for path in paths {
+        if !path.is_dir() {
+            images.push(path.clone());
+            continue;
+        }
+        let (found, warnings) = image_files(path)?;
+        warnings.iter().for_each(|w| eprintln!("warning: {}", printable(w)));
+        if found.is_empty() {
+            eprintln!("warning: {} holds no images", printable(&path.display().to_string()));
+            empty += 1;
+        }
+        images.extend(found);
+    }
+    Ok((images, empty))
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let (model, meta) = load_model(&args.model)?;
+    let (images, empty_folders) = expand(&args.images)?;
     let mut failed = 0;
-    for path in &args.images {
+    for path in &images {
+        let shown = printable(&path.display().to_string()).into_owned();
         let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
             Ok(p) => p,
             Err(e) => {
@@ -54,16 +66,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 continue;
             }
         };
-        let x = Tensor::from_u8(pixels, &[1, meta.channels, meta.height, meta.width], meta.scale);
-        let logits = model.forward(&x).to_vec();
-        // A model file's weights are checked to be finite, yet large ones can still overflow on an image.
-        if !logits.iter().all(|v| v.is_finite()) {
-            return Err(Error::Data(format!(
-                "the model's outputs for {} are not finite numbers: its weights are too large",
-                path.display()
-            )));
-        }
-        let probs = probabilities(&logits, meta.loss);
+        let batch =
+            Batch { pixels, labels: vec![0], n: 1, channels: meta.channels, height: meta.height, width: meta.width };
+        let probs =
+            image_probabilities(model.as_ref(), meta.loss, &batch, meta.scale, &|_| path.display().to_string())?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         // Class names come from the model file and paths from anywhere: escaped, so that none can end the line or
@@ -73,10 +79,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
             .take(args.top as usize)
             .map(|&(c, p)| format!("{} {:.4}", printable(&meta.classes[c]), p))
             .collect();
-        println!("{}\t{}", printable(&path.display().to_string()), top.join("\t"));
+        println!("{shown}\t{}", top.join("\t"));
     }
     if failed > 0 {
-        return Err(Error::Data(format!("{failed} of {} images could not be read", args.images.len())));
+        return Err(Error::Data(format!("{failed} of {} images could not be read", images.len())));
+    }
+    if empty_folders > 0 {
+        let s = if empty_folders == 1 { "" } else { "s" };
+        return Err(Error::Data(format!("{empty_folders} folder{s} held no images")));
     }
     Ok(())
 }

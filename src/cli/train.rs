@@ -120,7 +120,7 @@ fn parse_fraction(s: &str) -> std::result::Result<f32, String> {
     parse_float(s).and_then(|v| if (0.0..=1.0).contains(&v) { Ok(v) } else { Err("must be between 0 and 1".into()) })
 }
 
-fn parse_valid_pct(s: &str) -> std::result::Result<f32, String> {
+pub(super) fn parse_valid_pct(s: &str) -> std::result::Result<f32, String> {
     parse_float(s)
         .and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
 }

@@ -176,6 +176,14 @@ fn loose_images(dir: &Path) -> usize {
     entries.flatten().filter(|e| e.path().is_file() && super::decode::probe(&e.path(), u64::MAX).is_ok()).count()
 }
 
+/// Every file under `dir`, at any depth, sorted by path and walked as a class folder is (links followed inside it,
+/// each real file once), with the warnings for what was skipped.
+pub(crate) fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let mut walk = Walk { class_dirs: vec![(Walk::real(dir)?, 0)], seen: HashMap::new(), warnings: Vec::new() };
+    let files = walk.class(dir, 0)?;
+    Ok((files, walk.warnings))
+}
+
 /// Classes and files of the image folder `root`.
 pub(crate) fn discover(root: &Path) -> Result<ClassFolders> {
     let train_dir = root.join("train");

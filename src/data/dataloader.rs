@@ -95,6 +95,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 1,
+            paths: Vec::new(),
         };
         DataLoader::new(Arc::new(ds), 4, order)
     }

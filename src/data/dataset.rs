@@ -1,5 +1,7 @@
 //! A decoded image dataset: every image the same shape, stored as one contiguous u8 buffer.
 
+use std::path::PathBuf;
+
 /// Images as u8 `[N, C, H, W]` (row-major), their class indices, and the class names.
 ///
 /// Pixels stay u8 here: a quarter of the memory of f32, and the scaling to [0, 1] happens once, where a batch is
@@ -12,6 +14,9 @@ pub struct Dataset {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// Each image's file, for the datasets read from files one image each (an image folder); empty otherwise (IDX
+    /// files, datasets made in code). Kept in step with `labels` by `subset` and by the splits.
+    pub paths: Vec<PathBuf>,
 }
 
 impl Dataset {
@@ -47,7 +52,31 @@ impl Dataset {
             channels: self.channels,
             height: self.height,
             width: self.width,
+            paths: if self.paths.is_empty() {
+                Vec::new()
+            } else {
+                idx.iter().map(|&i| self.paths[i].clone()).collect()
+            },
         }
+    }
+
+    /// This dataset's images, then `other`'s: the whole of a split folder. `None` when their shapes or classes
+    /// differ.
+    pub fn concat(mut self, other: Dataset) -> Option<Dataset> {
+        let same_kind = |d: &Dataset| (d.classes.clone(), d.channels, d.height, d.width);
+        if other.is_empty() {
+            return Some(self);
+        }
+        if self.is_empty() {
+            return Some(other);
+        }
+        if same_kind(&self) != same_kind(&other) || self.paths.is_empty() != other.paths.is_empty() {
+            return None;
+        }
+        self.pixels.extend_from_slice(&other.pixels);
+        self.labels.extend_from_slice(&other.labels);
+        self.paths.extend(other.paths);
+        Some(self)
     }
 
     /// Images per class, indexed like `classes`.
@@ -68,12 +97,16 @@ impl Dataset {
             if kept != i {
                 self.pixels.copy_within(i * n..(i + 1) * n, kept * n);
                 self.labels[kept] = self.labels[i];
+                if !self.paths.is_empty() {
+                    self.paths.swap(kept, i);
+                }
             }
             kept += 1;
         }
         self.pixels.truncate(kept * n);
         self.pixels.shrink_to_fit();
         self.labels.truncate(kept);
+        self.paths.truncate(kept);
     }
 }
 
@@ -101,6 +134,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 2,
+            paths: Vec::new(),
         }
     }
 
@@ -120,5 +154,26 @@ mod tests {
         assert_eq!(kept, ds.subset(&[1, 2]));
         assert_eq!(pixel_buffer(2, 3).unwrap(), vec![0; 6]);
         assert!(pixel_buffer(usize::MAX / 2, 4).is_err());
+    }
+
+    #[test]
+    fn paths_stay_in_step_with_labels() {
+        let ds = Dataset { paths: ["x", "y", "z"].map(PathBuf::from).to_vec(), ..tiny() };
+        assert_eq!(ds.subset(&[2, 0]).paths, ["z", "x"].map(PathBuf::from));
+        let mut kept = ds.clone();
+        kept.retain(&[true, false, true]);
+        assert_eq!((kept.labels, kept.paths), (vec![0, 1], ["x", "z"].map(PathBuf::from).to_vec()));
+        // A dataset without paths keeps none.
+        assert!(tiny().subset(&[1]).paths.is_empty());
+    }
+
+    #[test]
+    fn concat_appends_alike_datasets() {
+        let both = tiny().concat(tiny().subset(&[2])).unwrap();
+        assert_eq!((both.pixels, both.labels), (vec![0, 1, 10, 11, 20, 21, 20, 21], vec![0, 1, 1, 1]));
+        assert_eq!(tiny().concat(Dataset::default()), Some(tiny()));
+        assert_eq!(Dataset::default().concat(tiny()), Some(tiny()));
+        assert_eq!(tiny().concat(Dataset { channels: 2, width: 1, ..tiny() }), None);
+        assert_eq!(tiny().concat(Dataset { classes: vec!["a".into()], ..tiny() }), None);
     }
 }

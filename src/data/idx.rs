@@ -190,6 +190,7 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         channels,
         height,
         width,
+        paths: Vec::new(),
     })
 }
 

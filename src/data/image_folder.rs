@@ -34,13 +34,19 @@ impl<'a> Skips<'a> {
     }
 
     fn finish(mut self) -> Vec<String> {
-        if let Some(first) = self.not_images.first() {
-            let n = self.not_images.len();
-            let s = if n == 1 { "" } else { "s" };
-            self.warnings.insert(0, format!("skipped {n} file{s} that are not images (e.g. {})", first.display()));
+        if let Some(warning) = not_images_warning(&self.not_images) {
+            self.warnings.insert(0, warning);
         }
         self.warnings
     }
+}
+
+/// One warning for all the files that are not images (a folder's `.DS_Store`, `README`, ...), naming the first.
+pub(super) fn not_images_warning(not_images: &[&Path]) -> Option<String> {
+    let first = not_images.first()?;
+    let n = not_images.len();
+    let s = if n == 1 { "" } else { "s" };
+    Some(format!("skipped {n} file{s} that are not images (e.g. {})", first.display()))
 }
 
 fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
@@ -126,6 +132,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         channels,
         height,
         width,
+        paths: kept.iter().map(|i| i.path.clone()).collect(),
     };
     let budget = DecodeBudget::new(opts.decode_budget);
     let decoded: Vec<Result<(), String>> = all
@@ -258,6 +265,7 @@ mod tests {
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
         assert_eq!(s.notes[..2], ["size: all images are 6x4, using 6x4", "channels: auto -> 1 (all images are grey)"]);
         assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
+        assert_eq!(s.train.paths, [d.path().join("a/1.png"), d.path().join("b/1.png")]);
         d.write("b/2.png", &encode_png(6, 4, ColorType::Rgb, &[0; 6 * 4 * 3]));
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));

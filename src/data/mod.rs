@@ -10,6 +10,7 @@ mod dataset;
 pub mod decode;
 mod decode_budget;
 pub mod idx;
+mod image_files;
 mod image_folder;
 mod progress;
 mod resize;
@@ -26,6 +27,7 @@ use crate::{Error, Result};
 pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
 pub use decode::load_image;
+pub use image_files::image_files;
 pub use to_tensor::Targets;
 
 /// How many channels the images get.

@@ -1,0 +1,197 @@
+//! `crest evaluate MODEL DIR`: how a saved model does on a labelled folder — fastai's `learn.validate()` and
+//! `ClassificationInterpretation` in one command.
+
+use super::predict::load_model;
+use super::train::parse_valid_pct;
+use crest::data::{self, ChannelsOpt, Dataset, LoadOptions, Split};
+use crest::interpret::Interpretation;
+use crest::model_io::ModelMeta;
+use crest::text::printable;
+use crest::{careful_write, Error, Result};
+use std::path::PathBuf;
+
+/// How many of the highest-loss images to list: fastai's `plot_top_losses(9)`.
+const TOP_LOSSES: usize = 9;
+
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// A model file written by `crest train`.
+    pub model: PathBuf,
+    /// A labelled folder as `crest train` reads it (one sub-folder per class, or train/ and valid/ folders of them,
+    /// or IDX files), with the model's classes.
+    pub dir: PathBuf,
+    /// Which images: all of them, or the validation or training set as `crest train DIR` split them (with the same
+    /// --valid-pct and --seed) [default: valid when DIR is split already (train/ and valid/ folders, IDX t10k
+    /// files), else all]
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
+    /// The fraction `crest train --valid-pct` held out, for --split valid or train [default: 0.2, as train's]
+    #[arg(long, requires = "split", value_parser = parse_valid_pct)]
+    pub valid_pct: Option<f32>,
+    /// The seed `crest train --seed` split with, for --split valid or train [default: 42, as train's]
+    #[arg(long, requires = "split")]
+    pub seed: Option<u64>,
+    /// Batch size
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub bs: u32,
+    /// Also write one row per image: its path, label, prediction and the probability of each class
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Treat a corrupt or oversized image as an error instead of skipping it
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum SplitArg {
+    /// Every image in the folder
+    All,
+    /// The validation set
+    Valid,
+    /// The training set
+    Train,
+}
+
+/// Loads `DIR` as the model was trained: its size and channels, split as asked. Without `--split` nothing is held
+/// out, so a folder that is not split already comes back whole as the training side.
+fn load(args: &EvaluateArgs, meta: &ModelMeta) -> Result<Split> {
+    let channels = match meta.channels {
+        1 => ChannelsOpt::Grey,
+        3 => ChannelsOpt::Rgb,
+        _ => ChannelsOpt::Rgba,
+    };
+    // A non-square model was trained on images that all had its size (`--size` is square): loading them at their
+    // own size gives the same, and other sizes are refused below.
+    let size = (meta.height == meta.width).then_some(meta.height);
+    let opts = LoadOptions {
+        size,
+        channels,
+        valid_pct: if args.split.is_some() { args.valid_pct.unwrap_or(0.2) } else { 0.0 },
+        seed: args.seed.unwrap_or(42),
+        strict: args.strict,
+        ..LoadOptions::default()
+    };
+    let split = data::load(&args.dir, &opts)?;
+    if split.train.classes != meta.classes {
+        let names = |c: &[String]| c.iter().map(|n| printable(n).into_owned()).collect::<Vec<_>>().join(", ");
+        return Err(Error::Data(format!(
+            "{}'s classes [{}] are not the model's [{}]",
+            args.dir.display(),
+            names(&split.train.classes),
+            names(&meta.classes)
+        )));
+    }
+    let (h, w) = (split.train.height, split.train.width);
+    if (h, w) != (meta.height, meta.width) {
+        return Err(Error::Data(format!(
+            "the model takes {}x{} images and {} holds images of other sizes; crest resizes only to squares",
+            meta.width,
+            meta.height,
+            args.dir.display()
+        )));
+    }
+    Ok(split)
+}
+
+/// The images to evaluate, and a phrase saying which they are.
+fn choose(args: &EvaluateArgs, split: Split) -> Result<(Dataset, String)> {
+    let note = split.notes.iter().find_map(|n| n.strip_prefix("split: ")).unwrap_or("").to_string();
+    let presplit = args.split.is_none() && !split.valid.is_empty();
+    match args.split {
+        None if presplit => Ok((split.valid, format!("the validation set ({note})"))),
+        None => Ok((split.train, "all of them (--split valid evaluates the set crest train held out)".into())),
+        Some(SplitArg::All) => {
+            let all = split.train.concat(split.valid);
+            Ok((
+                all.ok_or_else(|| Error::Data("the training and validation images differ in kind".into()))?,
+                "all of them".into(),
+            ))
+        }
+        Some(SplitArg::Train) => Ok((split.train, format!("the training set ({note})"))),
+        Some(SplitArg::Valid) if split.valid.is_empty() => {
+            Err(Error::InvalidArgument("the validation set is empty: --split valid needs --valid-pct above 0".into()))
+        }
+        Some(SplitArg::Valid) => Ok((split.valid, format!("the validation set ({note})"))),
+    }
+}
+
+/// Each image's name for the tables and the CSV: its path, or its index when the data has no files (IDX).
+fn image_names(dataset: &Dataset) -> Vec<String> {
+    if dataset.paths.is_empty() {
+        (0..dataset.len()).map(|i| i.to_string()).collect()
+    } else {
+        dataset.paths.iter().map(|p| p.display().to_string()).collect()
+    }
+}
+
+fn print(interp: &Interpretation, names: &[String]) {
+    let accuracy = interp.accuracy().unwrap_or(f32::NAN);
+    let loss = interp.mean_loss().unwrap_or(f32::NAN);
+    println!("accuracy: {accuracy:.4}");
+    println!("loss: {loss:.4} (mean cross-entropy of the true class)");
+    println!();
+    print!("{}", interp.classification_report(4));
+    for (class, scores) in interp.classes.iter().zip(interp.per_class()) {
+        if scores.predicted == 0 {
+            println!(
+                "note: no image was predicted as {}, so its precision is taken as 0 (as sklearn does)",
+                printable(class)
+            );
+        }
+    }
+    println!();
+    println!("confusion matrix (rows actual, columns predicted):");
+    print!("{}", interp.confusion_table());
+    println!();
+    let pairs = interp.most_confused(1);
+    let pairs: Vec<String> =
+        pairs.iter().map(|(a, p, n)| format!("('{}', '{}', {n})", printable(a), printable(p))).collect();
+    println!("most confused (actual, predicted, count): [{}]", pairs.join(", "));
+    println!();
+    println!("top losses:");
+    println!("path\tlabel\tprediction\tprobability\tloss");
+    let predictions = interp.predictions();
+    for i in interp.top_losses(TOP_LOSSES) {
+        let (label, predicted) = (interp.labels[i] as usize, predictions[i] as usize);
+        println!(
+            "{}\t{}\t{}\t{:.4}\t{:.4}",
+            printable(&names[i]),
+            printable(&interp.classes[label]),
+            printable(&interp.classes[predicted]),
+            interp.probs_of(i)[predicted],
+            interp.losses[i]
+        );
+    }
+}
+
+pub fn run(args: EvaluateArgs) -> Result<()> {
+    if let Some(csv) = &args.csv {
+        careful_write::check(csv, "the predictions")?;
+    }
+    let (mut model, meta) = load_model(&args.model)?;
+    let split = load(&args, &meta)?;
+    split.warnings.iter().for_each(|w| eprintln!("warning: {}", printable(w)));
+    let source = split.source.clone();
+    let (dataset, which) = choose(&args, split)?;
+    if dataset.is_empty() {
+        return Err(Error::Data(format!("no images to evaluate in {}", args.dir.display())));
+    }
+    println!(
+        "evaluating {} on {} ({source}): {} images of {}x{}x{}, {which}",
+        args.model.display(),
+        args.dir.display(),
+        dataset.len(),
+        dataset.height,
+        dataset.width,
+        dataset.channels
+    );
+    let interp = Interpretation::from_model(model.as_mut(), meta.loss, &dataset, meta.scale, args.bs as usize)?;
+    let names = image_names(&dataset);
+    print(&interp, &names);
+    if let Some(csv) = &args.csv {
+        let column = if dataset.paths.is_empty() { "index" } else { "path" };
+        careful_write::write(csv, "the predictions", interp.predictions_csv(column, &names).as_bytes())?;
+        println!("wrote one row per image to {}", csv.display());
+    }
+    Ok(())
+}
