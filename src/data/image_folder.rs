@@ -44,9 +44,11 @@ impl<'a> Skips<'a> {
 /// One warning for all the files that are not images (a folder's `.DS_Store`, `README`, ...), naming the first.
 pub(super) fn not_images_warning(not_images: &[&Path]) -> Option<String> {
     let first = not_images.first()?;
-    let n = not_images.len();
-    let s = if n == 1 { "" } else { "s" };
-    Some(format!("skipped {n} file{s} that are not images (e.g. {})", first.display()))
+    let what = match not_images.len() {
+        1 => "1 file that is not an image".to_string(),
+        n => format!("{n} files that are not images"),
+    };
+    Some(format!("skipped {what} (e.g. {})", first.display()))
 }
 
 fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {

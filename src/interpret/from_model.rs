@@ -119,7 +119,7 @@ impl Interpretation {
 mod tests {
     use super::*;
     use crate::loss::{bce_with_logits, cross_entropy};
-    use crate::nn::Linear;
+    use crate::nn::{Flatten, Linear, Sequential};
 
     /// Four 1x1x2 images with a 2-in model whose weights are set by hand.
     fn dataset(classes: usize) -> Dataset {
@@ -134,11 +134,11 @@ mod tests {
         }
     }
 
-    fn linear(outputs: usize, weights: &[f32], bias: &[f32]) -> Linear {
-        Linear::from_parts(
-            Tensor::from_vec(weights.to_vec(), &[outputs, 2]),
-            Tensor::from_vec(bias.to_vec(), &[outputs]),
-        )
+    /// Flatten, then a Linear layer with the given weights `[outputs, 2]` and bias.
+    fn linear(outputs: usize, weights: &[f32], bias: &[f32]) -> Sequential {
+        let weight = Tensor::from_vec(weights.to_vec(), &[outputs, 2]);
+        let layer = Linear::from_parts(weight, Tensor::from_vec(bias.to_vec(), &[outputs]));
+        Sequential::new(vec![Box::new(Flatten), Box::new(layer)])
     }
 
     #[test]

@@ -116,6 +116,6 @@ total                   5      4      1     10
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
         let report = i.classification_report(2);
-        assert!(report.lines().nth(2).unwrap().starts_with(" chat noir 🐈       0.90"), "{report}");
+        assert!(report.lines().nth(2).unwrap().starts_with(" chat noir 🐈       1.00"), "{report}");
     }
 }
