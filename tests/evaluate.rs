@@ -121,6 +121,10 @@ fn which_images_a_split_folder_gives() {
     // --valid-pct and --seed say how to split, so they need --split.
     let out = crest(&["evaluate", model.to_str().unwrap(), "data/mnist_sample", "--seed", "3"]);
     assert!(!out.status.success() && text(&out).1.contains("--split"), "{}", text(&out).1);
+    let out =
+        crest(&["evaluate", model.to_str().unwrap(), "data/mnist_sample", "--split", "valid", "--valid-pct", "0"]);
+    assert!(!out.status.success());
+    assert_eq!(text(&out).1, "error: the validation set is empty: --split valid needs --valid-pct above 0\n");
     let _ = std::fs::remove_dir_all(dir);
 }
 

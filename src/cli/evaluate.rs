@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 /// How many of the highest-loss images to list: fastai's `plot_top_losses(9)`.
 const TOP_LOSSES: usize = 9;
+/// How many of fastai's `most_confused` pairs to list: with many classes, all of them would fill the screen.
+const MOST_CONFUSED: usize = 10;
 
 #[derive(clap::Args)]
 pub struct EvaluateArgs {
@@ -144,9 +146,13 @@ fn print(interp: &Interpretation, names: &[String]) {
     print!("{}", interp.confusion_table());
     println!();
     let pairs = interp.most_confused(1);
-    let pairs: Vec<String> =
-        pairs.iter().map(|(a, p, n)| format!("('{}', '{}', {n})", printable(a), printable(p))).collect();
-    println!("most confused (actual, predicted, count): [{}]", pairs.join(", "));
+    println!("most confused (actual, predicted, count):");
+    for (actual, predicted, n) in pairs.iter().take(MOST_CONFUSED) {
+        println!("('{}', '{}', {n})", printable(actual), printable(predicted));
+    }
+    if pairs.len() > MOST_CONFUSED {
+        println!("... and {} more pairs", pairs.len() - MOST_CONFUSED);
+    }
     println!();
     println!("top losses:");
     println!("path\tlabel\tprediction\tprobability\tloss");

@@ -16,11 +16,11 @@ pub fn image_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let (files, mut warnings) = class_folders::files_under(dir)?;
     let is_image: Vec<bool> =
         files.par_iter().map(|f| !matches!(decode::probe(f, u64::MAX), Err(Skip::NotImage))).collect();
-    let (images, others): (Vec<(PathBuf, bool)>, Vec<(PathBuf, bool)>) =
-        files.into_iter().zip(is_image).partition(|(_, image)| *image);
-    let others: Vec<&Path> = others.iter().map(|(f, _)| f.as_path()).collect();
+    let others: Vec<&Path> =
+        files.iter().zip(&is_image).filter(|(_, &image)| !image).map(|(f, _)| f.as_path()).collect();
     warnings.splice(0..0, not_images_warning(&others));
-    Ok((images.into_iter().map(|(f, _)| f).collect(), warnings))
+    let images = files.iter().zip(&is_image).filter(|(_, &image)| image).map(|(f, _)| f.clone()).collect();
+    Ok((images, warnings))
 }
 
 #[cfg(all(test, unix))]

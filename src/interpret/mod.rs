@@ -95,7 +95,7 @@ impl Interpretation {
             .filter(|&(a, p, count)| a != p && count >= min_val)
             .map(|(a, p, count)| (self.classes[a].clone(), self.classes[p].clone(), count))
             .collect();
-        pairs.sort_by(|x, y| y.2.cmp(&x.2));
+        pairs.sort_by_key(|pair| std::cmp::Reverse(pair.2));
         pairs
     }
 

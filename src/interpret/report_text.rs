@@ -52,21 +52,28 @@ impl Interpretation {
     pub fn confusion_table(&self) -> String {
         let names = self.printable_classes();
         let matrix = self.confusion_matrix();
-        let corner = "actual \\ predicted";
-        let first = names.iter().map(|n| width(n)).chain([width(corner), width("total")]).max().unwrap_or(0);
-        let cell =
-            names.iter().map(|n| width(n)).chain([width("total"), self.len().to_string().len()]).max().unwrap_or(0);
-        let line = |label: &str, cells: Vec<String>| {
-            let cells: Vec<String> = cells.iter().map(|c| right(c, cell)).collect();
-            format!("{label}{}  {}\n", " ".repeat(first - width(label)), cells.join("  "))
+        let count_cells = |label: &str, counts: Vec<usize>| {
+            std::iter::once(label.to_string()).chain(counts.iter().map(|n| n.to_string())).collect::<Vec<_>>()
         };
-        let mut out = line(corner, names.iter().cloned().chain(["total".to_string()]).collect());
+        let mut rows = vec![std::iter::once("actual \\ predicted")
+            .chain(names.iter().map(String::as_str))
+            .chain(["total"])
+            .map(String::from)
+            .collect::<Vec<_>>()];
         for (name, row) in names.iter().zip(&matrix) {
-            let total: usize = row.iter().sum();
-            out += &line(name, row.iter().chain([&total]).map(|n| n.to_string()).collect());
+            rows.push(count_cells(name, row.iter().copied().chain([row.iter().sum()]).collect()));
         }
         let column_totals = (0..names.len()).map(|p| matrix.iter().map(|row| row[p]).sum::<usize>());
-        out += &line("total", column_totals.chain([self.len()]).map(|n| n.to_string()).collect());
+        rows.push(count_cells("total", column_totals.chain([self.len()]).collect()));
+        // Each column as wide as its widest cell; names left-aligned, counts right-aligned.
+        let widths: Vec<usize> =
+            (0..rows[0].len()).map(|c| rows.iter().map(|r| width(&r[c])).max().unwrap_or(0)).collect();
+        let mut out = String::new();
+        for row in &rows {
+            let label = format!("{}{}", row[0], " ".repeat(widths[0] - width(&row[0])));
+            let cells: Vec<String> = row[1..].iter().zip(&widths[1..]).map(|(c, &w)| right(c, w)).collect();
+            out += &format!("{label}  {}\n", cells.join("  "));
+        }
         out
     }
 }
@@ -96,11 +103,11 @@ weighted avg     0.3100    0.4000    0.3492        10
     #[test]
     fn confusion_table_has_names_and_totals() {
         let expected = "\
-actual \\ predicted      a      b      c  total
-a                       2      1      1      4
-b                       1      2      0      3
-c                       2      1      0      3
-total                   5      4      1     10
+actual \\ predicted  a  b  c  total
+a                   2  1  1      4
+b                   1  2  0      3
+c                   2  1  0      3
+total               5  4  1     10
 ";
         assert_eq!(three_classes().confusion_table(), expected);
     }
