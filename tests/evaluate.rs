@@ -124,7 +124,11 @@ fn which_images_a_split_folder_gives() {
     let out =
         crest(&["evaluate", model.to_str().unwrap(), "data/mnist_sample", "--split", "valid", "--valid-pct", "0"]);
     assert!(!out.status.success());
-    assert_eq!(text(&out).1, "error: the validation set is empty: --split valid needs --valid-pct above 0\n");
+    assert_eq!(
+        text(&out).1,
+        "error: the validation set is empty: --split valid needs a --valid-pct above 0 and classes of two images or \
+         more\n"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

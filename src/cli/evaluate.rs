@@ -98,23 +98,25 @@ fn load(args: &EvaluateArgs, meta: &ModelMeta) -> Result<Split> {
 /// The images to evaluate, and a phrase saying which they are.
 fn choose(args: &EvaluateArgs, split: Split) -> Result<(Dataset, String)> {
     let note = split.notes.iter().find_map(|n| n.strip_prefix("split: ")).unwrap_or("").to_string();
-    let presplit = args.split.is_none() && !split.valid.is_empty();
-    match args.split {
-        None if presplit => Ok((split.valid, format!("the validation set ({note})"))),
-        None => Ok((split.train, "all of them (--split valid evaluates the set crest train held out)".into())),
+    let chosen = match args.split {
+        // A folder split already; with nothing held out otherwise, any other folder comes back whole as `train`.
+        None if !split.valid.is_empty() => (split.valid, format!("the validation set ({note})")),
+        None => (split.train, "all of them (--split valid evaluates the set crest train held out)".into()),
         Some(SplitArg::All) => {
             let all = split.train.concat(split.valid);
-            Ok((
+            (
                 all.ok_or_else(|| Error::Data("the training and validation images differ in kind".into()))?,
                 "all of them".into(),
-            ))
+            )
         }
-        Some(SplitArg::Train) => Ok((split.train, format!("the training set ({note})"))),
-        Some(SplitArg::Valid) if split.valid.is_empty() => {
-            Err(Error::InvalidArgument("the validation set is empty: --split valid needs --valid-pct above 0".into()))
-        }
-        Some(SplitArg::Valid) => Ok((split.valid, format!("the validation set ({note})"))),
-    }
+        Some(SplitArg::Train) => (split.train, format!("the training set ({note})")),
+        Some(SplitArg::Valid) if split.valid.is_empty() => return Err(Error::InvalidArgument(
+            "the validation set is empty: --split valid needs a --valid-pct above 0 and classes of two images or more"
+                .into(),
+        )),
+        Some(SplitArg::Valid) => (split.valid, format!("the validation set ({note})")),
+    };
+    Ok(chosen)
 }
 
 /// Each image's name for the tables and the CSV: its path, or its index when the data has no files (IDX).
