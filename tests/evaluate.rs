@@ -141,7 +141,7 @@ fn other_classes_are_refused_in_one_line_naming_both() {
     let out = crest(&["evaluate", model.to_str().unwrap(), data.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success() && stdout.is_empty());
-    assert_eq!(stderr, format!("error: {}'s classes [cat, dog] are not the model's [3, 7]\n", data.display()));
+    assert_eq!(stderr, format!("error: {} has the classes [cat, dog]; the model's are [3, 7]\n", data.display()));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -77,7 +77,7 @@ fn load(args: &EvaluateArgs, meta: &ModelMeta) -> Result<Split> {
     if split.train.classes != meta.classes {
         let names = |c: &[String]| c.iter().map(|n| printable(n).into_owned()).collect::<Vec<_>>().join(", ");
         return Err(Error::Data(format!(
-            "{}'s classes [{}] are not the model's [{}]",
+            "{} has the classes [{}]; the model's are [{}]",
             args.dir.display(),
             names(&split.train.classes),
             names(&meta.classes)
