@@ -177,3 +177,26 @@ fn predict_on_a_folder_classifies_every_image_inside() {
     assert!(stderr.ends_with("error: 1 folder held no images\n"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// sklearn's precision of a class no image was predicted as is 0, with a warning; so is crest's, with a note.
+#[test]
+fn a_class_never_predicted_gets_a_note() {
+    let dir = temp_dir("evaluate-never");
+    let (model, _) = train(&dir, &[]);
+    // Images of 3s under both class names: the model calls them all 3.
+    let data = dir.join("threes");
+    for class in ["3", "7"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..3 {
+            let file = format!("{i:05}.png");
+            std::fs::copy(Path::new("data/mnist_sample/3").join(&file), data.join(class).join(file)).unwrap();
+        }
+    }
+    let out = crest(&["evaluate", model.to_str().unwrap(), data.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(value(&stdout, "accuracy: "), "0.5000");
+    assert!(stdout.contains("\n           7     0.0000    0.0000    0.0000         3\n"), "{stdout}");
+    assert!(stdout.contains("\nnote: no image was predicted as 7, so its precision is taken as 0 (as sklearn does)\n"));
+    let _ = std::fs::remove_dir_all(dir);
+}
