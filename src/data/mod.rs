@@ -11,7 +11,6 @@ pub mod decode;
 mod decode_budget;
 pub mod idx;
 mod image_folder;
-mod progress;
 mod resize;
 mod split;
 mod to_tensor;
