@@ -61,7 +61,7 @@ mod tests {
     use crate::nn::Linear;
     use crate::rng::Rng;
 
-    fn fit_start(metric_names: &[&'static str]) -> FitStart<'_> {
+    fn fit_start<'a>(metric_names: &'a [&'static str]) -> FitStart<'a> {
         FitStart { epochs: 10, first_epoch: 0, batches: 3, metric_names, validates: true }
     }
 
