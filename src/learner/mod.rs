@@ -1,7 +1,9 @@
 //! fastai's `Learner`: data, model, optimizer, loss and metrics; `fit(epochs, lr)` trains and prints the table.
+//! Callbacks ([`Callback`]: early stopping, save-best, a user's own) run at fastai's events of the fit; the learner
+//! keeps a row per epoch (`recorder`) and per training batch (`batches`).
 //!
 //! ```no_run
-//! # use crest::{data::{self, DataLoader, LoadOptions, Order}, learner::{DataLoaders, Learner}, nn::*, rng::Rng};
+//! # use crest::{data::{self, DataLoader, LoadOptions, Order}, learner::*, nn::*, rng::Rng};
 //! # use std::sync::Arc;
 //! # fn main() -> crest::Result<()> {
 //! let split = data::load("data/mnist_sample".as_ref(), &LoadOptions::default())?;
@@ -10,8 +12,13 @@
 //!     valid: DataLoader::new(Arc::new(split.valid), 256, Order::Sequential),
 //! };
 //! let model = Sequential::default().push(Flatten).push(Linear::new(784, 1, &mut Rng::new(42)));
-//! let mut learn = Learner::builder(dls, Box::new(model)).metrics([crest::metrics::Metric::BATCH_ACCURACY]).build()?;
-//! learn.fit_one_cycle(5, 3e-3)?;
+//! let mut learn = Learner::builder(dls, Box::new(model))
+//!     .metrics([crest::metrics::Metric::BATCH_ACCURACY])
+//!     .callback(Box::new(EarlyStoppingCallback::new(Monitor::ValidLoss, 0.0, 3)))
+//!     .callback(Box::new(SaveModelCallback::new(Monitor::ValidLoss, 0.0)))
+//!     .build()?;
+//! learn.fit_one_cycle(20, 3e-3)?;
+//! let best = learn.callback::<SaveModelCallback>().and_then(|cb| cb.best()); // the epoch the model is now from
 //! # Ok(()) }
 //! ```
 
@@ -140,7 +147,7 @@ impl LearnerBuilder {
     }
 
     /// Also write the rows to a CSV file (fastai's `CSVLogger`). The file is written whole (see
-    /// [`crate::careful_write`]) each time a `fit` ends, also when it ends early at [`LearnerBuilder::stop_at`]; a
+    /// [`crate::careful_write`]) each time a `fit` ends, also when a callback ends it early (`stop_at`, early stopping); a
     /// `fit` that fails (a diverging loss, an error, a stop request) writes none, leaving an earlier file as it was,
     /// since the table it would hold is already on screen and a log beside no model would be read as a finished
     /// run's. The path is checked when the learner is built.
@@ -282,6 +289,17 @@ impl Learner {
     }
 
     pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+        let metric_names: Vec<&'static str> = self.metrics.iter().map(|m| m.name).collect();
+        let fit = FitStart {
+            epochs,
+            first_epoch: self.epochs_done,
+            batches: self.dls.train.len(),
+            metric_names: &metric_names,
+            validates: !self.dls.valid.is_empty(),
+        };
+        for cb in &mut self.callbacks {
+            cb.before_fit(&fit)?;
+        }
         if self.print_table {
             println!("{}", table::format_line(&self.header, &self.header));
         }
@@ -295,18 +313,8 @@ impl Learner {
         Ok(&self.recorder[..])
     }
 
+    /// The epochs of a fit, once the callbacks have heard it begin; then `after_fit`, unless an epoch failed.
     fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
-        let metric_names: Vec<&'static str> = self.metrics.iter().map(|m| m.name).collect();
-        let fit = FitStart {
-            epochs,
-            first_epoch: self.epochs_done,
-            batches: self.dls.train.len(),
-            metric_names: &metric_names,
-            validates: !self.dls.valid.is_empty(),
-        };
-        for cb in &mut self.callbacks {
-            cb.before_fit(&fit)?;
-        }
         for e in 0..epochs {
             let row = self.fit_epoch(e, epochs, lr, schedule, opt)?;
             if self.print_table {
