@@ -65,6 +65,23 @@ pub struct DataLoaders {
     pub valid: DataLoader,
 }
 
+/// One call of `fit`: its epochs, its peak (or constant) learning rate and schedule, and the batches of an epoch.
+/// Where a fit stands in its schedule is an epoch of it and a batch of that epoch.
+#[derive(Clone, Copy, Debug)]
+struct FitPlan {
+    epochs: usize,
+    lr: f32,
+    schedule: Schedule,
+    batches: usize,
+}
+
+impl FitPlan {
+    /// The learning rate of batch `i` of the fit's epoch `e`.
+    fn lr_at(&self, e: usize, i: usize) -> f32 {
+        self.schedule.lr(self.lr, e * self.batches + i, self.epochs * self.batches)
+    }
+}
+
 /// How a metric is averaged over the validation set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricAverage {
@@ -304,7 +321,8 @@ impl Learner {
             println!("{}", table::format_line(&self.header, &self.header));
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut());
+        let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len() };
+        let result = self.fit_epochs(&plan, opt.as_mut());
         self.opt = Some(opt);
         result?;
         if let Some(path) = &self.csv {
@@ -314,21 +332,20 @@ impl Learner {
     }
 
     /// The epochs of a fit, once the callbacks have heard it begin; then `after_fit`, unless an epoch failed.
-    fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
-        for e in 0..epochs {
-            let row = self.fit_epoch(e, epochs, lr, schedule, opt)?;
+    fn fit_epochs(&mut self, plan: &FitPlan, opt: &mut dyn Optimizer) -> Result<()> {
+        for e in 0..plan.epochs {
+            let row = self.fit_epoch(plan, e, opt)?;
             if self.print_table {
                 println!("{}", table::format_row(&row, &self.header));
             }
             self.epochs_done += 1;
-            self.recorder.push(row);
-            let row = &self.recorder[self.recorder.len() - 1];
             let mut stops = Vec::new();
             for cb in &mut self.callbacks {
-                if let ControlFlow::Break(why) = cb.after_epoch(row, self.model.as_ref()) {
+                if let ControlFlow::Break(why) = cb.after_epoch(&row, self.model.as_ref()) {
                     stops.push(why);
                 }
             }
+            self.recorder.push(row);
             if !stops.is_empty() {
                 if self.print_table {
                     stops.iter().for_each(|why| println!("{why}"));
@@ -342,28 +359,20 @@ impl Learner {
         Ok(())
     }
 
-    /// Epoch `e` of a fit of `epochs`: a step on every training batch, then validation; returns the table's row.
-    fn fit_epoch(
-        &mut self,
-        e: usize,
-        epochs: usize,
-        lr: f32,
-        schedule: Schedule,
-        opt: &mut dyn Optimizer,
-    ) -> Result<EpochRow> {
+    /// Epoch `e` of the fit: a step on every training batch, then validation; returns the table's row.
+    fn fit_epoch(&mut self, plan: &FitPlan, e: usize, opt: &mut dyn Optimizer) -> Result<EpochRow> {
         let start = Instant::now();
         let epoch = self.epochs_done;
-        let batches = self.dls.train.len();
         for cb in &mut self.callbacks {
             cb.before_epoch(epoch);
         }
-        let bar = Progress::new(batches, format!("epoch {epoch}"), self.print_table);
+        let bar = Progress::new(plan.batches, format!("epoch {epoch}"), self.print_table);
         self.model.set_training(true);
         let (mut total, mut count) = (0.0f64, 0usize);
         for (i, batch) in self.dls.train.batches(epoch).enumerate() {
             interrupt::check()?;
             let n = batch.n;
-            let step_lr = schedule.lr(lr, e * batches + i, epochs * batches);
+            let step_lr = plan.lr_at(e, i);
             opt.set_lr(step_lr);
             let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
             let model = |x: &Tensor| self.model.forward(x);
