@@ -24,10 +24,10 @@ fn rows(stdout: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn patience_stops_when_the_valid_loss_stops_improving() {
+fn patience_stops_when_the_valid_loss_stops_improving_and_save_best_keeps_the_best_of_the_stopped_fit() {
     let dir = temp_dir("patience");
     let model = dir.join("m.safetensors");
-    let args = ["train", "--epochs", "8", "--schedule", "constant", "--lr", "0.05", "--patience", "2"];
+    let args = ["train", "--epochs", "8", "--schedule", "constant", "--lr", "0.05", "--patience", "2", "--save-best"];
     let out = crest(&[&args[..], &["--out", model.to_str().unwrap()]].concat());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -35,7 +35,9 @@ fn patience_stops_when_the_valid_loss_stops_improving() {
     let valid: Vec<String> = rows(&stdout).into_iter().map(|r| r[2].clone()).collect();
     assert_eq!(valid, ["0.041268", "0.047825", "0.055266"], "{stdout}");
     assert!(stdout.contains("\nno improvement in valid_loss for 2 epochs since epoch 0: stopping\n"), "{stdout}");
-    assert!(model.exists());
+    // A fit a callback stopped still ends with save-best's restore.
+    assert!(stdout.ends_with(": best valid_loss 0.041268 at epoch 0\n"), "{stdout}");
+    assert_eq!(evaluate(&model).0, "0.041268");
     let _ = std::fs::remove_dir_all(dir);
 }
 
