@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod model_io;
 pub mod nn;
 pub mod optim;
+mod progress;
 pub mod rng;
 pub mod tensor;
 pub mod text;

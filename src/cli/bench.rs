@@ -24,16 +24,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "load_s={load_s:.3} images_per_s={:.0} train_s={train_s:.3} epoch_s={:.4} valid_acc={:.4} \
          infer_images_per_s={infer:.0} peak_rss_mb={:.1}",
         images as f64 / load_s.max(1e-9),
-        median_train_pass(&done.learner.recorder),
+        median_train_pass(done.runs.iter().flat_map(|run| &run.recorder)),
         done.accuracy.unwrap_or(f32::NAN),
         peak_rss_mb()
     );
     Ok(())
 }
 
-/// Seconds of the median epoch's training pass (validation excluded), as the PyTorch benchmarks report it.
-fn median_train_pass(rows: &[EpochRow]) -> f64 {
-    let mut t: Vec<f64> = rows.iter().map(|r| r.train_seconds).collect();
+/// Seconds of the median epoch's training pass (validation excluded), as the PyTorch benchmarks report it; over
+/// every run's epochs under `--runs`.
+fn median_train_pass<'a>(rows: impl Iterator<Item = &'a EpochRow>) -> f64 {
+    let mut t: Vec<f64> = rows.map(|r| r.train_seconds).collect();
     t.sort_by(f64::total_cmp);
     t.get(t.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
 }

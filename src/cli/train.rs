@@ -1,5 +1,8 @@
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
-use crest::learner::{DataLoaders, Learner, MetricAverage, Schedule};
+use crest::learner::{
+    DataLoaders, EarlyStoppingCallback, EpochRow, Learner, MetricAverage, Monitor, RunLog, SaveModelCallback, Schedule,
+    Spread,
+};
 use crest::loss::{bce_with_logits, cross_entropy, mnist_loss, Loss};
 use crest::metrics::Metric;
 use crest::model_io::{self, ModelMeta};
@@ -54,6 +57,22 @@ pub struct TrainArgs {
     /// Stop once validation accuracy reaches this (the post's wished-for stop condition)
     #[arg(long, value_parser = parse_fraction)]
     pub stop_at: Option<f32>,
+    /// Stop once --monitor has not improved (by more than --min-delta) for N epochs (fastai's EarlyStoppingCallback)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub patience: Option<u32>,
+    /// What --patience and --save-best watch
+    #[arg(long, value_enum, default_value_t = MonitorArg::ValidLoss)]
+    pub monitor: MonitorArg,
+    /// How much --monitor must improve on its best to count as better
+    #[arg(long, value_name = "D", default_value_t = 0.0, value_parser = parse_nonneg)]
+    pub min_delta: f32,
+    /// Save the best epoch's model by --monitor, not the last epoch's (fastai's SaveModelCallback)
+    #[arg(long)]
+    pub save_best: bool,
+    /// Train K times, with seeds --seed to --seed+K-1 on the same split, and print the spread of the validation
+    /// accuracy; the model saved is the first run's
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub runs: u32,
     /// Where to save the model
     #[arg(long, default_value = "model.safetensors")]
     pub out: PathBuf,
@@ -96,6 +115,25 @@ pub enum OptArg {
     Sgd,
     Adam,
     Adamw,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorArg {
+    /// Validation loss, lower is better (fastai's default)
+    #[value(name = "valid_loss", alias = "valid-loss")]
+    ValidLoss,
+    /// Validation accuracy, higher is better
+    Accuracy,
+}
+
+impl MonitorArg {
+    /// The CLI's learner has one metric, the accuracy.
+    fn monitor(self) -> Monitor {
+        match self {
+            MonitorArg::ValidLoss => Monitor::ValidLoss,
+            MonitorArg::Accuracy => Monitor::Metric(0),
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -229,12 +267,16 @@ pub struct Data {
     pub valid: Arc<Dataset>,
 }
 
-/// What a training run leaves behind.
+/// What `crest train` leaves behind.
 pub struct Trained {
+    /// The first run's learner, whose model is the one saved.
     pub learner: Learner,
     pub data: Data,
     pub scale: f32,
+    /// The saved model's validation accuracy.
     pub accuracy: Option<f32>,
+    /// Every run's logs, the first one's included (one run without `--runs`).
+    pub runs: Vec<RunLog>,
 }
 
 /// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`).
@@ -293,6 +335,16 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
         .metric_average(recipe.metric_average);
     if let Some(goal) = args.stop_at {
         builder = builder.stop_at(goal);
+    }
+    if let Some(patience) = args.patience {
+        builder = builder.callback(Box::new(EarlyStoppingCallback::new(
+            args.monitor.monitor(),
+            args.min_delta,
+            patience as usize,
+        )));
+    }
+    if args.save_best {
+        builder = builder.callback(Box::new(SaveModelCallback::new(args.monitor.monitor(), args.min_delta)));
     }
     if !verbose {
         builder = builder.quiet();
@@ -354,7 +406,10 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
             "--as-posted replays the post's two-class model; this data has {classes} classes"
         )));
     }
-    let recipe = if args.as_posted { Recipe::as_posted() } else { Recipe::from_args(&args, classes)? };
+    check_validation_is_there(&args, &split)?;
+    let recipe_for =
+        |args: &TrainArgs| if args.as_posted { Ok(Recipe::as_posted()) } else { Recipe::from_args(args, classes) };
+    let recipe = recipe_for(&args)?;
     println!(
         "model: {} ({} loss, {:?}, lr {} {:?}, batch {}{})",
         args.arch,
@@ -367,16 +422,42 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
     );
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
     super::stop_signals::stop_on_signals()?;
-    let (learner, spec) = train(&args, &data, &recipe, true)?;
-    if let Some(model) = (learner.model.as_ref() as &dyn std::any::Any).downcast_ref::<Sequential>() {
-        for (layers, name) in model.fusions() {
-            println!("fused: layers {}-{} ran as {name}", layers.start, layers.end - 1);
+    let runs = args.runs as usize;
+    let mut first = None;
+    let mut logs = Vec::with_capacity(runs);
+    let mut ends = Vec::with_capacity(runs);
+    for run in 0..runs {
+        // Everything seeded but the split follows the run's seed; only the first run writes the CSV, as only its
+        // model is saved.
+        let seed = args.seed.wrapping_add(run as u64);
+        let run_args = TrainArgs { seed, csv: args.csv.clone().filter(|_| run == 0), ..args.clone() };
+        if runs > 1 {
+            println!("run {} of {runs}: seed {seed}", run + 1);
+        }
+        let (learner, spec) = train(&run_args, &data, &recipe_for(&run_args)?, true)?;
+        if run == 0 {
+            print_fusions(&learner);
+        }
+        let end = model_epoch(&learner);
+        match end.and_then(|row| row.metrics[0]) {
+            Some(a) => match best_note(&learner) {
+                Some(best) => println!("valid accuracy: {a:.4} (the model of the {best})"),
+                None => println!("valid accuracy: {a:.4}"),
+            },
+            None => println!("valid accuracy: none (no validation set)"),
+        }
+        if let Some(row) = end {
+            ends.push(RunEnd { seed, epochs: learner.recorder.len(), row: row.clone() });
+        }
+        logs.push(RunLog { seed, recorder: learner.recorder.clone(), batches: learner.batches.clone() });
+        if run == 0 {
+            first = Some((learner, spec));
         }
     }
-    let accuracy = learner.recorder.last().and_then(|r| r.metrics[0]);
-    match accuracy {
-        Some(a) => println!("valid accuracy: {a:.4}"),
-        None => println!("valid accuracy: none (no validation set)"),
+    let (learner, spec) = first.expect("at least one run");
+    let accuracy = model_epoch(&learner).and_then(|row| row.metrics[0]);
+    if runs > 1 {
+        print_runs(&ends);
     }
     if args.as_posted {
         let defaults = Recipe::from_args(&TrainArgs { as_posted: false, ..args.clone() }, classes)?;
@@ -384,7 +465,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         println!(
             "as posted: {:.4}; crest's defaults on the same split: {:.4}",
             accuracy.unwrap_or(f32::NAN),
-            crest.recorder.last().and_then(|r| r.metrics[0]).unwrap_or(f32::NAN)
+            model_epoch(&crest).and_then(|r| r.metrics[0]).unwrap_or(f32::NAN)
         );
         println!("the post's slips: unshuffled class-sorted batches (each batch one class), pixels /255 twice, std-1 init, accuracy averaged over batches");
     }
@@ -392,6 +473,83 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
     let meta =
         ModelMeta::new(data.train.classes.clone(), shape, recipe.scale, &args.arch.to_string(), recipe.loss, spec);
     model_io::save(&args.out, learner.model.as_ref(), &meta)?;
-    println!("saved model to {}", args.out.display());
-    Ok(Trained { learner, data, scale: recipe.scale, accuracy })
+    if runs > 1 {
+        println!("the model saved is run 1's (seed {}): the file the same command without --runs saves", args.seed);
+    }
+    match best_note(&learner) {
+        Some(best) => println!("saved model to {}: {best}", args.out.display()),
+        None => println!("saved model to {}", args.out.display()),
+    }
+    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: logs })
+}
+
+/// Early stopping, save-best and the comparison of runs all read validation figures; a split without validation
+/// images is refused before anything trains.
+fn check_validation_is_there(args: &TrainArgs, split: &Split) -> Result<()> {
+    if !split.valid.is_empty() {
+        return Ok(());
+    }
+    let flags: Vec<&str> =
+        [(args.patience.is_some(), "--patience"), (args.save_best, "--save-best"), (args.runs > 1, "--runs")]
+            .into_iter()
+            .filter_map(|(used, flag)| used.then_some(flag))
+            .collect();
+    match flags.as_slice() {
+        [] => Ok(()),
+        flags => Err(Error::InvalidArgument(format!(
+            "{} compare{} validation figures, and this split has no validation images: raise --valid-pct above 0",
+            flags.join(" and "),
+            if flags.len() == 1 { "s" } else { "" }
+        ))),
+    }
+}
+
+fn print_fusions(learner: &Learner) {
+    if let Some(model) = (learner.model.as_ref() as &dyn std::any::Any).downcast_ref::<Sequential>() {
+        for (layers, name) in model.fusions() {
+            println!("fused: layers {}-{} ran as {name}", layers.start, layers.end - 1);
+        }
+    }
+}
+
+/// The row of the epoch whose model the learner ended with: the best one under --save-best, else the last.
+fn model_epoch(learner: &Learner) -> Option<&EpochRow> {
+    match learner.callback::<SaveModelCallback>().and_then(|c| c.best()) {
+        Some(best) => learner.recorder.iter().find(|row| row.epoch == best.epoch),
+        None => learner.recorder.last(),
+    }
+}
+
+/// The epoch --save-best restored, as `best valid_loss 0.012345 at epoch 4`.
+fn best_note(learner: &Learner) -> Option<String> {
+    let best = learner.callback::<SaveModelCallback>()?.best()?;
+    Some(format!("best {} {:.6} at epoch {}", best.monitor, best.value, best.epoch))
+}
+
+/// How a run ended: its seed, the epochs it trained, and the row of the epoch whose model it ended with.
+struct RunEnd {
+    seed: u64,
+    epochs: usize,
+    row: EpochRow,
+}
+
+/// One line per run, then the spread of the validation accuracy over them.
+fn print_runs(ends: &[RunEnd]) {
+    println!("runs on the same split, each by the epoch whose model it ended with:");
+    let mut accuracies = Vec::with_capacity(ends.len());
+    for (i, end) in ends.iter().enumerate() {
+        let accuracy = end.row.metrics[0].unwrap_or(f32::NAN);
+        accuracies.push(accuracy);
+        println!(
+            "run {}  seed {}  epochs {}  model of epoch {}  valid_loss {:.6}  accuracy {accuracy:.6}",
+            i + 1,
+            end.seed,
+            end.epochs,
+            end.row.epoch,
+            end.row.valid_loss.unwrap_or(f32::NAN),
+        );
+    }
+    if let Some(spread) = Spread::of(&accuracies) {
+        println!("valid accuracy over {} runs: {spread}", ends.len());
+    }
 }

@@ -13,8 +13,8 @@ use super::class_folders::{self, ClassFolders};
 use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
 use super::decode_budget::DecodeBudget;
-use super::progress::Progress;
 use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// Turns skipped files into warnings, or under `strict` a bad image into an error.

@@ -12,7 +12,6 @@ mod decode_budget;
 pub mod idx;
 mod image_files;
 mod image_folder;
-mod progress;
 mod resize;
 mod split;
 mod to_tensor;

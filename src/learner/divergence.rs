@@ -15,6 +15,8 @@ pub const DIVERGENCE_FACTOR: f32 = 4.0;
 /// The running average's weight on the past (fastai's `Recorder(beta=0.98)`).
 const BETA: f64 = 0.98;
 
+use crate::{Error, Result};
+
 #[derive(Default)]
 pub(crate) struct DivergenceWatch {
     first: Option<f32>,
@@ -23,6 +25,18 @@ pub(crate) struct DivergenceWatch {
 }
 
 impl DivergenceWatch {
+    /// Takes batch `batch` of `epoch`'s loss, trained at `lr`: an error if it is not a number or is diverging,
+    /// which ends the fit before the step it would take.
+    pub fn check(&mut self, loss: f32, epoch: usize, batch: usize, lr: f32) -> Result<()> {
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss { epoch, batch, loss, lr });
+        }
+        match self.diverging(loss) {
+            Some((smoothed, first)) => Err(Error::DivergingLoss { epoch, batch, loss: smoothed, first, lr }),
+            None => Ok(()),
+        }
+    }
+
     /// Takes one batch's loss; returns the smoothed loss and the first batch's when the rule says it diverges.
     pub fn diverging(&mut self, loss: f32) -> Option<(f32, f32)> {
         let first = *self.first.get_or_insert(loss);

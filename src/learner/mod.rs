@@ -1,7 +1,9 @@
 //! fastai's `Learner`: data, model, optimizer, loss and metrics; `fit(epochs, lr)` trains and prints the table.
+//! Callbacks ([`Callback`]: early stopping, save-best, a user's own) run at fastai's events of the fit; the learner
+//! keeps a row per epoch (`recorder`) and per training batch (`batches`).
 //!
 //! ```no_run
-//! # use crest::{data::{self, DataLoader, LoadOptions, Order}, learner::{DataLoaders, Learner}, nn::*, rng::Rng};
+//! # use crest::{data::{self, DataLoader, LoadOptions, Order}, learner::*, nn::*, rng::Rng};
 //! # use std::sync::Arc;
 //! # fn main() -> crest::Result<()> {
 //! let split = data::load("data/mnist_sample".as_ref(), &LoadOptions::default())?;
@@ -10,35 +12,74 @@
 //!     valid: DataLoader::new(Arc::new(split.valid), 256, Order::Sequential),
 //! };
 //! let model = Sequential::default().push(Flatten).push(Linear::new(784, 1, &mut Rng::new(42)));
-//! let mut learn = Learner::builder(dls, Box::new(model)).metrics([crest::metrics::Metric::BATCH_ACCURACY]).build()?;
-//! learn.fit_one_cycle(5, 3e-3)?;
+//! let mut learn = Learner::builder(dls, Box::new(model))
+//!     .metrics([crest::metrics::Metric::BATCH_ACCURACY])
+//!     .callback(Box::new(EarlyStoppingCallback::new(Monitor::ValidLoss, 0.0, 3)))
+//!     .callback(Box::new(SaveModelCallback::new(Monitor::ValidLoss, 0.0)))
+//!     .build()?;
+//! learn.fit_one_cycle(20, 3e-3)?;
+//! let best = learn.callback::<SaveModelCallback>().and_then(|cb| cb.best()); // the epoch the model is now from
 //! # Ok(()) }
 //! ```
 
+mod batch_row;
+mod callback;
 mod divergence;
+mod early_stopping;
+mod runs;
+mod save_model;
 mod schedule;
 mod steps;
+mod stop_at;
 mod table;
+mod tracker;
 
+pub use batch_row::BatchRow;
+pub use callback::{Callback, FitStart};
 pub use divergence::DIVERGENCE_FACTOR;
+pub use early_stopping::EarlyStoppingCallback;
+pub use runs::{RunLog, Spread};
+pub use save_model::SaveModelCallback;
 pub use schedule::Schedule;
 pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
+pub use stop_at::StopAtCallback;
 pub use table::EpochRow;
+pub use tracker::{Best, Monitor};
 
 use crate::data::{DataLoader, Targets};
 use crate::loss::{bce_with_logits, cross_entropy};
 use crate::metrics::Metric;
 use crate::nn::Module;
 use crate::optim::{OptFunc, Optimizer};
+use crate::progress::Progress;
 use crate::tensor::{no_grad, Tensor};
 use crate::{careful_write, interrupt, Error, Result};
 use divergence::DivergenceWatch;
+use std::any::Any;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct DataLoaders {
     pub train: DataLoader,
     pub valid: DataLoader,
+}
+
+/// One call of `fit`: its epochs, its peak (or constant) learning rate and schedule, and the batches of an epoch.
+/// Where a fit stands in its schedule is an epoch of it and a batch of that epoch.
+#[derive(Clone, Copy, Debug)]
+struct FitPlan {
+    epochs: usize,
+    lr: f32,
+    schedule: Schedule,
+    batches: usize,
+}
+
+impl FitPlan {
+    /// The learning rate of batch `i` of the fit's epoch `e`.
+    fn lr_at(&self, e: usize, i: usize) -> f32 {
+        self.schedule.lr(self.lr, e * self.batches + i, self.epochs * self.batches)
+    }
 }
 
 /// How a metric is averaged over the validation set.
@@ -61,7 +102,7 @@ pub struct LearnerBuilder {
     metrics: Vec<Metric>,
     pixel_scale: f32,
     metric_average: MetricAverage,
-    stop_at: Option<f32>,
+    callbacks: Vec<Box<dyn Callback>>,
     print_table: bool,
     csv: Option<PathBuf>,
 }
@@ -81,7 +122,7 @@ impl LearnerBuilder {
     }
 
     /// Metrics for the table, computed on the validation set after each epoch; the first one is what
-    /// [`LearnerBuilder::stop_at`] watches.
+    /// [`LearnerBuilder::stop_at`] watches, and `Monitor::Metric(0)` names.
     pub fn metrics(mut self, metrics: impl IntoIterator<Item = Metric>) -> Self {
         self.metrics = metrics.into_iter().collect();
         self
@@ -99,20 +140,31 @@ impl LearnerBuilder {
         self
     }
 
-    /// The post's wish: stop once the first metric reaches this value.
-    pub fn stop_at(mut self, goal: f32) -> Self {
-        self.stop_at = Some(goal);
+    /// The post's wish: stop once the first metric reaches this value (a [`StopAtCallback`]).
+    pub fn stop_at(self, goal: f32) -> Self {
+        self.callback(Box::new(StopAtCallback::new(goal)))
+    }
+
+    /// Adds a callback (fastai's `cbs`); callbacks see each event in the order they were added.
+    pub fn callback(mut self, callback: Box<dyn Callback>) -> Self {
+        self.callbacks.push(callback);
         self
     }
 
-    /// Train without printing the table (the rows are still in `recorder`).
+    /// Adds several callbacks, in order.
+    pub fn cbs(mut self, callbacks: impl IntoIterator<Item = Box<dyn Callback>>) -> Self {
+        self.callbacks.extend(callbacks);
+        self
+    }
+
+    /// Train without printing the table or the progress bar (the rows are still in `recorder`).
     pub fn quiet(mut self) -> Self {
         self.print_table = false;
         self
     }
 
     /// Also write the rows to a CSV file (fastai's `CSVLogger`). The file is written whole (see
-    /// [`crate::careful_write`]) each time a `fit` ends, also when it ends early at [`LearnerBuilder::stop_at`]; a
+    /// [`crate::careful_write`]) each time a `fit` ends, also when a callback ends it early (`stop_at`, early stopping); a
     /// `fit` that fails (a diverging loss, an error, a stop request) writes none, leaving an earlier file as it was,
     /// since the table it would hold is already on screen and a log beside no model would be read as a finished
     /// run's. The path is checked when the learner is built.
@@ -155,12 +207,13 @@ impl LearnerBuilder {
             dls: self.dls,
             model: self.model,
             recorder: Vec::new(),
+            batches: Vec::new(),
             opt_func: self.opt_func,
             loss_func,
             metrics: self.metrics,
             pixel_scale: self.pixel_scale,
             metric_average: self.metric_average,
-            stop_at: self.stop_at,
+            callbacks: self.callbacks,
             print_table: self.print_table,
             header,
             csv: self.csv,
@@ -188,12 +241,14 @@ pub struct Learner {
     pub model: Box<dyn Module>,
     /// One row per epoch trained, as printed.
     pub recorder: Vec<EpochRow>,
+    /// One row per training batch, across fits as `recorder` is.
+    pub batches: Vec<BatchRow>,
     opt_func: OptFunc,
     loss_func: LossFn,
     metrics: Vec<Metric>,
     pixel_scale: f32,
     metric_average: MetricAverage,
-    stop_at: Option<f32>,
+    callbacks: Vec<Box<dyn Callback>>,
     print_table: bool,
     header: Vec<String>,
     csv: Option<PathBuf>,
@@ -214,7 +269,7 @@ impl Learner {
             metrics: Vec::new(),
             pixel_scale: 1.0 / 255.0,
             metric_average: MetricAverage::PerImage,
-            stop_at: None,
+            callbacks: Vec::new(),
             print_table: true,
             csv: None,
         }
@@ -225,6 +280,12 @@ impl Learner {
         self.targets
     }
 
+    /// The learner's callback of type `T` (the first, if it has several), to read what it found after a fit, as
+    /// fastai's `learn.<callback name>`: `learn.callback::<SaveModelCallback>().and_then(|c| c.best())`.
+    pub fn callback<T: Callback>(&self) -> Option<&T> {
+        self.callbacks.iter().find_map(|c| (c.as_ref() as &dyn Any).downcast_ref::<T>())
+    }
+
     /// Predictions for a batch of images, in evaluation mode.
     pub fn predict_batch(&mut self, x: &Tensor) -> Tensor {
         let _g = no_grad();
@@ -232,7 +293,8 @@ impl Learner {
         self.model.forward(x)
     }
 
-    /// Trains for `epochs` at learning rate `lr`, printing a row per epoch. The optimizer (and its state) is
+    /// Trains for `epochs` at learning rate `lr`, printing a row per epoch (and, on a terminal, a progress bar while
+    /// an epoch that takes more than a second trains), and calling the callbacks. The optimizer (and its state) is
     /// created on the first call and kept across calls, as in fastai.
     pub fn fit(&mut self, epochs: usize, lr: f32) -> Result<&[EpochRow]> {
         self.fit_with(epochs, lr, Schedule::Constant)
@@ -244,11 +306,23 @@ impl Learner {
     }
 
     pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+        let metric_names: Vec<&'static str> = self.metrics.iter().map(|m| m.name).collect();
+        let fit = FitStart {
+            epochs,
+            first_epoch: self.epochs_done,
+            batches: self.dls.train.len(),
+            metric_names: &metric_names,
+            validates: !self.dls.valid.is_empty(),
+        };
+        for cb in &mut self.callbacks {
+            cb.before_fit(&fit)?;
+        }
         if self.print_table {
             println!("{}", table::format_line(&self.header, &self.header));
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut());
+        let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len() };
+        let result = self.fit_epochs(&plan, opt.as_mut());
         self.opt = Some(opt);
         result?;
         if let Some(path) = &self.csv {
@@ -257,58 +331,78 @@ impl Learner {
         Ok(&self.recorder[..])
     }
 
-    fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
-        let steps = epochs * self.dls.train.len();
-        for e in 0..epochs {
-            let start = Instant::now();
-            let epoch = self.epochs_done;
-            self.model.set_training(true);
-            let (mut total, mut count) = (0.0f64, 0usize);
-            for (i, batch) in self.dls.train.batches(epoch).enumerate() {
-                interrupt::check()?;
-                let n = batch.n;
-                let step_lr = schedule.lr(lr, e * self.dls.train.len() + i, steps);
-                opt.set_lr(step_lr);
-                let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
-                let model = |x: &Tensor| self.model.forward(x);
-                let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
-                if !loss.is_finite() {
-                    opt.zero_grad();
-                    return Err(Error::NonFiniteLoss { epoch, batch: i, loss, lr });
-                }
-                if let Some((smoothed, first)) = self.divergence.diverging(loss) {
-                    opt.zero_grad();
-                    return Err(Error::DivergingLoss { epoch, batch: i, loss: smoothed, first, lr });
-                }
-                opt.step();
-                opt.zero_grad();
-                total += loss as f64 * n as f64;
-                count += n;
-            }
-            let train_seconds = start.elapsed().as_secs_f64();
-            let (valid_loss, metrics) = self.validate();
-            let row = EpochRow {
-                epoch,
-                train_loss: (total / count.max(1) as f64) as f32,
-                valid_loss,
-                metrics,
-                seconds: start.elapsed().as_secs_f64(),
-                train_seconds,
-            };
+    /// The epochs of a fit, once the callbacks have heard it begin; then `after_fit`, unless an epoch failed.
+    fn fit_epochs(&mut self, plan: &FitPlan, opt: &mut dyn Optimizer) -> Result<()> {
+        for e in 0..plan.epochs {
+            let row = self.fit_epoch(plan, e, opt)?;
             if self.print_table {
                 println!("{}", table::format_row(&row, &self.header));
             }
             self.epochs_done += 1;
-            let reached = matches!((self.stop_at, row.metrics.first()), (Some(goal), Some(Some(m))) if *m >= goal);
+            let mut stops = Vec::new();
+            for cb in &mut self.callbacks {
+                if let ControlFlow::Break(why) = cb.after_epoch(&row, self.model.as_ref()) {
+                    stops.push(why);
+                }
+            }
             self.recorder.push(row);
-            if reached {
+            if !stops.is_empty() {
                 if self.print_table {
-                    println!("stopping: {} reached {}", self.metrics[0].name, self.stop_at.unwrap_or_default());
+                    stops.iter().for_each(|why| println!("{why}"));
                 }
                 break;
             }
         }
+        for cb in &mut self.callbacks {
+            cb.after_fit(self.model.as_ref());
+        }
         Ok(())
+    }
+
+    /// Epoch `e` of the fit: a step on every training batch, then validation; returns the table's row.
+    fn fit_epoch(&mut self, plan: &FitPlan, e: usize, opt: &mut dyn Optimizer) -> Result<EpochRow> {
+        let start = Instant::now();
+        let epoch = self.epochs_done;
+        for cb in &mut self.callbacks {
+            cb.before_epoch(epoch);
+        }
+        let bar = Progress::new(plan.batches, format!("epoch {epoch}"), self.print_table);
+        self.model.set_training(true);
+        let (mut total, mut count) = (0.0f64, 0usize);
+        for (i, batch) in self.dls.train.batches(epoch).enumerate() {
+            interrupt::check()?;
+            let n = batch.n;
+            let step_lr = plan.lr_at(e, i);
+            opt.set_lr(step_lr);
+            let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
+            let model = |x: &Tensor| self.model.forward(x);
+            let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
+            if let Err(err) = self.divergence.check(loss, epoch, i, step_lr) {
+                opt.zero_grad();
+                return Err(err);
+            }
+            opt.step();
+            opt.zero_grad();
+            total += loss as f64 * n as f64;
+            count += n;
+            let row = BatchRow { epoch, batch: i, loss, lr: step_lr };
+            for cb in &mut self.callbacks {
+                cb.after_batch(&row);
+            }
+            self.batches.push(row);
+            bar.inc_noting(|| format!("loss {:.4}", total / count as f64));
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let (valid_loss, metrics) = self.validate();
+        bar.finish();
+        Ok(EpochRow {
+            epoch,
+            train_loss: (total / count.max(1) as f64) as f32,
+            valid_loss,
+            metrics,
+            seconds: start.elapsed().as_secs_f64(),
+            train_seconds,
+        })
     }
 
     /// Loss and metrics over the validation set, per image (or per batch, as the post does, when asked).

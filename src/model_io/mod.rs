@@ -71,7 +71,7 @@ impl ModelMeta {
 }
 
 /// Everything a model file holds: parameters, then buffers (running statistics).
-fn state(model: &dyn Module) -> Vec<(String, Tensor)> {
+pub(crate) fn state(model: &dyn Module) -> Vec<(String, Tensor)> {
     let mut s = model.named_parameters();
     s.extend(model.named_buffers());
     s
