@@ -34,14 +34,13 @@ impl Augment {
 
         let mut affine = Vec::new();
         if self.flip && stream(1).uniform() < 0.5 {
-            affine.push(Homography::affine(-1.0, 0.0, 0.0, 0.0, 1.0, 0.0));
+            affine.push(mirror());
         }
         if self.rotate {
             let r = &mut stream(2);
             let max = self.max_rotate as f64;
             if let Some(degrees) = masked_uniform(r, -max, max, self.p_affine, 0.0) {
-                let (sin, cos) = degrees.to_radians().sin_cos();
-                affine.push(Homography::affine(cos, sin, 0.0, -sin, cos, 0.0));
+                affine.push(rotation(degrees));
             }
         }
         if self.zoom {
@@ -49,15 +48,7 @@ impl Augment {
             let zoom = masked_uniform(r, 1.0, self.max_zoom as f64, self.p_affine, 1.0);
             let (col, row) = (r.uniform() as f64, r.uniform() as f64);
             if let Some(zoom) = zoom {
-                let s = 1.0 / zoom;
-                affine.push(Homography::affine(
-                    s,
-                    0.0,
-                    (1.0 - s) * (2.0 * col - 1.0),
-                    0.0,
-                    s,
-                    (1.0 - s) * (2.0 * row - 1.0),
-                ));
+                affine.push(zoom_about(zoom, col, row));
             }
         }
         let mut normalised = affine.into_iter().reduce(|a, b| a * b).map(|m| for_aspect(m, height, width));
@@ -71,7 +62,7 @@ impl Augment {
                 normalised = Some(warp * normalised.unwrap_or(Homography::IDENTITY));
             }
         }
-        let mut geometry = normalised.map(|m| from_normalised(height, width) * m * to_normalised(height, width));
+        let mut geometry = normalised.map(|m| in_pixels(m, height, width));
         if self.crop {
             let crop = random_resized_crop(&mut stream(5), height, width, self.min_scale as f64);
             geometry = Some(crop * geometry.unwrap_or(Homography::IDENTITY));
@@ -90,6 +81,29 @@ impl Augment {
         };
         Plan { geometry, lighting }
     }
+}
+
+/// fastai's `flip_mat`, in normalised coordinates: x to -x.
+fn mirror() -> Homography {
+    Homography::affine(-1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+}
+
+/// fastai's `rotate_mat`, in normalised coordinates (before the aspect correction).
+fn rotation(degrees: f64) -> Homography {
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    Homography::affine(cos, sin, 0.0, -sin, cos, 0.0)
+}
+
+/// fastai's `zoom_mat`: read a `1 / zoom` window whose place is `col` and `row` in [0, 1] (0 the left or top edge,
+/// 1 the right or bottom one), in normalised coordinates.
+fn zoom_about(zoom: f64, col: f64, row: f64) -> Homography {
+    let s = 1.0 / zoom;
+    Homography::affine(s, 0.0, (1.0 - s) * (2.0 * col - 1.0), 0.0, s, (1.0 - s) * (2.0 * row - 1.0))
+}
+
+/// A matrix on normalised coordinates as one on pixel coordinates.
+fn in_pixels(m: Homography, height: usize, width: usize) -> Homography {
+    from_normalised(height, width) * m * to_normalised(height, width)
 }
 
 /// fastai's `_prepare_mat`: normalised coordinates stretch a non-square image's shorter side, so a rotation's
@@ -186,6 +200,38 @@ mod tests {
         assert!(close((from * to).map(3.0, 1.0), (3.0, 1.0)));
         assert_eq!(to_normalised(1, 1).map(0.0, 0.0), (0.0, 0.0));
         assert_eq!(from_normalised(1, 1).map(0.0, 0.0), (0.0, 0.0));
+    }
+
+    /// fastai's matrices, composed as it composes them and taken to pixels, map known points where they should.
+    #[test]
+    fn composed_matrices_map_known_points() {
+        let pixels = |m: Homography| in_pixels(for_aspect(m, 5, 5), 5, 5);
+        // A quarter turn of a 5x5 image: output (u, v) reads (v, 4 - u).
+        let turn = pixels(rotation(90.0));
+        for (u, v) in [(0.0, 0.0), (4.0, 0.0), (1.0, 3.0), (2.0, 2.0)] {
+            assert!(close(turn.map(u, v), (v, 4.0 - u)), "({u}, {v}) -> {:?}", turn.map(u, v));
+        }
+        // Zoom 2 about the centre reads the middle 3x3 pixels' span; about the right edge it keeps that edge.
+        let centre = pixels(zoom_about(2.0, 0.5, 0.5));
+        assert!(close(centre.map(0.0, 0.0), (1.0, 1.0)) && close(centre.map(4.0, 4.0), (3.0, 3.0)));
+        let right = pixels(zoom_about(2.0, 1.0, 0.5));
+        assert!(close(right.map(4.0, 2.0), (4.0, 2.0)) && close(right.map(0.0, 2.0), (2.0, 2.0)));
+        // fastai's `flip @ rotate`: the output point is turned, then mirrored.
+        let both = pixels(mirror() * rotation(90.0));
+        for (u, v) in [(0.0, 0.0), (1.0, 0.0), (3.0, 1.0)] {
+            assert!(close(both.map(u, v), (4.0 - v, 4.0 - u)), "({u}, {v}) -> {:?}", both.map(u, v));
+        }
+        // And a 3x3 image read through the quarter turn is the image turned clockwise.
+        let mut out = [0; 9];
+        crate::data::transforms::resample(
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9],
+            1,
+            3,
+            3,
+            &in_pixels(rotation(90.0), 3, 3),
+            &mut out,
+        );
+        assert_eq!(out, [7, 4, 1, 8, 5, 2, 9, 6, 3]);
     }
 
     /// Every image flipped: the matrix reads pixel `w - 1 - x` for pixel `x`.
