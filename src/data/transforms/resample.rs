@@ -2,7 +2,9 @@
 //! with `F.grid_sample(mode='bilinear', padding_mode='reflection', align_corners=True)`, here on the bytes.
 //!
 //! Coordinates are in pixels, pixel centres at integers. Per output row the matrix's row terms are computed once;
-//! per pixel it costs three multiply-adds and a division, then the four taps are shared by every channel.
+//! per pixel it costs three multiply-adds and a reciprocal, then the four taps are shared by every channel. Plain
+//! `a * b + c`, not `mul_add`: without FMA in the target (a crate depending on crest builds for baseline x86-64)
+//! `mul_add` is a library call, and plain arithmetic gives the same bytes on every CPU.
 
 use super::Homography;
 
@@ -26,12 +28,13 @@ pub fn resample(src: &[u8], channels: usize, height: usize, width: usize, m: &Ho
     let mut taps = vec![Tap::default(); width];
     for v in 0..height {
         let vf = v as f32;
-        let row = [0, 1, 2].map(|i| m[i][1].mul_add(vf, m[i][2]));
+        let row = [0, 1, 2].map(|i| m[i][1] * vf + m[i][2]);
         for (u, tap) in taps.iter_mut().enumerate() {
             let uf = u as f32;
-            let w = m[2][0].mul_add(uf, row[2]);
-            let x = reflect(m[0][0].mul_add(uf, row[0]) / w, max_x);
-            let y = reflect(m[1][0].mul_add(uf, row[1]) / w, max_y);
+            // 1 exactly for an affine matrix, so affine coordinates take no rounding here.
+            let inv_w = 1.0 / (m[2][0] * uf + row[2]);
+            let x = reflect((m[0][0] * uf + row[0]) * inv_w, max_x);
+            let y = reflect((m[1][0] * uf + row[1]) * inv_w, max_y);
             // Both are in [0, max]: truncation is floor.
             let (x0, y0) = (x as usize, y as usize);
             *tap = Tap {
@@ -49,10 +52,10 @@ pub fn resample(src: &[u8], channels: usize, height: usize, width: usize, m: &Ho
                 let p = |i: usize| f32::from(s[i]);
                 let (p00, p01) = (p(t.at), p(t.at + t.right));
                 let (p10, p11) = (p(t.at + t.down), p(t.at + t.down + t.right));
-                let top = (p01 - p00).mul_add(t.fx, p00);
-                let bottom = (p11 - p10).mul_add(t.fx, p10);
+                let top = p00 + (p01 - p00) * t.fx;
+                let bottom = p10 + (p11 - p10) * t.fx;
                 // Within [0, 255]: a convex mix of bytes. `as` saturates anyway.
-                *o = ((bottom - top).mul_add(t.fy, top) + 0.5) as u8;
+                *o = (top + (bottom - top) * t.fy + 0.5) as u8;
             }
         }
     }
