@@ -98,6 +98,26 @@ mod tests {
     }
 
     #[test]
+    fn one_pixel_sides_read_their_own_pixels() {
+        let every = Augment { crop: true, lighting: false, p_affine: 1.0, ..Augment::fastai() };
+        for (h, w) in [(1, 1), (1, 5), (5, 1), (2, 2)] {
+            let src: Vec<u8> = (0..3 * h * w).map(|i| (i * 37 % 256) as u8).collect();
+            for seed in 0..20 {
+                let mut out = vec![0; src.len()];
+                every.apply(&src, 3, h, w, &mut Rng::new(seed), &mut out);
+                if h * w == 1 {
+                    assert_eq!(out, src);
+                }
+                // Every output byte is a mix of its channel's bytes: within their range.
+                for (o, s) in out.chunks(h * w).zip(src.chunks(h * w)) {
+                    let (lo, hi) = (s.iter().min().unwrap(), s.iter().max().unwrap());
+                    assert!(o.iter().all(|v| (lo..=hi).contains(&v)), "{h}x{w}: {o:?} from {s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "4x5x6 images hold 120 bytes, not 119")]
     fn a_short_image_is_a_callers_bug() {
         let mut out = vec![0; 120];
