@@ -156,9 +156,13 @@ mod tests {
         let mut sorted = e0.clone();
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<u8>>());
-        // Labels travel with their images.
+        // Labels and dataset indices travel with their images.
         for b in dl.batches(0) {
             assert!(b.pixels.iter().zip(&b.labels).all(|(&p, &l)| (p >= 5) as u32 == l));
+            assert_eq!(b.indices, b.pixels.iter().map(|&p| p as usize).collect::<Vec<_>>());
         }
+        let first = dl.batches(1).next().unwrap().take(3);
+        assert_eq!(first.indices.len(), 3);
+        assert_eq!(first.indices, first.pixels.iter().map(|&p| p as usize).collect::<Vec<_>>());
     }
 }
