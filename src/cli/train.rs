@@ -1,3 +1,4 @@
+use crest::data::transforms::Augment;
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
 use crest::learner::{
     DataLoaders, EarlyStoppingCallback, EpochRow, Learner, MetricAverage, Monitor, RunLog, SaveModelCallback, Schedule,
@@ -79,6 +80,11 @@ pub struct TrainArgs {
     /// Also write the table as CSV
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Augment the training images: a list of flip,rotate,zoom,warp,lighting,crop, or none; --aug alone is fastai's
+    /// aug_transforms() (flip,rotate,zoom,warp,lighting). Validation images are never augmented
+    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "fastai", value_parser = parse_aug,
+          conflicts_with = "as_posted")]
+    pub aug: Option<Augment>,
     /// Treat a corrupt or oversized image as an error instead of skipping it
     #[arg(long)]
     pub strict: bool,
@@ -161,6 +167,17 @@ fn parse_fraction(s: &str) -> std::result::Result<f32, String> {
 pub(super) fn parse_valid_pct(s: &str) -> std::result::Result<f32, String> {
     parse_float(s)
         .and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
+}
+
+fn parse_aug(s: &str) -> std::result::Result<Augment, String> {
+    s.parse().map_err(|e: Error| {
+        // `--aug DIR` reads the folder as the list: say where the folder goes.
+        if std::path::Path::new(s).exists() {
+            format!("{e} ({s} is a path: give the data folder before --aug, or write --aug=LIST)")
+        } else {
+            e.to_string()
+        }
+    })
 }
 
 impl TrainArgs {
@@ -316,10 +333,12 @@ fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: us
 fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
     let (model, spec) = build_model(args, data, recipe)?;
-    let dls = DataLoaders {
-        train: DataLoader::new(data.train.clone(), recipe.bs, recipe.order),
-        valid: DataLoader::new(data.valid.clone(), recipe.valid_bs, Order::Sequential),
-    };
+    let mut train_dl = DataLoader::new(data.train.clone(), recipe.bs, recipe.order);
+    if let Some(aug) = args.aug {
+        train_dl = train_dl.augmented(aug, args.seed);
+    }
+    let dls =
+        DataLoaders { train: train_dl, valid: DataLoader::new(data.valid.clone(), recipe.valid_bs, Order::Sequential) };
     let loss_func = match recipe.loss {
         Loss::Mnist => mnist_loss,
         Loss::Bce => bce_with_logits,
@@ -420,6 +439,9 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         recipe.bs,
         if args.as_posted { ", as posted" } else { "" }
     );
+    if let Some(aug) = args.aug {
+        println!("augment: {}", aug.describe());
+    }
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
     super::stop_signals::stop_on_signals()?;
     let runs = args.runs as usize;

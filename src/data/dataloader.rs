@@ -1,7 +1,8 @@
-//! Batches over a dataset, shuffled per epoch from a seed.
+//! Batches over a dataset, shuffled per epoch from a seed, augmented if asked.
 
 use std::sync::Arc;
 
+use super::transforms::Augment;
 use super::Dataset;
 use crate::rng::Rng;
 
@@ -10,6 +11,8 @@ use crate::rng::Rng;
 pub struct Batch {
     pub pixels: Vec<u8>,
     pub labels: Vec<u32>,
+    /// Each image's index in the dataset: what keys its augmentation, and what finds its file or label again.
+    pub indices: Vec<usize>,
     pub n: usize,
     pub channels: usize,
     pub height: usize,
@@ -31,13 +34,26 @@ pub struct DataLoader {
     dataset: Arc<Dataset>,
     batch_size: usize,
     order: Order,
+    /// The augmentation and the seed it draws from; `None` yields the images as they are.
+    augment: Option<(Augment, u64)>,
 }
 
 impl DataLoader {
     /// Panics if `batch_size` is 0: that is a caller's bug, not bad data.
     pub fn new(dataset: Arc<Dataset>, batch_size: usize, order: Order) -> Self {
         assert!(batch_size > 0, "DataLoader batch_size must be at least 1");
-        Self { dataset, batch_size, order }
+        Self { dataset, batch_size, order, augment: None }
+    }
+
+    /// This loader, yielding images augmented by `aug`: image `i` of epoch `e` as `aug.apply` makes it with
+    /// `transforms::image_rng(seed, e, i)`. For training data only: validation images are never augmented.
+    pub fn augmented(self, aug: Augment, seed: u64) -> DataLoader {
+        DataLoader { augment: (!aug.is_none()).then_some((aug, seed)), ..self }
+    }
+
+    /// The augmentation this loader applies, if any.
+    pub fn augmentation(&self) -> Option<Augment> {
+        self.augment.map(|(aug, _)| aug)
     }
 
     /// Number of batches per epoch.
@@ -66,13 +82,26 @@ impl DataLoader {
         let order = self.order(epoch);
         (0..self.len()).map(move |b| {
             let idx = &order[b * self.batch_size..((b + 1) * self.batch_size).min(order.len())];
-            let mut pixels = Vec::with_capacity(idx.len() * ds.item_len());
-            for &i in idx {
-                pixels.extend_from_slice(ds.image(i));
-            }
+            let pixels = match self.augment {
+                // Read from the dataset and written into the batch in one pass.
+                Some((aug, seed)) => {
+                    let mut pixels = vec![0; idx.len() * ds.item_len()];
+                    let images: Vec<&[u8]> = idx.iter().map(|&i| ds.image(i)).collect();
+                    aug.augment_into(&images, idx, [ds.channels, ds.height, ds.width], seed, epoch, &mut pixels);
+                    pixels
+                }
+                None => {
+                    let mut pixels = Vec::with_capacity(idx.len() * ds.item_len());
+                    for &i in idx {
+                        pixels.extend_from_slice(ds.image(i));
+                    }
+                    pixels
+                }
+            };
             Batch {
                 pixels,
                 labels: idx.iter().map(|&i| ds.labels[i]).collect(),
+                indices: idx.to_vec(),
                 n: idx.len(),
                 channels: ds.channels,
                 height: ds.height,
@@ -128,9 +157,13 @@ mod tests {
         let mut sorted = e0.clone();
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<u8>>());
-        // Labels travel with their images.
+        // Labels and dataset indices travel with their images.
         for b in dl.batches(0) {
             assert!(b.pixels.iter().zip(&b.labels).all(|(&p, &l)| (p >= 5) as u32 == l));
+            assert_eq!(b.indices, b.pixels.iter().map(|&p| p as usize).collect::<Vec<_>>());
         }
+        let first = dl.batches(1).next().unwrap().take(3);
+        assert_eq!(first.indices.len(), 3);
+        assert_eq!(first.indices, first.pixels.iter().map(|&p| p as usize).collect::<Vec<_>>());
     }
 }

@@ -15,6 +15,7 @@ mod image_folder;
 mod resize;
 mod split;
 mod to_tensor;
+pub mod transforms;
 
 #[cfg(test)]
 mod fixtures;

@@ -28,6 +28,7 @@ impl Batch {
         self.n = self.n.min(n);
         self.pixels.truncate(self.n * self.channels * self.height * self.width);
         self.labels.truncate(self.n);
+        self.indices.truncate(self.n);
         self
     }
 }
