@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model_io;
 pub mod nn;
 pub mod optim;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 pub mod text;
