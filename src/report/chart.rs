@@ -39,6 +39,23 @@ pub enum Style {
     Faint,
 }
 
+impl Style {
+    /// The line's width and opacity.
+    fn stroke(self) -> (f64, f64) {
+        match self {
+            Style::Solid => (2.0, 1.0),
+            Style::Faint => (1.0, 0.35),
+        }
+    }
+}
+
+/// A line in the legend (drawn in its series' style), or a marker (`swatch` None).
+struct LegendEntry {
+    colour: &'static str,
+    name: String,
+    swatch: Option<Style>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Series {
     pub name: String,
@@ -141,14 +158,15 @@ impl Chart {
         lines.chain(self.markers.iter().map(|m| (m.x, m.y))).filter(|p| self.drawable(*p)).collect()
     }
 
-    /// Legend entries (colour, text, whether a marker) laid out in rows that fit the chart's width.
-    fn legend_rows(&self) -> Vec<Vec<(&'static str, String, bool)>> {
-        let entries = self.series.iter().map(|s| (s.colour, s.name.clone(), false));
-        let entries = entries.chain(self.markers.iter().map(|m| (m.colour, m.name.clone(), true)));
-        let mut rows: Vec<Vec<(&'static str, String, bool)>> = Vec::new();
+    /// Legend entries laid out in rows that fit the chart's width.
+    fn legend_rows(&self) -> Vec<Vec<LegendEntry>> {
+        let lines =
+            self.series.iter().map(|s| LegendEntry { colour: s.colour, name: s.name.clone(), swatch: Some(s.style) });
+        let markers = self.markers.iter().map(|m| LegendEntry { colour: m.colour, name: m.name.clone(), swatch: None });
+        let mut rows: Vec<Vec<LegendEntry>> = Vec::new();
         let mut used = f64::INFINITY;
-        for entry in entries.filter(|e| !e.1.is_empty()) {
-            let width = entry_width(&entry.1);
+        for entry in lines.chain(markers).filter(|e| !e.name.is_empty()) {
+            let width = entry_width(&entry.name);
             if used + width > WIDTH - LEFT - RIGHT {
                 rows.push(Vec::new());
                 used = 0.0;
@@ -159,24 +177,26 @@ impl Chart {
         rows
     }
 
-    fn draw_legend(&self, svg: &mut String, rows: &[Vec<(&'static str, String, bool)>]) {
+    fn draw_legend(&self, svg: &mut String, rows: &[Vec<LegendEntry>]) {
         for (r, row) in rows.iter().enumerate() {
             let y = 40.0 + LEGEND_ROW * r as f64;
             let mut x = LEFT;
-            for (colour, name, marker) in row {
-                if *marker {
+            for LegendEntry { colour, name, swatch } in row {
+                if let Some(style) = swatch {
+                    let (width, opacity) = style.stroke();
+                    let _ = write!(
+                        svg,
+                        r#"<line x1="{x}" y1="{y1}" x2="{}" y2="{y1}" stroke="{colour}" stroke-width="{}" stroke-opacity="{opacity}"/>"#,
+                        x + 18.0,
+                        width + 1.0,
+                        y1 = y - 4.0
+                    );
+                } else {
                     let _ = write!(
                         svg,
                         r##"<circle cx="{}" cy="{}" r="5" fill="{colour}" stroke="#000"/>"##,
                         x + 9.0,
                         y - 4.0
-                    );
-                } else {
-                    let _ = write!(
-                        svg,
-                        r#"<line x1="{x}" y1="{y1}" x2="{}" y2="{y1}" stroke="{colour}" stroke-width="3"/>"#,
-                        x + 18.0,
-                        y1 = y - 4.0
                     );
                 }
                 let _ = write!(svg, r#"<text x="{}" y="{y}" class="legend">{}</text>"#, x + 24.0, escape(name));
@@ -237,10 +257,7 @@ impl Chart {
 
     fn draw_data(&self, svg: &mut String, scale: &Scale) {
         for s in &self.series {
-            let (width, opacity) = match s.style {
-                Style::Solid => (2.0, 1.0),
-                Style::Faint => (1.0, 0.35),
-            };
+            let (width, opacity) = s.style.stroke();
             // A point that can't be drawn ends one line and the next drawable one starts another.
             for segment in s.points.split(|p| !self.drawable(*p)).filter(|seg| !seg.is_empty()) {
                 let coords: Vec<String> =
@@ -322,7 +339,13 @@ fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 /// value is widened by 5% of it (an accuracy of 0.99 every epoch reads 0.94 to 1.04, not 0 to 2).
 fn pad((lo, hi): (f64, f64), fraction: f64) -> (f64, f64) {
     let span = hi - lo;
-    let margin = if span > 0.0 { span * fraction } else if lo != 0.0 { lo.abs() * 0.05 } else { 0.5 };
+    let margin = if span > 0.0 {
+        span * fraction
+    } else if lo != 0.0 {
+        lo.abs() * 0.05
+    } else {
+        0.5
+    };
     (lo - margin, hi + margin)
 }
 

@@ -5,8 +5,15 @@
 use super::chart::{Chart, Marker, Style, XAxis, PALETTE};
 use super::html::escape;
 use super::ticks::scientific;
-use super::{confusion, picture, LrCurve, Report, Run};
+use super::{confusion, picture, LrCurve, Picture, Report, Run};
 use std::fmt::Write;
+
+/// A per-batch line with more points than this is thinned (see [`per_batch`]).
+const MAX_BATCH_POINTS: usize = 2000;
+/// However many pictures a report holds, the page shows at most this many samples (fastai's `show_batch` shows 9
+/// to 36) and top losses, so that it stays light.
+const MAX_SAMPLES: usize = 36;
+const MAX_TOP_LOSSES: usize = 16;
 
 /// fastai's `Recorder` smooths the batch loss with this moving average (debiased, as Adam's moments are).
 const SMOOTHING: f64 = 0.98;
@@ -116,7 +123,7 @@ fn samples(report: &Report) -> String {
     } else {
         format!("<p>{}</p>\n", escape(&report.samples_note))
     };
-    note + &picture::grid(&report.samples)
+    note + &first_pictures(&report.samples, MAX_SAMPLES)
 }
 
 fn training(report: &Report) -> String {
@@ -259,7 +266,7 @@ fn top_losses(report: &Report) -> String {
     "<p>The validation images the model was most wrong about, highest loss first: label / prediction / loss / \
      probability of the label.</p>\n"
         .to_string()
-        + &picture::grid(&report.top_losses)
+        + &first_pictures(&report.top_losses, MAX_TOP_LOSSES)
 }
 
 fn weights(report: &Report) -> String {
@@ -271,6 +278,15 @@ fn weights(report: &Report) -> String {
      it).</p>\n"
         .to_string()
         + &picture::grid(&report.class_weights)
+}
+
+/// A grid of the first `max` pictures, saying how many there were when that is not all.
+fn first_pictures(pictures: &[Picture], max: usize) -> String {
+    let grid = picture::grid(&pictures[..pictures.len().min(max)]);
+    if pictures.len() <= max {
+        return grid;
+    }
+    grid + &format!("<p class=\"note\">The first {max} of {} are shown.</p>\n", pictures.len())
 }
 
 fn list(lines: &[String]) -> String {
@@ -302,8 +318,27 @@ fn per_epoch(values: &[Option<f32>]) -> Vec<(f64, f64)> {
     values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as f64, v as f64))).collect()
 }
 
+/// Batch `i`'s value at x = i. A long run (100 epochs of 1,000 batches) would make a chart of megabytes, so past
+/// [`MAX_BATCH_POINTS`] each stretch of batches is drawn by its lowest and highest value, in the order they came: the
+/// line still reaches every spike. A value that is not finite is kept, for the chart to count.
 fn per_batch(values: &[f32]) -> Vec<(f64, f64)> {
-    values.iter().enumerate().map(|(i, &v)| (i as f64, v as f64)).collect()
+    let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, &v)| (i as f64, v as f64)).collect();
+    if points.len() <= MAX_BATCH_POINTS {
+        return points;
+    }
+    let stretch = points.len().div_ceil(MAX_BATCH_POINTS / 2);
+    let mut thinned = Vec::with_capacity(MAX_BATCH_POINTS + 1);
+    for chunk in points.chunks(stretch) {
+        let finite = || chunk.iter().filter(|p| p.1.is_finite());
+        let low = finite().min_by(|a, b| a.1.total_cmp(&b.1));
+        let high = finite().max_by(|a, b| a.1.total_cmp(&b.1));
+        let unfinite = chunk.iter().filter(|p| !p.1.is_finite());
+        let mut kept: Vec<(f64, f64)> = low.into_iter().chain(high).chain(unfinite).copied().collect();
+        kept.sort_by(|a, b| a.0.total_cmp(&b.0));
+        kept.dedup_by(|a, b| a.0 == b.0);
+        thinned.extend(kept);
+    }
+    thinned
 }
 
 /// fastai's smoothed loss; a value that is not finite is passed over, so one NaN doesn't end the line.
@@ -326,4 +361,42 @@ fn epoch_starts(run: &Run) -> Vec<f64> {
     }
     let per_epoch = batches / epochs;
     (1..epochs).map(|e| (e * per_epoch) as f64 - 0.5).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_runs_are_thinned_to_their_extremes() {
+        let mut losses: Vec<f32> = (0..10_000).map(|i| 1.0 / (1.0 + i as f32)).collect();
+        losses[5_003] = 9.0;
+        losses[7_000] = f32::NAN;
+        let points = per_batch(&losses);
+        assert!(points.len() <= MAX_BATCH_POINTS + 1, "{}", points.len());
+        assert!(points.contains(&(5_003.0, 9.0)) && points.contains(&(0.0, 1.0)));
+        assert_eq!(points.iter().filter(|p| p.1.is_nan()).count(), 1);
+        assert!(points.windows(2).all(|w| w[0].0 < w[1].0), "in the order they came");
+        assert_eq!(per_batch(&[0.5, f32::NAN]).len(), 2);
+    }
+
+    #[test]
+    fn a_big_batch_of_pictures_shows_its_first_few() {
+        let picture = Picture { pixels: vec![0; 4], channels: 1, height: 2, width: 2, caption: "x".into() };
+        let report =
+            Report { samples: vec![picture.clone(); 7_500], top_losses: vec![picture; 100], ..Report::new("big") };
+        let page = render(&report);
+        assert_eq!(page.matches("<img").count(), MAX_SAMPLES + MAX_TOP_LOSSES);
+        assert!(page.contains("The first 36 of 7500 are shown.") && page.contains("The first 16 of 100 are shown."));
+    }
+
+    #[test]
+    fn smoothing_is_fastais_debiased_average() {
+        // The first smoothed value is the first loss itself; NaN is passed over.
+        let s = smoothed(&[2.0, f32::NAN, 1.0]);
+        assert_eq!(s[0], (0.0, 2.0));
+        let expected = (0.98 * 0.02 * 2.0 + 0.02 * 1.0) / (1.0 - 0.98f64 * 0.98);
+        assert_eq!(s[1].0, 2.0);
+        assert!((s[1].1 - expected).abs() < 1e-12, "{s:?}");
+    }
 }

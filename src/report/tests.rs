@@ -123,10 +123,10 @@ fn images_decode_back_to_their_pixels() {
     assert_eq!(found.len(), 3);
     assert_eq!(found[0], (png::ColorType::Grayscale, 3, 2, vec![0, 50, 100, 150, 200, 250]));
     assert_eq!((found[1].1, found[1].2, &found[1].3[..]), (2, 2, &[9u8; 4][..]));
-    // The weights: red then blue, 112 pixels a weight, a grey line between no panels (one channel).
+    // The weights: red then blue, 140 pixels a weight.
     let (colour, w, h, rgb) = &found[2];
-    assert_eq!((*colour, *w, *h), (png::ColorType::Rgb, 224, 112));
-    assert_eq!((&rgb[..3], &rgb[3 * 112..3 * 113]), (&[255, 0, 0][..], &[0, 0, 255][..]));
+    assert_eq!((*colour, *w, *h), (png::ColorType::Rgb, 280, 140));
+    assert_eq!((&rgb[..3], &rgb[3 * 140..3 * 141]), (&[255, 0, 0][..], &[0, 0, 255][..]));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::ticks::scientific;
 use super::Picture;
 
 /// Weight images are enlarged (nearest neighbour, whole times) until they are at least this many pixels tall.
-const MIN_HEIGHT: usize = 112;
+const MIN_HEIGHT: usize = 140;
 /// The colour between channel panels, and of a weight that is not a number: a grey no weight is drawn as.
 const SEPARATOR: [u8; 3] = [96, 96, 96];
 
@@ -75,9 +75,9 @@ mod tests {
     #[test]
     fn colours_diverge_from_white_at_zero() {
         let p = weights_picture(&[-2.0, -1.0, 0.0, 1.0, 2.0, 0.5], 1, 2, 3, "3");
-        assert_eq!((p.height, p.width, p.channels), (112, 168, 3));
+        assert_eq!((p.height, p.width, p.channels), (140, 210, 3));
         assert_eq!(p.caption, "3\n(±2e0)");
-        let zoom = 56;
+        let zoom = 70;
         let at = |x: usize, y: usize| rgb(&p, x * zoom, y * zoom);
         assert_eq!(at(0, 0), [0, 0, 255]);
         assert_eq!(at(1, 0), [128, 128, 255]);
@@ -94,11 +94,11 @@ mod tests {
     fn channels_are_panels_on_one_scale() {
         // Two 1x1 channels: a grey panel, a separator, then an alpha panel.
         let p = weights_picture(&[4.0, -1.0], 2, 1, 1, "a");
-        assert_eq!((p.height, p.width), (112, 3 * 112));
+        assert_eq!((p.height, p.width), (140, 3 * 140));
         assert_eq!(p.caption, "a\ngrey | alpha (±4e0)");
         assert_eq!(rgb(&p, 0, 0), [255, 0, 0]);
-        assert_eq!(rgb(&p, 112, 0), SEPARATOR);
-        assert_eq!(rgb(&p, 224, 0), [191, 191, 255]);
+        assert_eq!(rgb(&p, 140, 0), SEPARATOR);
+        assert_eq!(rgb(&p, 280, 0), [191, 191, 255]);
     }
 
     #[test]
@@ -106,7 +106,7 @@ mod tests {
         let zeros = weights_picture(&[0.0; 4], 1, 2, 2, "z");
         assert!(zeros.pixels.iter().all(|&v| v == 255));
         let nan = weights_picture(&[f32::NAN, 1.0], 1, 1, 2, "n");
-        assert_eq!((rgb(&nan, 0, 0), rgb(&nan, 112, 0)), (SEPARATOR, [255, 0, 0]));
+        assert_eq!((rgb(&nan, 0, 0), rgb(&nan, 140, 0)), (SEPARATOR, [255, 0, 0]));
         let wrong = weights_picture(&[1.0; 3], 1, 2, 2, "w");
         assert!(wrong.pixels.is_empty());
         assert!(super::super::picture::img(&wrong).contains("do not make"));
