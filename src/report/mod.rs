@@ -3,10 +3,10 @@
 //! charts, the runs of `--runs K` side by side, the `lr_find` curve, the confusion matrix, the top losses and, for a
 //! linear model, its weights drawn as images.
 //!
-//! The page needs nothing but itself: charts are inline SVG drawn by [`chart`]'s few lines, images are PNG in
-//! `data:` URLs, the style sheet is inline, and there is no script at all. Its content-security policy forbids
-//! loading anything else, so a reference that slipped out to the network would be refused by the browser (and
-//! the browser test, `tests/report/check_in_chromium.sh`, fails on the console error that refusal logs).
+//! The page needs nothing but itself: charts are inline SVG drawn by a few lines of our own (`chart.rs`), images
+//! are PNG in `data:` URLs, the style sheet is inline, and there is no script at all. Its content-security policy
+//! forbids loading anything else, so a reference that slipped out to the network would be refused by the browser
+//! (and the browser test, `tests/report/check_in_chromium.sh`, fails on the console error that refusal logs).
 //!
 //! A [`Report`] is plain data — strings, numbers and pixels — so that whatever trains or evaluates fills in what it
 //! has and leaves the rest empty; [`render`] leaves out the sections with nothing to show.
@@ -14,7 +14,8 @@
 //! ```
 //! use crest::report::{render, Picture, Report};
 //! let mut report = Report::new("3 vs 7");
-//! report.samples.push(Picture { pixels: vec![0, 255, 255, 0], channels: 1, height: 2, width: 2, caption: "7".into() });
+//! let seven = Picture { pixels: vec![0, 255, 255, 0], channels: 1, height: 2, width: 2, caption: "7".into() };
+//! report.samples.push(seven);
 //! let page = render(&report);
 //! assert!(page.contains("data:image/png;base64,"));
 //! ```

@@ -106,7 +106,8 @@ fn data(report: &Report) -> String {
     let _ = writeln!(
         html,
         "<tr><th class=\"total\">total</th><td class=\"total\">{t}</td><td class=\"total\">{v}</td>\
-         <td class=\"total\">{}</td></tr>\n</table>\n<p class=\"note\">{} training and {} validation images{share}.</p>",
+         <td class=\"total\">{}</td></tr>\n</table>\n\
+         <p class=\"note\">{} training and {} validation images{share}.</p>",
         t + v,
         t,
         v
@@ -224,7 +225,8 @@ fn runs(report: &Report) -> String {
         let (min, max) = finals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| (lo.min(m), hi.max(m)));
         let _ = writeln!(
             html,
-            "<p>Last {} over {} runs: mean {mean:.4} ± {std:.4} (sample standard deviation), min {min:.4}, max {max:.4}.</p>",
+            "<p>Last {} over {} runs: mean {mean:.4} ± {std:.4} (sample standard deviation), min {min:.4}, \
+             max {max:.4}.</p>",
             escape(metric),
             finals.len()
         );
