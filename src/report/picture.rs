@@ -83,6 +83,9 @@ mod tests {
         let p =
             Picture { pixels: vec![10, 11, 20, 21, 30, 31], channels: 3, height: 1, width: 2, caption: String::new() };
         assert_eq!(decode(&png(&p).unwrap()), (png::ColorType::Rgb, 2, 1, vec![10, 20, 30, 11, 21, 31]));
+        // An emoji's RGBA: one opaque red pixel, one transparent one.
+        let rgba = Picture { pixels: vec![255, 0, 0, 0, 0, 0, 255, 0], channels: 4, height: 1, width: 2, ..p.clone() };
+        assert_eq!(decode(&png(&rgba).unwrap()), (png::ColorType::Rgba, 2, 1, vec![255, 0, 0, 255, 0, 0, 0, 0]));
         let grey = Picture { pixels: vec![0, 64, 128, 255], channels: 1, height: 2, width: 2, caption: String::new() };
         assert_eq!(decode(&png(&grey).unwrap()), (png::ColorType::Grayscale, 2, 2, vec![0, 64, 128, 255]));
     }

@@ -26,24 +26,34 @@ pub fn log(lo: f64, hi: f64) -> Vec<f64> {
         .collect()
 }
 
-/// A tick label: as many decimals as the step needs, or `1e-4` style where plain digits would be long.
+/// A tick label with as many digits as the step needs (so that neighbouring ticks never read the same): plain
+/// decimals, or `2.5e-4` style where plain digits would be long.
 pub fn label(value: f64, step: f64) -> String {
     if value == 0.0 {
         return "0".into();
     }
     let size = value.abs();
-    if !(1e-3..1e5).contains(&size) || step < 1e-3 {
-        return scientific(value);
+    let digits = |of: f64| of.log10().floor() as i32;
+    if !(1e-3..1e5).contains(&size) {
+        let precision = (digits(size) - digits(step)).clamp(0, 6) as usize;
+        return trimmed_scientific(&format!("{value:.precision$e}"));
     }
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    let decimals = (-digits(step)).clamp(0, 12) as usize;
     format!("{value:.decimals$}")
 }
 
 /// `3e-4`, `1.5e-2`: the short form for learning rates and log-axis ticks.
 pub fn scientific(value: f64) -> String {
-    let text = format!("{value:.1e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-    let mantissa = mantissa.strip_suffix(".0").unwrap_or(mantissa);
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    trimmed_scientific(&format!("{value:.1e}"))
+}
+
+/// Rust's `1.50e-2` as `1.5e-2`, and `3.0e-4` as `3e-4`.
+fn trimmed_scientific(text: &str) -> String {
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+    let mantissa = if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
     format!("{mantissa}e{exponent}")
 }
 
@@ -53,7 +63,8 @@ mod tests {
 
     #[test]
     fn linear_ticks_are_round_numbers() {
-        assert_eq!(linear(0.0, 1.0, false), (vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0], 0.2));
+        let (ticks, step) = linear(0.0, 1.0, false);
+        assert_eq!(ticks.iter().map(|t| label(*t, step)).collect::<Vec<_>>(), ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
         let (ticks, step) = linear(0.13, 0.71, false);
         assert_eq!(step, 0.2);
         assert_eq!(ticks.iter().map(|t| label(*t, step)).collect::<Vec<_>>(), ["0.2", "0.4", "0.6"]);
@@ -76,5 +87,13 @@ mod tests {
         assert_eq!(label(0.0002, 0.0001), "2e-4");
         assert_eq!(label(-1.5, 0.5), "-1.5");
         assert_eq!(scientific(0.0012), "1.2e-3");
+        assert_eq!(scientific(0.003), "3e-3");
+        assert_eq!((scientific(f64::NAN), scientific(f64::INFINITY)), ("NaN".into(), "inf".into()));
+        // An accuracy that hardly moves still gets ticks that differ.
+        let (ticks, step) = linear(0.990470, 0.990480, false);
+        let labels: Vec<String> = ticks.iter().map(|t| label(*t, step)).collect();
+        assert_eq!(labels, ["0.990470", "0.990475", "0.990480"]);
+        assert_eq!(label(0.00025, 0.00005), "2.5e-4");
+        assert_eq!(label(120000.0, 20000.0), "1.2e5");
     }
 }
