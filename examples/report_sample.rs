@@ -6,7 +6,7 @@
 //! with the next seeds on the same split show the spread between runs. Everything on the page comes from these
 //! runs except the learning-rate finder's curve, which is made up (crest's `lr_find` is built elsewhere).
 
-use crest::data::{self, Dataset, LoadOptions, Order};
+use crest::data::{self, DataLoader, Dataset, LoadOptions, Order};
 use crest::learner::{DataLoaders, Learner, Schedule};
 use crest::loss::{cross_entropy, softmax_in_place};
 use crest::metrics::Metric;
@@ -52,8 +52,9 @@ fn main() -> crest::Result<()> {
         valid_counts: valid.class_counts(),
         image_shape: [train.channels, train.height, train.width],
     });
-    let learners = crest::data::DataLoader::new(train.clone(), BATCH, Order::Shuffled { seed: SEEDS[0] });
-    let first = learners.batches(0).next().expect("the sample has training images");
+    let shuffled = DataLoader::new(train.clone(), BATCH, Order::Shuffled { seed: SEEDS[0] });
+    let first =
+        shuffled.batches(0).next().ok_or_else(|| crest::Error::Data(format!("{source} has no training images")))?;
     report.samples = (0..first.n.min(SHOWN_SAMPLES))
         .map(|i| {
             picture(
@@ -104,8 +105,8 @@ fn learner(train: &Arc<Dataset>, valid: &Arc<Dataset>, seed: u64, quiet: bool) -
         &mut Rng::new(seed),
     ));
     let dls = DataLoaders {
-        train: crest::data::DataLoader::new(train.clone(), BATCH, Order::Shuffled { seed }),
-        valid: crest::data::DataLoader::new(valid.clone(), 256, Order::Sequential),
+        train: DataLoader::new(train.clone(), BATCH, Order::Shuffled { seed }),
+        valid: DataLoader::new(valid.clone(), 256, Order::Sequential),
     };
     let builder = Learner::builder(dls, Box::new(model)).loss_func(recording_cross_entropy).metrics([Metric::ACCURACY]);
     if quiet { builder.quiet() } else { builder }.build()
