@@ -34,6 +34,7 @@ pub mod model_io;
 pub mod nn;
 pub mod optim;
 mod progress;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 pub mod text;

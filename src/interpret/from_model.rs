@@ -93,6 +93,7 @@ impl Interpretation {
             let batch = Batch {
                 pixels: dataset.pixels[start * item_len..end * item_len].to_vec(),
                 labels: dataset.labels[start..end].to_vec(),
+                indices: (start..end).collect(),
                 n: end - start,
                 channels: dataset.channels,
                 height: dataset.height,

@@ -275,6 +275,11 @@ impl Learner {
         }
     }
 
+    /// The table's header as `fit` prints it: epoch, the losses, the metrics' names, time.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
     /// How the targets are shaped for this model: 0/1 for one logit, class indices for one output per class.
     pub fn targets(&self) -> Targets {
         self.targets

@@ -20,13 +20,16 @@ pub fn header(metric_names: &[&str]) -> Vec<String> {
     h
 }
 
-fn cells(row: &EpochRow) -> Vec<String> {
-    let num = |v: Option<f32>| v.map_or("None".to_string(), |v| format!("{v:.6}"));
-    let secs = row.seconds.round() as u64;
-    let mut c = vec![row.epoch.to_string(), num(Some(row.train_loss)), num(row.valid_loss)];
-    c.extend(row.metrics.iter().map(|&m| num(m)));
-    c.push(format!("{:02}:{:02}", secs / 60, secs % 60));
-    c
+impl EpochRow {
+    /// The row's cells as the table prints them (for a report that shows the table).
+    pub fn cells(&self) -> Vec<String> {
+        let num = |v: Option<f32>| v.map_or("None".to_string(), |v| format!("{v:.6}"));
+        let secs = self.seconds.round() as u64;
+        let mut c = vec![self.epoch.to_string(), num(Some(self.train_loss)), num(self.valid_loss)];
+        c.extend(self.metrics.iter().map(|&m| num(m)));
+        c.push(format!("{:02}:{:02}", secs / 60, secs % 60));
+        c
+    }
 }
 
 /// Columns as wide as their header (at least 8), two spaces apart, left-aligned: fastai's console layout.
@@ -36,14 +39,14 @@ pub fn format_line(items: &[String], header: &[String]) -> String {
 }
 
 pub fn format_row(row: &EpochRow, header: &[String]) -> String {
-    format_line(&cells(row), header)
+    format_line(&row.cells(), header)
 }
 
 /// The rows as CSV under the header (fastai's `CSVLogger` columns), the whole log of a run.
 pub fn csv(header: &[String], rows: &[EpochRow]) -> String {
     let mut text = header.join(",") + "\n";
     for row in rows {
-        text += &(cells(row).join(",") + "\n");
+        text += &(row.cells().join(",") + "\n");
     }
     text
 }
