@@ -66,8 +66,15 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 continue;
             }
         };
-        let batch =
-            Batch { pixels, labels: vec![0], n: 1, channels: meta.channels, height: meta.height, width: meta.width };
+        let batch = Batch {
+            pixels,
+            labels: vec![0],
+            indices: vec![0],
+            n: 1,
+            channels: meta.channels,
+            height: meta.height,
+            width: meta.width,
+        };
         let probs =
             image_probabilities(model.as_ref(), meta.loss, &batch, meta.scale, &|_| path.display().to_string())?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
