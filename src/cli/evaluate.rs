@@ -2,11 +2,13 @@
 //! `ClassificationInterpretation` in one command.
 
 use super::predict::load_model;
-use super::train::parse_valid_pct;
+use super::train::{parse_aug, parse_valid_pct};
+use crest::data::transforms::Augment;
 use crest::data::{self, ChannelsOpt, Dataset, LoadOptions, Split};
-use crest::interpret::Interpretation;
+use crest::interpret::{Interpretation, Tta};
 use crest::model_io::ModelMeta;
 use crest::text::printable;
+use crest::report::{self, Report};
 use crest::{careful_write, Error, Result};
 use std::path::PathBuf;
 
@@ -42,6 +44,13 @@ pub struct EvaluateArgs {
     /// Treat a corrupt or oversized image as an error instead of skipping it
     #[arg(long)]
     pub strict: bool,
+    /// Test-time augmentation (fastai's tta): a quarter of the plain image's probabilities plus three quarters of
+    /// the mean over four augmented copies [LIST as for train --aug; alone: fastai's aug_transforms]
+    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "fastai", value_parser = parse_aug)]
+    pub tta: Option<Augment>,
+    /// Also write a page with the confusion matrix and the top losses (images), as crest train's report
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +185,9 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     if let Some(csv) = &args.csv {
         careful_write::check(csv, "the predictions")?;
     }
+    if let Some(page) = &args.report {
+        careful_write::check(page, "the report")?;
+    }
     let (mut model, meta) = load_model(&args.model)?;
     let split = load(&args, &meta)?;
     split.warnings.iter().for_each(|w| eprintln!("warning: {}", printable(w)));
@@ -193,13 +205,32 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         dataset.width,
         dataset.channels
     );
-    let interp = Interpretation::from_model(model.as_mut(), meta.loss, &dataset, meta.scale, args.bs as usize)?;
+    let tta = args.tta.map(Tta::new);
+    if let Some(t) = &tta {
+        println!("test-time augmentation: {} copies ({}), weight {} on the plain image", t.n, t.augment, t.beta);
+    }
+    let bs = args.bs as usize;
+    let interp = Interpretation::from_model(model.as_mut(), meta.loss, &dataset, meta.scale, bs, tta.as_ref())?;
     let names = image_names(&dataset);
     print(&interp, &names);
     if let Some(csv) = &args.csv {
         let column = if dataset.paths.is_empty() { "index" } else { "path" };
         careful_write::write(csv, "the predictions", interp.predictions_csv(column, &names).as_bytes())?;
         println!("wrote one row per image to {}", csv.display());
+    }
+    if let Some(path) = &args.report {
+        let mut page = Report::new(&format!("crest evaluate {} {}", args.model.display(), args.dir.display()));
+        page.command = super::report::command_line();
+        page.notes.push(format!(
+            "{} images: {which}; accuracy {:.4}, loss {:.4}{}",
+            dataset.len(),
+            interp.accuracy().unwrap_or(f32::NAN),
+            interp.mean_loss().unwrap_or(f32::NAN),
+            if tta.is_some() { " with test-time augmentation" } else { "" }
+        ));
+        super::report::add_interpretation(&mut page, &interp, &dataset);
+        report::write(&page, path)?;
+        println!("wrote the report to {}", path.display());
     }
     Ok(())
 }

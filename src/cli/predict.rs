@@ -1,5 +1,7 @@
 use crest::data::{image_files, load_image, Batch};
-use crest::interpret::image_probabilities;
+use super::train::parse_aug;
+use crest::data::transforms::Augment;
+use crest::interpret::{image_probabilities, Tta};
 use crest::model_io::{self, ModelMeta};
 use crest::nn::{self, Module};
 use crest::text::printable;
@@ -16,6 +18,10 @@ pub struct PredictArgs {
     /// How many of the most likely classes to print per image.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub top: u16,
+    /// Test-time augmentation (fastai's tta): a quarter of the plain image's probabilities plus three quarters of
+    /// the mean over four augmented copies [LIST as for train --aug; alone: fastai's aug_transforms]
+    #[arg(long, value_name = "LIST", num_args = 0..=1, default_missing_value = "fastai", value_parser = parse_aug)]
+    pub tta: Option<Augment>,
 }
 
 /// A model file, its layers fused for inference, warning on stderr when the file predates checksums.
@@ -54,8 +60,9 @@ fn expand(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, usize)> {
 pub fn run(args: PredictArgs) -> Result<()> {
     let (model, meta) = load_model(&args.model)?;
     let (images, empty_folders) = expand(&args.images)?;
+    let tta = args.tta.map(Tta::new);
     let mut failed = 0;
-    for path in &images {
+    for (index, path) in images.iter().enumerate() {
         let shown = printable(&path.display().to_string()).into_owned();
         let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
             Ok(p) => p,
@@ -69,14 +76,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
         let batch = Batch {
             pixels,
             labels: vec![0],
-            indices: vec![0],
+            indices: vec![index],
             n: 1,
             channels: meta.channels,
             height: meta.height,
             width: meta.width,
         };
-        let probs =
-            image_probabilities(model.as_ref(), meta.loss, &batch, meta.scale, &|_| path.display().to_string())?;
+        let name = |_| path.display().to_string();
+        let probs = image_probabilities(model.as_ref(), meta.loss, &batch, meta.scale, tta.as_ref(), &name)?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         // Class names come from the model file and paths from anywhere: escaped, so that none can end the line or

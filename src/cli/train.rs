@@ -169,7 +169,7 @@ pub(super) fn parse_valid_pct(s: &str) -> std::result::Result<f32, String> {
         .and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err("must be at least 0 and below 1".into()) })
 }
 
-fn parse_aug(s: &str) -> std::result::Result<Augment, String> {
+pub(super) fn parse_aug(s: &str) -> std::result::Result<Augment, String> {
     s.parse().map_err(|e: Error| {
         // `--aug DIR` reads the folder as the list: say where the folder goes.
         if std::path::Path::new(s).exists() {

@@ -1,6 +1,7 @@
 //! Running a model over images: each image's class probabilities, and from them its loss.
 
 use super::Interpretation;
+use crate::data::transforms::Augment;
 use crate::data::{Batch, Dataset};
 use crate::loss::{softmax_in_place, Loss};
 use crate::nn::Module;
@@ -25,13 +26,58 @@ pub fn probabilities(logits: &[f32], loss: Loss) -> Vec<f32> {
     }
 }
 
+/// fastai's `Learner.tta(n=4, beta=0.25)`: each image's probabilities are `beta` of the plain image's plus
+/// `1 - beta` of the mean over `n` augmented copies (`torch.lerp(aug_preds, preds, beta)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tta {
+    pub augment: Augment,
+    pub n: usize,
+    pub beta: f32,
+}
+
+impl Tta {
+    /// fastai's defaults: four copies, a quarter of the weight on the plain image.
+    pub fn new(augment: Augment) -> Tta {
+        Tta { augment, n: 4, beta: 0.25 }
+    }
+}
+
+/// The copies' draws come from their own stream, apart from any training run's (whose streams are keyed by the
+/// run's seed): copy `j` of image `i` is `Augment::apply` with `image_rng(TTA_SEED, j, i)`.
+const TTA_SEED: u64 = 0x7e57_71e4_a0c0_0001;
+
 /// Each image's class probabilities, n × k row-major, from one batch of u8 images (pixels times `scale` are what
-/// the model sees). The one place where a model's outputs become probabilities, for `evaluate`, `predict` and
-/// [`Interpretation::from_model`] alike. `name(i)` names image `i` of the batch in the error for outputs that are not
-/// finite (finite weights can still overflow on an image).
+/// the model sees), averaged over augmented copies with `tta`. The one place where a model's outputs become
+/// probabilities, for `evaluate`, `predict` and [`Interpretation::from_model`] alike. `name(i)` names image `i` of
+/// the batch in the error for outputs that are not finite (finite weights can still overflow on an image).
 ///
 /// The model should be in evaluation mode; this runs it without gradients.
 pub fn image_probabilities(
+    model: &dyn Module,
+    loss: Loss,
+    batch: &Batch,
+    scale: f32,
+    tta: Option<&Tta>,
+    name: &dyn Fn(usize) -> String,
+) -> Result<Vec<f32>> {
+    let mut probs = plain_probabilities(model, loss, batch, scale, name)?;
+    let Some(tta) = tta.filter(|t| t.n > 0) else { return Ok(probs) };
+    let mut augmented = vec![0.0f32; probs.len()];
+    for copy in 0..tta.n {
+        let mut b = batch.clone();
+        tta.augment.augment_batch(&mut b, TTA_SEED, copy);
+        for (sum, p) in augmented.iter_mut().zip(plain_probabilities(model, loss, &b, scale, name)?) {
+            *sum += p;
+        }
+    }
+    for (p, sum) in probs.iter_mut().zip(augmented) {
+        let aug = sum / tta.n as f32;
+        *p = aug + tta.beta * (*p - aug);
+    }
+    Ok(probs)
+}
+
+fn plain_probabilities(
     model: &dyn Module,
     loss: Loss,
     batch: &Batch,
@@ -72,7 +118,7 @@ fn image_loss(p_true: f32) -> f32 {
 
 impl Interpretation {
     /// Runs `model` over `dataset` in batches of `batch_size`, in evaluation mode and without gradients, pixels
-    /// times `scale` as it was trained on, and interprets the outcome. Takes the model `&mut` to switch it to
+    /// times `scale` as it was trained on (with test-time augmentation if `tta` is given), and interprets the outcome. Takes the model `&mut` to switch it to
     /// evaluation mode (BatchNorm's running statistics, no Dropout); it is left there.
     pub fn from_model(
         model: &mut dyn Module,
@@ -80,6 +126,7 @@ impl Interpretation {
         dataset: &Dataset,
         scale: f32,
         batch_size: usize,
+        tta: Option<&Tta>,
     ) -> Result<Interpretation> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
@@ -103,7 +150,7 @@ impl Interpretation {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
             };
-            probs.extend(image_probabilities(model, loss, &batch, scale, &name)?);
+            probs.extend(image_probabilities(model, loss, &batch, scale, tta, &name)?);
         }
         if probs.len() != dataset.len() * k {
             return Err(Error::Shape(format!(
@@ -147,7 +194,7 @@ mod tests {
         // logit = x0 - 2 x1 + 0.5 on pixels / 10: 0.5, 1.5, -1.5, -0.5.
         let mut model = linear(1, &[1.0, -2.0], &[0.5]);
         let ds = dataset(2);
-        let i = Interpretation::from_model(&mut model, Loss::Bce, &ds, 0.1, 3).unwrap();
+        let i = Interpretation::from_model(&mut model, Loss::Bce, &ds, 0.1, 3, None).unwrap();
         let logits = [0.5f32, 1.5, -1.5, -0.5];
         for (n, &x) in logits.iter().enumerate() {
             let p = 1.0 / (1.0 + (-x as f64).exp());
@@ -166,7 +213,7 @@ mod tests {
     fn softmax_probabilities_and_losses_match_cross_entropy() {
         let mut model = linear(3, &[1.0, 0.0, 0.0, 1.0, -1.0, -1.0], &[0.0, 0.0, 1.0]);
         let ds = dataset(3);
-        let i = Interpretation::from_model(&mut model, Loss::CrossEntropy, &ds, 0.1, 2).unwrap();
+        let i = Interpretation::from_model(&mut model, Loss::CrossEntropy, &ds, 0.1, 2, None).unwrap();
         for n in 0..4 {
             let sum: f32 = i.probs_of(n).iter().sum();
             assert!((sum - 1.0).abs() < 1e-6);
@@ -191,13 +238,13 @@ mod tests {
     fn outputs_that_do_not_fit_the_data_are_errors() {
         let ds = dataset(3);
         let mut two = linear(2, &[0.0; 4], &[0.0; 2]);
-        let e = Interpretation::from_model(&mut two, Loss::CrossEntropy, &ds, 0.1, 4).unwrap_err();
+        let e = Interpretation::from_model(&mut two, Loss::CrossEntropy, &ds, 0.1, 4, None).unwrap_err();
         assert!(e.to_string().contains("3 classes"), "{e}");
-        let e = Interpretation::from_model(&mut two, Loss::Bce, &dataset(2), 0.1, 4).unwrap_err();
+        let e = Interpretation::from_model(&mut two, Loss::Bce, &dataset(2), 0.1, 4, None).unwrap_err();
         assert!(e.to_string().contains("Bce"), "{e}");
         let mut huge = linear(3, &[3e38; 6], &[0.0; 3]);
-        let e = Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 4).unwrap_err();
+        let e = Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 4, None).unwrap_err();
         assert_eq!(e.to_string(), "the model's outputs for image 1 are not finite numbers: its weights are too large");
-        assert!(Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 0).is_err());
+        assert!(Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 0, None).is_err());
     }
 }

@@ -11,7 +11,7 @@ mod predictions_csv;
 mod report_text;
 
 pub use class_scores::ClassScores;
-pub use from_model::{image_probabilities, probabilities, LOSS_CAP};
+pub use from_model::{image_probabilities, probabilities, Tta, LOSS_CAP};
 
 use crate::{Error, Result};
 
