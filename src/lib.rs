@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model_io;
 pub mod nn;
 pub mod optim;
+mod optim_state;
 pub mod rng;
 pub mod tensor;
 pub mod text;
