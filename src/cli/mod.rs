@@ -5,6 +5,7 @@
 //! gain a hint of which flag to change.
 
 mod bench;
+mod lr_find;
 mod predict;
 mod stop_signals;
 mod train;
@@ -26,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a classifier on a folder with one sub-folder per class (or train/ and valid/ folders, or IDX files).
     Train(train::TrainArgs),
+    /// Sweep the learning rate as fastai's lr_find does (the model `train` would train, on the same data), print
+    /// the suggestions and draw the curve. Saves nothing.
+    #[command(name = "lr-find")]
+    LrFind(train::TrainArgs),
     /// Print each image's most likely classes with their probabilities.
     Predict(predict::PredictArgs),
     /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
@@ -36,6 +41,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> crest::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args).map(drop),
+        Command::LrFind(args) => lr_find::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
     }

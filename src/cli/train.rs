@@ -26,9 +26,10 @@ pub struct TrainArgs {
     pub arch: Arch,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
-    /// Learning rate, the peak under one-cycle [default: adam/adamw 3e-3 with one-cycle, 1e-3 constant; sgd 0.1]
+    /// Learning rate, the peak under one-cycle, or auto: lr_find's valley [default: adam/adamw 3e-3 with
+    /// one-cycle, 1e-3 constant; sgd 0.1]
     #[arg(long, value_parser = parse_lr)]
-    pub lr: Option<f32>,
+    pub lr: Option<LrArg>,
     /// Batch size
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub bs: u32,
@@ -108,8 +109,19 @@ fn parse_float(s: &str) -> std::result::Result<f32, String> {
     s.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{s:?} is not a finite number"))
 }
 
-fn parse_lr(s: &str) -> std::result::Result<f32, String> {
-    parse_float(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err("the learning rate must be positive".into()) })
+/// `--lr`: a rate, or `auto` to run lr_find first and train with its valley.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrArg {
+    Auto,
+    Rate(f32),
+}
+
+fn parse_lr(s: &str) -> std::result::Result<LrArg, String> {
+    if s == "auto" {
+        return Ok(LrArg::Auto);
+    }
+    let positive = |v: f32| if v > 0.0 { Ok(LrArg::Rate(v)) } else { Err("the learning rate must be positive".into()) };
+    parse_float(s).map_err(|e| format!("{e} (nor auto)")).and_then(positive)
 }
 
 fn parse_nonneg(s: &str) -> std::result::Result<f32, String> {
@@ -147,7 +159,8 @@ impl TrainArgs {
 struct Recipe {
     loss: Loss,
     opt: OptFunc,
-    lr: f32,
+    /// None: lr_find's valley (`--lr auto`).
+    lr: Option<f32>,
     schedule: Schedule,
     bs: usize,
     valid_bs: usize,
@@ -188,7 +201,11 @@ impl Recipe {
         Ok(Recipe {
             loss,
             opt,
-            lr: a.lr.unwrap_or(default_lr),
+            lr: match a.lr {
+                None => Some(default_lr),
+                Some(LrArg::Rate(lr)) => Some(lr),
+                Some(LrArg::Auto) => None,
+            },
             schedule,
             bs,
             valid_bs: bs.max(256),
@@ -203,7 +220,7 @@ impl Recipe {
         Recipe {
             loss: Loss::Mnist,
             opt: OptFunc::sgd(),
-            lr: 0.1,
+            lr: Some(0.1),
             schedule: Schedule::Constant,
             bs: 200,
             valid_bs: 50,
@@ -271,7 +288,8 @@ fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: us
     )))
 }
 
-fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+/// The learner `train` fits: the model `--arch` names, the loaders, loss, metric and optimizer of the recipe.
+fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
     let (model, spec) = build_model(args, data, recipe)?;
     let dls = DataLoaders {
@@ -299,8 +317,23 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
     } else if let Some(csv) = &args.csv {
         builder = builder.csv_log(csv);
     }
-    let mut learner = builder.build()?;
-    learner.fit_with(args.epochs as usize, recipe.lr, recipe.schedule)?;
+    Ok((builder.build()?, spec))
+}
+
+fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+    let (mut learner, spec) = learner(args, data, recipe, verbose)?;
+    let lr = match recipe.lr {
+        Some(lr) => lr,
+        None => {
+            let found = learner.lr_find()?;
+            if verbose {
+                println!("lr_find: {}", super::lr_find::suggested_lrs(&found.suggestions));
+                println!("training with the valley, {}", found.suggestions.valley.lr);
+            }
+            found.suggestions.valley.lr
+        }
+    };
+    learner.fit_with(args.epochs as usize, lr, recipe.schedule)?;
     Ok((learner, spec))
 }
 
@@ -337,6 +370,17 @@ pub fn check_outputs(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `crest lr-find`'s learner: the data loaded and described, and the learner `train` would fit, untrained.
+pub fn untrained(args: &TrainArgs) -> Result<Learner> {
+    let split = data::load(&args.dir, &args.load_options())?;
+    split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    describe(args, &split);
+    let classes = split.train.classes.len();
+    let recipe = if args.as_posted { Recipe::as_posted() } else { Recipe::from_args(args, classes)? };
+    let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
+    Ok(learner(args, &data, &recipe, false)?.0)
+}
+
 /// `crest train`: load, describe, train, save.
 pub fn run(args: TrainArgs) -> Result<Trained> {
     check_outputs(&args)?;
@@ -360,7 +404,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         args.arch,
         recipe.loss_name(),
         recipe.opt,
-        recipe.lr,
+        recipe.lr.map_or("auto".into(), |lr| lr.to_string()),
         recipe.schedule,
         recipe.bs,
         if args.as_posted { ", as posted" } else { "" }

@@ -23,7 +23,7 @@ mod steps;
 mod table;
 
 pub use divergence::DIVERGENCE_FACTOR;
-pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Suggestion, Suggestions};
+pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Suggestion, Suggestions, SKIP_END};
 pub use schedule::Schedule;
 pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
 pub use table::EpochRow;
