@@ -1,11 +1,13 @@
+use clap::ValueEnum;
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
-use crest::learner::{DataLoaders, Learner, MetricAverage, Schedule};
+use crest::learner::{self, Checkpointing, DataLoaders, Learner, MetricAverage, Schedule};
 use crest::loss::{bce_with_logits, cross_entropy, mnist_loss, Loss};
 use crest::metrics::Metric;
 use crest::model_io::{self, ModelMeta};
 use crest::nn::{fuse, Arch, LayerSpec, Module, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
+use crest::text::printable;
 use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +66,16 @@ pub struct TrainArgs {
     /// Treat a corrupt or oversized image as an error instead of skipping it
     #[arg(long)]
     pub strict: bool,
+    /// Write a checkpoint (model, optimizer, schedule position, table, generators) every N epochs, to continue
+    /// from with --resume if the run is cut off
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_every: Option<u32>,
+    /// Where --checkpoint-every writes [default: the model's path with .ckpt added]
+    #[arg(long, value_name = "PATH", requires = "checkpoint_every")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the run that wrote this checkpoint (give the same folder and options)
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
     /// Replay the post exactly (no shuffling, pixels /255 twice, std-1 init, its loss, SGD lr 0.1, batches of 200,
     /// batch-averaged accuracy), then train crest's defaults on the same split and print both
     #[arg(long)]
@@ -322,9 +334,26 @@ fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Res
 
 fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let (mut learner, spec) = learner(args, data, recipe, verbose)?;
-    let lr = match recipe.lr {
-        Some(lr) => lr,
-        None => {
+    let run = run_identity(args, data);
+    if let (Some(every), true) = (args.checkpoint_every, verbose) {
+        learner.checkpoint_every(Checkpointing {
+            path: checkpoint_path(args),
+            every: every as usize,
+            run: run.clone(),
+        })?;
+    }
+    let resumed = match (&args.resume, verbose) {
+        (Some(path), true) => Some(learner.resume(path, &run)?),
+        _ => None,
+    };
+    if let (Some(at), Some(path)) = (resumed, &args.resume) {
+        println!("resuming from {}: {} of {} epochs done", path.display(), at.done, at.epochs);
+    }
+    let lr = match (resumed, recipe.lr) {
+        // The checkpoint's (the same unless --lr auto, whose sweep is not run again).
+        (Some(at), _) => at.lr,
+        (None, Some(lr)) => lr,
+        (None, None) => {
             let found = learner.lr_find()?;
             if verbose {
                 println!("lr_find: {}", super::lr_find::suggested_lrs(&found.suggestions));
@@ -361,11 +390,62 @@ fn describe(args: &TrainArgs, split: &Split) {
     split.notes.iter().for_each(|n| println!("note: {n}"));
 }
 
+/// What a checkpoint must match to be resumed by this run: the data (fingerprints of both splits, classes and
+/// counts, image shape), the model and every option that changes the numbers. Not the paths: a moved folder with
+/// the same images resumes.
+fn run_identity(args: &TrainArgs, data: &Data) -> Vec<(String, String)> {
+    let counts = |d: &Dataset| d.class_counts().iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    let name = |v: Option<clap::builder::PossibleValue>| v.map_or("default".into(), |v| v.get_name().to_string());
+    let optional = |v: Option<f32>| v.map_or("default".into(), |v| v.to_string());
+    let t = &data.train;
+    [
+        ("training images' fingerprint", learner::data_fingerprint(&data.train)),
+        ("validation images' fingerprint", learner::data_fingerprint(&data.valid)),
+        ("classes", t.classes.iter().map(|c| printable(c).into_owned()).collect::<Vec<_>>().join(",")),
+        ("training images per class", counts(&data.train)),
+        ("validation images per class", counts(&data.valid)),
+        ("image shape", format!("{}x{}x{}", t.channels, t.height, t.width)),
+        ("--arch", args.arch.to_string()),
+        ("--epochs", args.epochs.to_string()),
+        (
+            "--lr",
+            args.lr.map_or("default".into(), |lr| match lr {
+                LrArg::Auto => "auto".into(),
+                LrArg::Rate(r) => r.to_string(),
+            }),
+        ),
+        ("--bs", args.bs.to_string()),
+        ("--seed", args.seed.to_string()),
+        ("--loss", name(args.loss.and_then(|l| l.to_possible_value()))),
+        ("--opt", name(args.opt.to_possible_value())),
+        ("--momentum", args.momentum.to_string()),
+        ("--wd", optional(args.wd)),
+        ("--schedule", name(args.schedule.to_possible_value())),
+        ("--stop-at", optional(args.stop_at)),
+        ("--as-posted", args.as_posted.to_string()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect()
+}
+
+/// `--checkpoint`, or the model's path with `.ckpt` added.
+fn checkpoint_path(args: &TrainArgs) -> PathBuf {
+    args.checkpoint.clone().unwrap_or_else(|| {
+        let mut path = args.out.clone().into_os_string();
+        path.push(".ckpt");
+        path.into()
+    })
+}
+
 /// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
     careful_write::check(&args.out, "the model")?;
     if let Some(csv) = &args.csv {
         careful_write::check(csv, "the training log")?;
+    }
+    if args.checkpoint_every.is_some() {
+        careful_write::check(&checkpoint_path(args), "the checkpoint")?;
     }
     Ok(())
 }

@@ -17,9 +17,9 @@ const BETA: f64 = 0.98;
 
 #[derive(Default)]
 pub(crate) struct DivergenceWatch {
-    first: Option<f32>,
-    average: f64,
-    steps: i32,
+    pub(super) first: Option<f32>,
+    pub(super) average: f64,
+    pub(super) steps: i32,
 }
 
 impl DivergenceWatch {

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoint;
 mod divergence;
 mod lr_find;
 mod schedule;
@@ -22,6 +23,7 @@ mod snapshot;
 mod steps;
 mod table;
 
+pub use checkpoint::{data_fingerprint, Checkpointing, FitPosition};
 pub use divergence::DIVERGENCE_FACTOR;
 pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Suggestion, Suggestions, SKIP_END};
 pub use schedule::Schedule;
@@ -36,6 +38,7 @@ use crate::optim::{OptFunc, Optimizer};
 use crate::tensor::{no_grad, Tensor};
 use crate::{careful_write, interrupt, Error, Result};
 use divergence::DivergenceWatch;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -171,6 +174,8 @@ impl LearnerBuilder {
             opt: None,
             targets,
             epochs_done: 0,
+            checkpointing: None,
+            resume_from: 0,
         })
     }
 }
@@ -204,6 +209,10 @@ pub struct Learner {
     opt: Option<Box<dyn Optimizer>>,
     targets: Targets,
     epochs_done: usize,
+    /// Where and how often checkpoints are written ([`Learner::checkpoint_every`]).
+    checkpointing: Option<Checkpointing>,
+    /// Epochs of the next `fit` already trained before a checkpoint was written ([`Learner::resume`]).
+    resume_from: usize,
 }
 
 impl Learner {
@@ -247,11 +256,16 @@ impl Learner {
     }
 
     pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+        let start = std::mem::take(&mut self.resume_from);
         if self.print_table {
             println!("{}", table::format_line(&self.header, &self.header));
+            // A resumed fit shows the rows trained before its checkpoint, as the run never stopped would.
+            for row in &self.recorder[self.recorder.len() - start..] {
+                println!("{}", table::format_row(row, &self.header));
+            }
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        let result = self.fit_epochs(epochs, lr, schedule, opt.as_mut());
+        let result = self.fit_epochs(start..epochs, lr, schedule, opt.as_mut());
         self.opt = Some(opt);
         result?;
         if let Some(path) = &self.csv {
@@ -260,9 +274,10 @@ impl Learner {
         Ok(&self.recorder[..])
     }
 
-    fn fit_epochs(&mut self, epochs: usize, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
+    fn fit_epochs(&mut self, range: Range<usize>, lr: f32, schedule: Schedule, opt: &mut dyn Optimizer) -> Result<()> {
+        let epochs = range.end;
         let steps = epochs * self.dls.train.len();
-        for e in 0..epochs {
+        for e in range {
             let start = Instant::now();
             let epoch = self.epochs_done;
             self.model.set_training(true);
@@ -304,6 +319,7 @@ impl Learner {
             self.epochs_done += 1;
             let reached = matches!((self.stop_at, row.metrics.first()), (Some(goal), Some(Some(m))) if *m >= goal);
             self.recorder.push(row);
+            self.checkpoint_after_epoch(FitPosition { epochs, done: e + 1, lr, schedule }, opt)?;
             if reached {
                 if self.print_table {
                     println!("stopping: {} reached {}", self.metrics[0].name, self.stop_at.unwrap_or_default());
