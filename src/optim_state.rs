@@ -5,6 +5,9 @@
 
 use crate::{Error, Result, Tensor};
 
+/// Per-parameter memory: `S` buffers for each parameter, as the optimizers keep it.
+pub(crate) type PerParam<const S: usize> = Vec<[Vec<f32>; S]>;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState {
     /// Which optimizer it is from (`sgd`, `adam`): a state loads only into its own kind.
@@ -25,7 +28,7 @@ impl OptimizerState {
         kind: &str,
         lr: f32,
         counters: &[(&str, u64)],
-        per_param: &[[Vec<f32>; S]],
+        per_param: &PerParam<S>,
         names: [&str; S],
     ) -> OptimizerState {
         let buffers = per_param
@@ -49,7 +52,7 @@ impl OptimizerState {
         params: &[Tensor],
         names: [&str; S],
         counters: [&str; C],
-    ) -> Result<(Vec<[Vec<f32>; S]>, [u64; C])> {
+    ) -> Result<(PerParam<S>, [u64; C])> {
         let bad = |why: String| Err(Error::InvalidArgument(format!("the optimizer state {why}")));
         if self.kind != kind {
             return bad(format!("is {}'s, not {kind}'s", self.kind));

@@ -113,7 +113,7 @@ impl Learner {
     /// Called by the fit loop after each epoch: writes the checkpoint when one is due.
     pub(super) fn checkpoint_after_epoch(&self, fit: FitPosition, opt: &dyn Optimizer) -> Result<()> {
         let Some(c) = &self.checkpointing else { return Ok(()) };
-        if fit.done % c.every != 0 {
+        if !fit.done.is_multiple_of(c.every) {
             return Ok(());
         }
         let model = ModelSnapshot::take(self.model.as_ref());

@@ -240,7 +240,7 @@ mod tests {
         // Equal steps in log(lr): the steepest is the largest drop, 2.2 → 1.5 from index 5.
         assert_eq!(steep(&lrs, &losses), Suggestion { lr: lrs[5], point: (lrs[5], 2.2) });
         assert_eq!(minimum(&lrs, &losses), Suggestion { lr: lrs[7] / 10.0, point: (lrs[7], 1.0) });
-        assert_eq!(lrs[4], 9.999_999_747e-6);
+        assert_eq!(lrs[4] as f64, 9.999_999_747_378_752e-6);
     }
 
     #[test]
