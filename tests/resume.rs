@@ -128,5 +128,12 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused_in_one_line() {
     refused(sample, "mlp", "1", &damaged, "does not match its contents");
     // A model file is not a checkpoint.
     refused(sample, "mlp", "1", &model, "it is not a crest checkpoint: it has no crest_checkpoint metadata");
+    let missing = dir.join("missing.ckpt");
+    let out = crest(&["train", "--epochs", "1", "--resume", path_str(&missing), "--out", path_str(&dir.join("x"))]);
+    let (_, stderr) = text(&out);
+    assert_eq!(
+        stderr,
+        format!("error: cannot read checkpoint {}: No such file or directory (os error 2)\n", missing.display())
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -156,6 +156,7 @@ impl Learner {
         let refuse = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
         let bytes = model_io::read_file(path).map_err(|e| match e {
             Error::ModelFile { reason, .. } => refuse(reason),
+            Error::Io { source, .. } => Error::io("cannot read checkpoint", path, source),
             e => e,
         })?;
         let file = TensorFile::parse(&bytes, META_KEY)
