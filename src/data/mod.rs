@@ -17,7 +17,7 @@ mod split;
 mod to_tensor;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::path::Path;
 

@@ -260,3 +260,43 @@ fn check_position(c: &Contents) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::TempDir;
+    use crate::learner::lr_find::tests::{learner, weights};
+
+    #[test]
+    fn a_resumed_fit_of_a_model_with_dropout_and_batchnorm_ends_as_the_whole_fit() {
+        let dir = TempDir::new("checkpoint");
+        let path = dir.path().join("run.ckpt");
+        let run = vec![("data".to_string(), "random".to_string())];
+        // Every 3 epochs of 4: the checkpoint is the one after epoch 3.
+        let mut whole = learner();
+        whole.checkpoint_every(Checkpointing { path: path.clone(), every: 3, run: run.clone() }).unwrap();
+        whole.fit_one_cycle(4, 1e-2).unwrap();
+
+        let mut resumed = learner();
+        let at = resumed.resume(&path, &run).unwrap();
+        assert_eq!(at, FitPosition { epochs: 4, done: 3, lr: 1e-2, schedule: Schedule::OneCycle });
+        assert_eq!(resumed.recorder, whole.recorder[..3]);
+        resumed.fit_with(at.epochs, at.lr, at.schedule).unwrap();
+        assert_eq!(weights(&resumed), weights(&whole));
+        let row = |r: &EpochRow| (r.epoch, r.train_loss.to_bits(), r.valid_loss.map(f32::to_bits));
+        assert_eq!(row(&resumed.recorder[3]), row(&whole.recorder[3]));
+
+        // Without Dropout's generator the last epoch draws other masks: the state is needed, not incidental.
+        let mut without = learner();
+        without.resume(&path, &run).unwrap();
+        for (_, rng) in without.model.named_rngs() {
+            *rng.lock().unwrap() = crate::rng::Rng::new(0);
+        }
+        without.fit_with(4, 1e-2, Schedule::OneCycle).unwrap();
+        assert_ne!(weights(&without), weights(&whole));
+
+        let other = [("data".to_string(), "other".to_string())];
+        let e = learner().resume(&path, &other).unwrap_err().to_string();
+        assert!(e.ends_with("it is from another run: its data is random, this run's is other"), "{e}");
+    }
+}

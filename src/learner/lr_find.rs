@@ -219,7 +219,7 @@ fn first_min(values: impl Iterator<Item = f32>) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// lrs 1e-7 · 10^(i/2), as f32.
@@ -287,7 +287,7 @@ mod tests {
     }
 
     /// 48 random 4×4 grey images of two classes, batches of 16, and an MLP with BatchNorm and Dropout.
-    fn learner() -> Learner {
+    pub(in crate::learner) fn learner() -> Learner {
         use crate::data::{DataLoader, Dataset, Order};
         use crate::nn::{BatchNorm, Dropout, Flatten, Linear, ReLU, Sequential};
         use crate::rng::Rng;
@@ -315,7 +315,7 @@ mod tests {
         Learner::builder(dls, Box::new(model)).quiet().build().unwrap()
     }
 
-    fn weights(learn: &Learner) -> Vec<u32> {
+    pub(in crate::learner) fn weights(learn: &Learner) -> Vec<u32> {
         ModelSnapshot::take(learn.model.as_ref())
             .tensors
             .iter()
