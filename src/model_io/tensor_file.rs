@@ -75,3 +75,23 @@ impl<'a> TensorFile<'a> {
         Ok(expected.iter().filter_map(|(name, _)| self.layout.tensor(name)).map(|t| t.values().collect()).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_contents_make_the_same_bytes_and_read_back() {
+        let tensors = vec![("w".to_string(), vec![2], [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect())];
+        // Each HashMap draws its own hash keys, so without sorting two of these would differ now and then.
+        let files: Vec<Vec<u8>> = (0..32).map(|_| encode(&tensors, "crest", Some("{}".into())).unwrap()).collect();
+        assert!(files.windows(2).all(|w| w[0] == w[1]));
+        let header_len = u64::from_le_bytes(files[0][..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0);
+        let header = std::str::from_utf8(&files[0][8..8 + header_len]).unwrap();
+        assert!(header.starts_with(r#"{"__metadata__":{"crest":"{}","crest_crc32":"#), "{header}");
+        let file = TensorFile::parse(&files[0], "crest").unwrap();
+        assert_eq!(file.meta(), "{}");
+        assert_eq!(file.values(&[("w".into(), vec![2])]).unwrap(), vec![vec![1.5, -2.0]]);
+    }
+}
