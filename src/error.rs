@@ -28,6 +28,10 @@ pub enum Error {
     /// Training stopped because the loss was growing without bound: its running average rose past
     /// [`crate::learner::DIVERGENCE_FACTOR`] times the loss of the first batch trained on; `loss` is that average.
     DivergingLoss { epoch: usize, batch: usize, loss: f32, first: f32, lr: f32 },
+    /// `lr_find` could not suggest a learning rate: the loss never decreased, or diverged at once.
+    LrFind(String),
+    /// A checkpoint that is damaged, not crest's, or from another run (other data, architecture or options).
+    Checkpoint { path: PathBuf, reason: String },
     /// The work stopped because a stop was requested ([`crate::interrupt`]), with the signal that requested it.
     Interrupted { signal: i32 },
     /// This CPU lacks instructions this build of crest was compiled to use (see [`crate::cpu`]).
@@ -70,6 +74,8 @@ impl fmt::Display for Error {
         match self {
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::Data(why) | Error::Shape(why) | Error::InvalidArgument(why) => f.write_str(why),
+            Error::LrFind(why) => write!(f, "lr_find suggests nothing: {why}"),
+            Error::Checkpoint { path, reason } => write!(f, "cannot resume from {}: {reason}", path.display()),
             Error::ModelFile { path, reason } => {
                 write!(f, "{} is not a valid crest model file: {reason}", path.display())
             }

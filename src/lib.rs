@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod model_io;
 pub mod nn;
 pub mod optim;
+mod optim_state;
 mod progress;
 pub mod report;
 pub mod rng;

@@ -2,11 +2,24 @@
 //! Updates happen outside the graph, on the parameters' data, as the post's `p.data -= p.grad*lr` does.
 
 use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+pub use crate::optim_state::OptimizerState;
 
 pub trait Optimizer: Send {
     fn step(&mut self);
     fn params(&self) -> &[Tensor];
     fn set_lr(&mut self, lr: f32);
+
+    /// Everything the next steps depend on besides the parameters and the hyperparameters it was built with:
+    /// the learning rate last set, step counts, per-parameter buffers (momentum, Adam's moments), so that
+    /// [`Optimizer::load_state`] can put it back (after `lr_find`, or from a checkpoint).
+    fn state(&self) -> OptimizerState;
+
+    /// Puts back a state from [`Optimizer::state`] of an optimizer of the same kind over parameters of the same
+    /// shapes; an error naming what differs otherwise (a checkpoint's state is untrusted input), leaving `self` as
+    /// it was.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 
     fn zero_grad(&self) {
         self.params().iter().for_each(Tensor::zero_grad);
@@ -76,6 +89,17 @@ impl Optimizer for SGD {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState::new("sgd", self.lr, &[], &self.velocity, ["momentum_buffer"])
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let (velocity, []) = state.unpack("sgd", &self.params, ["momentum_buffer"], [])?;
+        self.velocity = velocity;
+        self.lr = state.lr;
+        Ok(())
     }
 }
 
@@ -147,6 +171,19 @@ impl Optimizer for Adam {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState::new("adam", self.lr, &[("step", self.t as u64)], &self.moments, ["exp_avg", "exp_avg_sq"])
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let (moments, [t]) = state.unpack("adam", &self.params, ["exp_avg", "exp_avg_sq"], ["step"])?;
+        self.t =
+            i32::try_from(t).map_err(|_| Error::InvalidArgument(format!("the optimizer's step {t} is too large")))?;
+        self.moments = moments;
+        self.lr = state.lr;
+        Ok(())
     }
 }
 

@@ -13,6 +13,11 @@ impl Rng {
         Self { state: seed }
     }
 
+    /// Where the stream is: `Rng::new(rng.state())` draws what `rng` would draw next (a checkpoint keeps it).
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
     /// A generator for a sub-stream (an epoch, a layer), independent of how many numbers the parent drew.
     pub fn fork(seed: u64, stream: u64) -> Self {
         let mut r = Self::new(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));

@@ -6,7 +6,9 @@
 
 mod bench;
 mod evaluate;
+mod lr_find;
 mod predict;
+mod report;
 mod stop_signals;
 mod train;
 
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a classifier on a folder with one sub-folder per class (or train/ and valid/ folders, or IDX files).
     Train(train::TrainArgs),
+    /// Sweep the learning rate as fastai's lr_find does (the model `train` would train, on the same data), print
+    /// the suggestions and draw the curve. Saves nothing.
+    #[command(name = "lr-find")]
+    LrFind(train::TrainArgs),
     /// Print each image's most likely classes with their probabilities.
     Predict(predict::PredictArgs),
     /// Evaluate a model on a labelled folder: accuracy, per-class precision/recall/F1, the confusion matrix, the
@@ -40,6 +46,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> crest::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args).map(drop),
+        Command::LrFind(args) => lr_find::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,8 +1,9 @@
+use clap::ValueEnum;
 use crest::data::transforms::Augment;
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
 use crest::learner::{
-    DataLoaders, EarlyStoppingCallback, EpochRow, Learner, MetricAverage, Monitor, RunLog, SaveModelCallback, Schedule,
-    Spread,
+    self, Checkpointing, DataLoaders, EarlyStoppingCallback, EpochRow, Learner, MetricAverage, Monitor, RunLog,
+    SaveModelCallback, Schedule, Spread,
 };
 use crest::loss::{bce_with_logits, cross_entropy, mnist_loss, Loss};
 use crest::metrics::Metric;
@@ -10,6 +11,7 @@ use crest::model_io::{self, ModelMeta};
 use crest::nn::{fuse, Arch, LayerSpec, Module, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
+use crest::text::printable;
 use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,9 +32,10 @@ pub struct TrainArgs {
     pub arch: Arch,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
-    /// Learning rate, the peak under one-cycle [default: adam/adamw 3e-3 with one-cycle, 1e-3 constant; sgd 0.1]
+    /// Learning rate, the peak under one-cycle, or auto: lr_find's valley [default: adam/adamw 3e-3 with
+    /// one-cycle, 1e-3 constant; sgd 0.1]
     #[arg(long, value_parser = parse_lr)]
-    pub lr: Option<f32>,
+    pub lr: Option<LrArg>,
     /// Batch size
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub bs: u32,
@@ -88,6 +91,16 @@ pub struct TrainArgs {
     /// Treat a corrupt or oversized image as an error instead of skipping it
     #[arg(long)]
     pub strict: bool,
+    /// Write a checkpoint (model, optimizer, schedule position, table, generators) every N epochs, to continue
+    /// from with --resume if the run is cut off
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_every: Option<u32>,
+    /// Where --checkpoint-every writes [default: the model's path with .ckpt added]
+    #[arg(long, value_name = "PATH", requires = "checkpoint_every")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue the run that wrote this checkpoint (give the same folder and options)
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
     /// Replay the post exactly (no shuffling, pixels /255 twice, std-1 init, its loss, SGD lr 0.1, batches of 200,
     /// batch-averaged accuracy), then train crest's defaults on the same split and print both
     #[arg(long)]
@@ -152,8 +165,19 @@ fn parse_float(s: &str) -> std::result::Result<f32, String> {
     s.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{s:?} is not a finite number"))
 }
 
-fn parse_lr(s: &str) -> std::result::Result<f32, String> {
-    parse_float(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err("the learning rate must be positive".into()) })
+/// `--lr`: a rate, or `auto` to run lr_find first and train with its valley.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrArg {
+    Auto,
+    Rate(f32),
+}
+
+fn parse_lr(s: &str) -> std::result::Result<LrArg, String> {
+    if s == "auto" {
+        return Ok(LrArg::Auto);
+    }
+    let positive = |v: f32| if v > 0.0 { Ok(LrArg::Rate(v)) } else { Err("the learning rate must be positive".into()) };
+    parse_float(s).map_err(|e| format!("{e} (nor auto)")).and_then(positive)
 }
 
 fn parse_nonneg(s: &str) -> std::result::Result<f32, String> {
@@ -202,7 +226,8 @@ impl TrainArgs {
 struct Recipe {
     loss: Loss,
     opt: OptFunc,
-    lr: f32,
+    /// None: lr_find's valley (`--lr auto`).
+    lr: Option<f32>,
     schedule: Schedule,
     bs: usize,
     valid_bs: usize,
@@ -243,7 +268,11 @@ impl Recipe {
         Ok(Recipe {
             loss,
             opt,
-            lr: a.lr.unwrap_or(default_lr),
+            lr: match a.lr {
+                None => Some(default_lr),
+                Some(LrArg::Rate(lr)) => Some(lr),
+                Some(LrArg::Auto) => None,
+            },
             schedule,
             bs,
             valid_bs: bs.max(256),
@@ -258,7 +287,7 @@ impl Recipe {
         Recipe {
             loss: Loss::Mnist,
             opt: OptFunc::sgd(),
-            lr: 0.1,
+            lr: Some(0.1),
             schedule: Schedule::Constant,
             bs: 200,
             valid_bs: 50,
@@ -330,7 +359,8 @@ fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: us
     )))
 }
 
-fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+/// The learner `train` fits: the model `--arch` names, the loaders, loss, metric and optimizer of the recipe.
+fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
     let (model, spec) = build_model(args, data, recipe)?;
     let mut train_dl = DataLoader::new(data.train.clone(), recipe.bs, recipe.order);
@@ -370,8 +400,40 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
     } else if let Some(csv) = &args.csv {
         builder = builder.csv_log(csv);
     }
-    let mut learner = builder.build()?;
-    learner.fit_with(args.epochs as usize, recipe.lr, recipe.schedule)?;
+    Ok((builder.build()?, spec))
+}
+
+fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+    let (mut learner, spec) = learner(args, data, recipe, verbose)?;
+    let run = run_identity(args, data);
+    if let (Some(every), true) = (args.checkpoint_every, verbose) {
+        learner.checkpoint_every(Checkpointing {
+            path: checkpoint_path(args),
+            every: every as usize,
+            run: run.clone(),
+        })?;
+    }
+    let resumed = match (&args.resume, verbose) {
+        (Some(path), true) => Some(learner.resume(path, &run)?),
+        _ => None,
+    };
+    if let (Some(at), Some(path)) = (resumed, &args.resume) {
+        println!("resuming from {}: {} of {} epochs done", path.display(), at.done, at.epochs);
+    }
+    let lr = match (resumed, recipe.lr) {
+        // The checkpoint's (the same unless --lr auto, whose sweep is not run again).
+        (Some(at), _) => at.lr,
+        (None, Some(lr)) => lr,
+        (None, None) => {
+            let found = learner.lr_find()?;
+            if verbose {
+                println!("lr_find: {}", super::lr_find::suggested_lrs(&found.suggestions));
+                println!("training with the valley, {}", found.suggestions.valley.lr);
+            }
+            found.suggestions.valley.lr
+        }
+    };
+    learner.fit_with(args.epochs as usize, lr, recipe.schedule)?;
     Ok((learner, spec))
 }
 
@@ -399,13 +461,75 @@ fn describe(args: &TrainArgs, split: &Split) {
     split.notes.iter().for_each(|n| println!("note: {n}"));
 }
 
+/// What a checkpoint must match to be resumed by this run: the data (fingerprints of both splits, classes and
+/// counts, image shape), the model and every option that changes the numbers. Not the paths: a moved folder with
+/// the same images resumes.
+fn run_identity(args: &TrainArgs, data: &Data) -> Vec<(String, String)> {
+    let counts = |d: &Dataset| d.class_counts().iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    let name = |v: Option<clap::builder::PossibleValue>| v.map_or("default".into(), |v| v.get_name().to_string());
+    let optional = |v: Option<f32>| v.map_or("default".into(), |v| v.to_string());
+    let t = &data.train;
+    [
+        ("training images' fingerprint", learner::data_fingerprint(&data.train)),
+        ("validation images' fingerprint", learner::data_fingerprint(&data.valid)),
+        ("classes", t.classes.iter().map(|c| printable(c).into_owned()).collect::<Vec<_>>().join(",")),
+        ("training images per class", counts(&data.train)),
+        ("validation images per class", counts(&data.valid)),
+        ("image shape", format!("{}x{}x{}", t.channels, t.height, t.width)),
+        ("--arch", args.arch.to_string()),
+        ("--epochs", args.epochs.to_string()),
+        (
+            "--lr",
+            args.lr.map_or("default".into(), |lr| match lr {
+                LrArg::Auto => "auto".into(),
+                LrArg::Rate(r) => r.to_string(),
+            }),
+        ),
+        ("--bs", args.bs.to_string()),
+        ("--seed", args.seed.to_string()),
+        ("--loss", name(args.loss.and_then(|l| l.to_possible_value()))),
+        ("--opt", name(args.opt.to_possible_value())),
+        ("--momentum", args.momentum.to_string()),
+        ("--wd", optional(args.wd)),
+        ("--schedule", name(args.schedule.to_possible_value())),
+        ("--stop-at", optional(args.stop_at)),
+        ("--as-posted", args.as_posted.to_string()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect()
+}
+
+/// `--checkpoint`, or the model's path with `.ckpt` added.
+fn checkpoint_path(args: &TrainArgs) -> PathBuf {
+    args.checkpoint.clone().unwrap_or_else(|| {
+        let mut path = args.out.clone().into_os_string();
+        path.push(".ckpt");
+        path.into()
+    })
+}
+
 /// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
     careful_write::check(&args.out, "the model")?;
     if let Some(csv) = &args.csv {
         careful_write::check(csv, "the training log")?;
     }
+    if args.checkpoint_every.is_some() {
+        careful_write::check(&checkpoint_path(args), "the checkpoint")?;
+    }
     Ok(())
+}
+
+/// `crest lr-find`'s learner: the data loaded and described, and the learner `train` would fit, untrained.
+pub fn untrained(args: &TrainArgs) -> Result<Learner> {
+    let split = data::load(&args.dir, &args.load_options())?;
+    split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    describe(args, &split);
+    let classes = split.train.classes.len();
+    let recipe = if args.as_posted { Recipe::as_posted() } else { Recipe::from_args(args, classes)? };
+    let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
+    Ok(learner(args, &data, &recipe, false)?.0)
 }
 
 /// `crest train`: load, describe, train, save.
@@ -434,7 +558,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         args.arch,
         recipe.loss_name(),
         recipe.opt,
-        recipe.lr,
+        recipe.lr.map_or("auto".into(), |lr| lr.to_string()),
         recipe.schedule,
         recipe.bs,
         if args.as_posted { ", as posted" } else { "" }

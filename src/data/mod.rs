@@ -18,7 +18,7 @@ mod to_tensor;
 pub mod transforms;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::path::Path;
 

@@ -19,9 +19,9 @@ use crate::{Error, Result};
 
 #[derive(Default)]
 pub(crate) struct DivergenceWatch {
-    first: Option<f32>,
-    average: f64,
-    steps: i32,
+    pub(super) first: Option<f32>,
+    pub(super) average: f64,
+    pub(super) steps: i32,
 }
 
 impl DivergenceWatch {

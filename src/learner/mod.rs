@@ -24,11 +24,14 @@
 
 mod batch_row;
 mod callback;
+mod checkpoint;
 mod divergence;
 mod early_stopping;
+mod lr_find;
 mod runs;
 mod save_model;
 mod schedule;
+mod snapshot;
 mod steps;
 mod stop_at;
 mod table;
@@ -36,8 +39,10 @@ mod tracker;
 
 pub use batch_row::BatchRow;
 pub use callback::{Callback, FitStart};
+pub use checkpoint::{data_fingerprint, Checkpointing, FitPosition};
 pub use divergence::DIVERGENCE_FACTOR;
 pub use early_stopping::EarlyStoppingCallback;
+pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Suggestion, Suggestions, SKIP_END};
 pub use runs::{RunLog, Spread};
 pub use save_model::SaveModelCallback;
 pub use schedule::Schedule;
@@ -221,6 +226,8 @@ impl LearnerBuilder {
             opt: None,
             targets,
             epochs_done: 0,
+            checkpointing: None,
+            resume_from: 0,
         })
     }
 }
@@ -256,6 +263,10 @@ pub struct Learner {
     opt: Option<Box<dyn Optimizer>>,
     targets: Targets,
     epochs_done: usize,
+    /// Where and how often checkpoints are written ([`Learner::checkpoint_every`]).
+    checkpointing: Option<Checkpointing>,
+    /// Epochs of the next `fit` already trained before a checkpoint was written ([`Learner::resume`]).
+    resume_from: usize,
 }
 
 impl Learner {
@@ -311,6 +322,7 @@ impl Learner {
     }
 
     pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+        let start = std::mem::take(&mut self.resume_from);
         let metric_names: Vec<&'static str> = self.metrics.iter().map(|m| m.name).collect();
         let fit = FitStart {
             epochs,
@@ -324,10 +336,14 @@ impl Learner {
         }
         if self.print_table {
             println!("{}", table::format_line(&self.header, &self.header));
+            // A resumed fit shows the rows trained before its checkpoint, as the run never stopped would.
+            for row in &self.recorder[self.recorder.len() - start..] {
+                println!("{}", table::format_row(row, &self.header));
+            }
         }
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
         let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len() };
-        let result = self.fit_epochs(&plan, opt.as_mut());
+        let result = self.fit_epochs(&plan, start, opt.as_mut());
         self.opt = Some(opt);
         result?;
         if let Some(path) = &self.csv {
@@ -336,9 +352,10 @@ impl Learner {
         Ok(&self.recorder[..])
     }
 
-    /// The epochs of a fit, once the callbacks have heard it begin; then `after_fit`, unless an epoch failed.
-    fn fit_epochs(&mut self, plan: &FitPlan, opt: &mut dyn Optimizer) -> Result<()> {
-        for e in 0..plan.epochs {
+    /// Epochs `start..` of a fit (`start` is not 0 when resuming from a checkpoint), once the callbacks have heard it
+    /// begin; then `after_fit`, unless an epoch failed.
+    fn fit_epochs(&mut self, plan: &FitPlan, start: usize, opt: &mut dyn Optimizer) -> Result<()> {
+        for e in start..plan.epochs {
             let row = self.fit_epoch(plan, e, opt)?;
             if self.print_table {
                 println!("{}", table::format_row(&row, &self.header));
@@ -351,6 +368,8 @@ impl Learner {
                 }
             }
             self.recorder.push(row);
+            let at = FitPosition { epochs: plan.epochs, done: e + 1, lr: plan.lr, schedule: plan.schedule };
+            self.checkpoint_after_epoch(at, opt)?;
             if !stops.is_empty() {
                 if self.print_table {
                     stops.iter().for_each(|why| println!("{why}"));

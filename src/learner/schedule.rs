@@ -2,7 +2,8 @@
 //! warm-up from lr/25 to lr over the first quarter of the steps, then a cosine anneal to lr/25/10⁴. Annealing
 //! means the last epochs take small steps, so the final model is not a lottery ticket drawn mid-oscillation.
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Schedule {
     Constant,
     OneCycle,

@@ -1,6 +1,6 @@
 //! The results table fastai prints during `fit`, and the same rows as CSV (fastai's CSVLogger columns).
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
     pub train_loss: f32,

@@ -9,7 +9,10 @@
 mod checksum;
 mod file;
 mod layout;
+mod tensor_file;
 mod validate;
+
+pub(crate) use tensor_file::{encode, TensorFile};
 
 pub use file::MAX_MODEL_FILE_BYTES;
 
@@ -19,9 +22,7 @@ use crate::rng::Rng;
 use crate::text::printable;
 use crate::{Error, Result, Tensor};
 use layout::Layout;
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Bumped when the file layout changes; files of other formats are refused, not guessed at. (The checksum came
@@ -97,23 +98,16 @@ pub fn save_weights(path: &Path, model: &dyn Module) -> Result<()> {
 
 /// The model's tensors as safetensors, with `crest_meta` and the checksum of both in the header's metadata.
 fn serialize(model: &dyn Module, crest_meta: Option<String>) -> Result<Vec<u8>> {
-    let params = state(model);
-    let bytes: Vec<Vec<u8>> =
-        params.iter().map(|(_, p)| p.data().iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let sum = checksum::of(
-        crest_meta.as_deref(),
-        params.iter().map(|(name, _)| name.as_str()).zip(bytes.iter().map(Vec::as_slice)),
-    );
-    let mut info = HashMap::from([(checksum::KEY.to_string(), sum)]);
-    info.extend(crest_meta.map(|m| (META_KEY.to_string(), m)));
-    let invalid = |e: safetensors::SafeTensorError| Error::InvalidArgument(format!("cannot serialise the model: {e}"));
-    let views = params
-        .iter()
-        .zip(&bytes)
-        .map(|((name, p), b)| TensorView::new(Dtype::F32, p.shape().to_vec(), b).map(|v| (name.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(invalid)?;
-    safetensors::serialize(views, &Some(info)).map_err(invalid)
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = state(model)
+        .into_iter()
+        .map(|(name, p)| (name, p.shape().to_vec(), p.data().iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    encode(&tensors, META_KEY, crest_meta)
+}
+
+/// A file's bytes as [`load`] reads them (a regular file, of a bounded size): for other files crest writes.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    file::read(path)
 }
 
 /// Reads a model file back: the rebuilt model, in evaluation mode, and its metadata. Only a regular file of at most

@@ -35,6 +35,10 @@ impl Module for Dropout {
         self.training = training;
     }
 
+    fn named_rngs(&self) -> Vec<(String, &Mutex<Rng>)> {
+        vec![("rng".into(), &self.rng)]
+    }
+
     fn spec(&self) -> Option<LayerSpec> {
         Some(LayerSpec::Dropout { p: self.p })
     }

@@ -33,7 +33,9 @@ pub use sequential::{fuse, Sequential};
 pub use spec::LayerSpec;
 pub use spec_shapes::{SpecShapes, MAX_VALUES_PER_EXAMPLE, MAX_WORK_PER_EXAMPLE};
 
+use crate::rng::Rng;
 use crate::{Result, Tensor};
+use std::sync::Mutex;
 
 /// A layer or a model. `Send + Sync`, so a model can move to another thread and serve several threads at once;
 /// `'static` (through `Any`), so an explicit step such as fusion can recognise crest's own layers by their type
@@ -48,6 +50,13 @@ pub trait Module: std::any::Any + Send + Sync {
 
     /// State that is saved but not trained (BatchNorm's running statistics), named like PyTorch's buffers.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// The random generators training draws from (Dropout's masks), named like parameters: state that is neither
+    /// trained nor saved in a model file, but that a checkpoint and `lr_find` keep so that the next epoch draws
+    /// what it would have drawn.
+    fn named_rngs(&self) -> Vec<(String, &Mutex<Rng>)> {
         Vec::new()
     }
 

@@ -2,9 +2,11 @@
 
 use super::fuse::fuse_head;
 use super::{LayerSpec, Module};
+use crate::rng::Rng;
 use crate::{Error, Result, Tensor};
 use std::any::Any;
 use std::ops::Range;
+use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Sequential {
@@ -108,6 +110,11 @@ impl Module for Sequential {
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         let named = self.layers.iter().enumerate();
         named.flat_map(|(i, l)| l.named_buffers().into_iter().map(move |(n, p)| (format!("{i}.{n}"), p))).collect()
+    }
+
+    fn named_rngs(&self) -> Vec<(String, &Mutex<Rng>)> {
+        let named = self.layers.iter().enumerate();
+        named.flat_map(|(i, l)| l.named_rngs().into_iter().map(move |(n, r)| (format!("{i}.{n}"), r))).collect()
     }
 
     fn set_training(&mut self, training: bool) {
