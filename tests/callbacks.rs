@@ -62,7 +62,15 @@ impl Callback for Log {
 fn dataset(n: usize) -> Arc<Dataset> {
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
     let pixels = labels.iter().flat_map(|&l| if l == 0 { [200, 30] } else { [30, 200] }).collect();
-    Arc::new(Dataset { pixels, labels, classes: vec!["a".into(), "b".into()], channels: 1, height: 1, width: 2, paths: Vec::new() })
+    Arc::new(Dataset {
+        pixels,
+        labels,
+        classes: vec!["a".into(), "b".into()],
+        channels: 1,
+        height: 1,
+        width: 2,
+        paths: Vec::new(),
+    })
 }
 
 /// Ten training images in batches of 4 (3 batches an epoch), four validation images.

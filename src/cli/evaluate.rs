@@ -7,8 +7,8 @@ use crest::data::transforms::Augment;
 use crest::data::{self, ChannelsOpt, Dataset, LoadOptions, Split};
 use crest::interpret::{Interpretation, Tta};
 use crest::model_io::ModelMeta;
-use crest::text::printable;
 use crest::report::{self, Report};
+use crest::text::printable;
 use crest::{careful_write, Error, Result};
 use std::path::PathBuf;
 

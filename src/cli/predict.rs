@@ -1,6 +1,6 @@
-use crest::data::{image_files, load_image, Batch};
 use super::train::parse_aug;
 use crest::data::transforms::Augment;
+use crest::data::{image_files, load_image, Batch};
 use crest::interpret::{image_probabilities, Tta};
 use crest::model_io::{self, ModelMeta};
 use crest::nn::{self, Module};

@@ -2,11 +2,10 @@
 //! the recorder's plots, `ClassificationInterpretation`'s confusion matrix and top losses, and, for a linear model,
 //! its weights drawn as one image per class.
 
-use super::train::{Trained, TrainArgs};
+use super::train::{TrainArgs, Trained};
 use crest::data::{DataLoader, Dataset, Order};
 use crest::interpret::Interpretation;
 use crest::learner::LrFind;
-use crest::loss::Loss;
 use crest::nn::Arch;
 use crest::report::{self, Confusion, DatasetSummary, LrCurve, Picture, Report, Run, Suggestion, Table};
 use crest::Result;
@@ -56,11 +55,6 @@ pub fn add_interpretation(report: &mut Report, interp: &Interpretation, dataset:
             picture(dataset, i, caption)
         })
         .collect();
-    report.notes.push(
-        "top losses are captioned actual / predicted / loss / probability of the actual class, as fastai's \
-         plot_top_losses"
-            .into(),
-    );
 }
 
 /// A linear model's weights, one picture per output: what the post's model learned.
@@ -80,7 +74,8 @@ fn class_weights(trained: &Trained, outputs: usize) -> Vec<Picture> {
 /// The report of a `crest train` run: the data, a training batch (augmented as the model saw it), every run's
 /// curves, the learning-rate finder's sweep when `--lr auto` ran it, and the saved model's interpretation on the
 /// validation set.
-pub fn training(args: &TrainArgs, trained: &mut Trained, loss: Loss, lr_find: Option<&LrFind>) -> Result<Report> {
+pub fn training(args: &TrainArgs, trained: &mut Trained) -> Result<Report> {
+    let loss = trained.loss;
     let (train, valid) = (trained.data.train.clone(), trained.data.valid.clone());
     let mut page = Report::new(&format!("crest train {}", args.dir.display()));
     page.command = command_line();
@@ -111,10 +106,8 @@ pub fn training(args: &TrainArgs, trained: &mut Trained, loss: Loss, lr_find: Op
             .collect();
     }
     let learner = &trained.learner;
-    page.table = Some(Table {
-        header: learner.header().to_vec(),
-        rows: learner.recorder.iter().map(|r| r.cells()).collect(),
-    });
+    page.table =
+        Some(Table { header: learner.header().to_vec(), rows: learner.recorder.iter().map(|r| r.cells()).collect() });
     page.metric_name = learner.header().get(3).filter(|h| *h != "time").cloned().unwrap_or_default();
     page.runs = trained
         .runs
@@ -128,22 +121,33 @@ pub fn training(args: &TrainArgs, trained: &mut Trained, loss: Loss, lr_find: Op
             batch_lr: log.batches.iter().map(|b| b.lr).collect(),
         })
         .collect();
-    page.lr_find = lr_find.map(lr_curve);
+    page.lr_find = trained.lr_find.as_ref().map(lr_curve);
     if args.arch == Arch::Linear {
         page.class_weights = class_weights(trained, loss.outputs(train.classes.len()));
     }
     if !valid.is_empty() {
-        let interp = Interpretation::from_model(trained.learner.model.as_mut(), loss, &valid, trained.scale, INTERPRET_BS, None)?;
+        let interp = Interpretation::from_model(
+            trained.learner.model.as_mut(),
+            loss,
+            &valid,
+            trained.scale,
+            INTERPRET_BS,
+            None,
+        )?;
         add_interpretation(&mut page, &interp, &valid);
     }
     Ok(page)
 }
 
-pub fn lr_curve(found: &LrFind) -> LrCurve {
+fn lr_curve(found: &LrFind) -> LrCurve {
+    let s = &found.suggestions;
     LrCurve {
         lrs: found.lrs.clone(),
         losses: found.losses.clone(),
-        suggestions: found.suggestions.iter().map(|(name, lr)| Suggestion { name: name.to_string(), lr: *lr }).collect(),
+        suggestions: [("valley", &s.valley), ("steep", &s.steep), ("minimum", &s.minimum)]
+            .into_iter()
+            .map(|(name, suggestion)| Suggestion { name: name.into(), lr: suggestion.lr })
+            .collect(),
     }
 }
 

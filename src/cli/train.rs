@@ -2,7 +2,7 @@ use clap::ValueEnum;
 use crest::data::transforms::Augment;
 use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
 use crest::learner::{
-    self, Checkpointing, DataLoaders, EarlyStoppingCallback, EpochRow, Learner, MetricAverage, Monitor, RunLog,
+    self, Checkpointing, DataLoaders, EarlyStoppingCallback, EpochRow, Learner, LrFind, MetricAverage, Monitor, RunLog,
     SaveModelCallback, Schedule, Spread,
 };
 use crest::loss::{bce_with_logits, cross_entropy, mnist_loss, Loss};
@@ -101,6 +101,12 @@ pub struct TrainArgs {
     /// Continue the run that wrote this checkpoint (give the same folder and options)
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
+    /// Where to write the training report, a page to open in a browser [default: report.html beside the model]
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Write no report
+    #[arg(long, conflicts_with = "report")]
+    pub no_report: bool,
     /// Replay the post exactly (no shuffling, pixels /255 twice, std-1 init, its loss, SGD lr 0.1, batches of 200,
     /// batch-averaged accuracy), then train crest's defaults on the same split and print both
     #[arg(long)]
@@ -323,6 +329,9 @@ pub struct Trained {
     pub accuracy: Option<f32>,
     /// Every run's logs, the first one's included (one run without `--runs`).
     pub runs: Vec<RunLog>,
+    pub loss: Loss,
+    /// The first run's learning-rate sweep, when `--lr auto` ran one.
+    pub lr_find: Option<LrFind>,
 }
 
 /// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`).
@@ -403,7 +412,13 @@ fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Res
     Ok((builder.build()?, spec))
 }
 
-fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+/// A learner trained as `args` say, the model's spec, and the learning-rate sweep if `--lr auto` ran one.
+fn train(
+    args: &TrainArgs,
+    data: &Data,
+    recipe: &Recipe,
+    verbose: bool,
+) -> Result<(Learner, LayerSpec, Option<LrFind>)> {
     let (mut learner, spec) = learner(args, data, recipe, verbose)?;
     let run = run_identity(args, data);
     if let (Some(every), true) = (args.checkpoint_every, verbose) {
@@ -420,6 +435,7 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
     if let (Some(at), Some(path)) = (resumed, &args.resume) {
         println!("resuming from {}: {} of {} epochs done", path.display(), at.done, at.epochs);
     }
+    let mut sweep = None;
     let lr = match (resumed, recipe.lr) {
         // The checkpoint's (the same unless --lr auto, whose sweep is not run again).
         (Some(at), _) => at.lr,
@@ -430,11 +446,13 @@ fn train(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Resul
                 println!("lr_find: {}", super::lr_find::suggested_lrs(&found.suggestions));
                 println!("training with the valley, {}", found.suggestions.valley.lr);
             }
-            found.suggestions.valley.lr
+            let valley = found.suggestions.valley.lr;
+            sweep = Some(found);
+            valley
         }
     };
     learner.fit_with(args.epochs as usize, lr, recipe.schedule)?;
-    Ok((learner, spec))
+    Ok((learner, spec, sweep))
 }
 
 fn describe(args: &TrainArgs, split: &Split) {
@@ -512,6 +530,9 @@ fn checkpoint_path(args: &TrainArgs) -> PathBuf {
 /// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
     careful_write::check(&args.out, "the model")?;
+    if let Some(page) = super::report::path(args) {
+        careful_write::check(&page, "the report")?;
+    }
     if let Some(csv) = &args.csv {
         careful_write::check(csv, "the training log")?;
     }
@@ -532,11 +553,17 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
     Ok(learner(args, &data, &recipe, false)?.0)
 }
 
-/// `crest train`: load, describe, train, save.
+/// `crest train`: load, describe, train, save, and write the report.
 pub fn run(args: TrainArgs) -> Result<Trained> {
     check_outputs(&args)?;
     let split = data::load(&args.dir, &args.load_options())?;
-    run_on(args, split)
+    let mut trained = run_on(args.clone(), split)?;
+    if let Some(path) = super::report::path(&args) {
+        let page = super::report::training(&args, &mut trained)?;
+        crest::report::write(&page, &path)?;
+        println!("wrote the report to {}", path.display());
+    }
+    Ok(trained)
 }
 
 /// `crest train` on data already loaded.
@@ -550,6 +577,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         )));
     }
     check_validation_is_there(&args, &split)?;
+    check_checkpoint_options(&args)?;
     let recipe_for =
         |args: &TrainArgs| if args.as_posted { Ok(Recipe::as_posted()) } else { Recipe::from_args(args, classes) };
     let recipe = recipe_for(&args)?;
@@ -580,7 +608,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         if runs > 1 {
             println!("run {} of {runs}: seed {seed}", run + 1);
         }
-        let (learner, spec) = train(&run_args, &data, &recipe_for(&run_args)?, true)?;
+        let (learner, spec, sweep) = train(&run_args, &data, &recipe_for(&run_args)?, true)?;
         if run == 0 {
             print_fusions(&learner);
         }
@@ -597,17 +625,17 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         }
         logs.push(RunLog { seed, recorder: learner.recorder.clone(), batches: learner.batches.clone() });
         if run == 0 {
-            first = Some((learner, spec));
+            first = Some((learner, spec, sweep));
         }
     }
-    let (learner, spec) = first.expect("at least one run");
+    let (learner, spec, lr_find) = first.expect("at least one run");
     let accuracy = model_epoch(&learner).and_then(|row| row.metrics[0]);
     if runs > 1 {
         print_runs(&ends);
     }
     if args.as_posted {
         let defaults = Recipe::from_args(&TrainArgs { as_posted: false, ..args.clone() }, classes)?;
-        let (crest, _) = train(&args, &data, &defaults, false)?;
+        let (crest, _, _) = train(&args, &data, &defaults, false)?;
         println!(
             "as posted: {:.4}; crest's defaults on the same split: {:.4}",
             accuracy.unwrap_or(f32::NAN),
@@ -626,7 +654,24 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         Some(best) => println!("saved model to {}: {best}", args.out.display()),
         None => println!("saved model to {}", args.out.display()),
     }
-    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: logs })
+    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: logs, loss: recipe.loss, lr_find })
+}
+
+/// A checkpoint holds one run's learner, not the best epoch's weights that `--save-best` keeps or the epochs
+/// without improvement that `--patience` counts: combinations a resumed run could not end as the whole run would
+/// are refused before anything trains.
+fn check_checkpoint_options(args: &TrainArgs) -> Result<()> {
+    if args.checkpoint_every.is_none() && args.resume.is_none() {
+        return Ok(());
+    }
+    let flag = if args.resume.is_some() { "--resume" } else { "--checkpoint-every" };
+    let other = [(args.save_best, "--save-best"), (args.patience.is_some(), "--patience"), (args.runs > 1, "--runs")]
+        .into_iter()
+        .find_map(|(used, name)| used.then_some(name));
+    match other {
+        Some(other) => Err(Error::InvalidArgument(format!("{flag} can't be combined with {other} yet"))),
+        None => Ok(()),
+    }
 }
 
 /// Early stopping, save-best and the comparison of runs all read validation figures; a split without validation

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The training report in a real browser: builds the sample report (examples/report_sample.rs), opens it in headless
-# Chromium, and fails when
+# The report pages in a real browser: `crest train` on the shipped sample with every part of the page on (--aug,
+# --lr auto, --runs 3, a linear model's weights) and `crest evaluate --report`, each opened in headless Chromium;
+# fails when
 #   - the browser logs any console message: the page has no script, so every message is a fault (a resource the
 #     content-security policy refused, a parse problem); a page known to log one is opened first, so that a
 #     Chromium that stopped logging to stderr fails this check instead of passing it blindly;
 #   - the page Chromium parsed has fewer charts or images than the file has (markup that swallowed a part);
 #   - the screenshot is blank (it must have many distinct colours).
-# The screenshot is left at target/report-check/report_sample.png for a person to look at.
+# The screenshots are left in target/report-check/ for a person to look at.
+# CREST_BIN names the binary (tests/report_in_browser.rs passes cargo's); else target/release/crest is built.
 # Without Chromium it skips, except under CI=true, where it must run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,9 +24,16 @@ if [ -z "$browser" ]; then
 fi
 
 out=target/report-check
-mkdir -p "$out"
-page="$out/report_sample.html"
-cargo run --release --quiet --example report_sample -- "$page"
+rm -rf "$out" && mkdir -p "$out"
+crest=${CREST_BIN:-}
+if [ -z "$crest" ]; then
+    cargo build --release --quiet
+    crest=target/release/crest
+fi
+"$crest" train data/mnist_sample --epochs 4 --aug --lr auto --runs 3 --out "$out/model.safetensors" \
+    --report "$out/train.html" >"$out/train.log"
+"$crest" evaluate "$out/model.safetensors" data/mnist_sample --split valid --tta --report "$out/evaluate.html" \
+    >"$out/evaluate.log"
 
 # Headless Chromium writes console messages to stderr as "...:INFO:CONSOLE:<line>] "message", source: ..." (older
 # versions: "CONSOLE(<line>)"), whatever their level; the rest of stderr is the browser's own noise (D-Bus, GPU).
@@ -46,33 +55,37 @@ if ! grep -qE 'CONSOLE[:(].*crest control message' "$out/control.log"; then
 fi
 
 failed=0
-open_page "$page" "$out/dom.log" --dump-dom >"$out/dom.html"
-open_page "$page" "$out/screenshot.log" --screenshot="$(realpath "$out")/report_sample.png" --window-size=1200,5200 \
-    >/dev/null
-for log in "$out/dom.log" "$out/screenshot.log"; do
-    if [ -n "$(console_lines "$log")" ]; then
-        echo "check_in_chromium: the report logged console messages:" >&2
-        console_lines "$log" >&2
+check_page() { # NAME: checks $out/NAME.html, screenshot $out/NAME.png
+    local name=$1 page="$out/$1.html"
+    open_page "$page" "$out/$name-dom.log" --dump-dom >"$out/$name-dom.html"
+    open_page "$page" "$out/$name-screenshot.log" --screenshot="$(realpath "$out")/$name.png" \
+        --window-size=1200,5200 >/dev/null
+    for log in "$out/$name-dom.log" "$out/$name-screenshot.log"; do
+        if [ -n "$(console_lines "$log")" ]; then
+            echo "check_in_chromium: $page logged console messages:" >&2
+            console_lines "$log" >&2
+            failed=1
+        fi
+    done
+    for tag in "<svg" "<img" "<table" "<section"; do
+        in_file=$({ grep -o "$tag" "$page" || true; } | wc -l)
+        in_dom=$({ grep -o "$tag" "$out/$name-dom.html" || true; } | wc -l)
+        if [ "$in_file" -ne "$in_dom" ] || { [ "$in_file" -eq 0 ] && [ "$name" = train ]; }; then
+            echo "check_in_chromium: $page has $in_file $tag, the page Chromium parsed $in_dom" >&2
+            failed=1
+        fi
+    done
+    colours=$(python3 tests/report/png_colours.py "$out/$name.png")
+    if [ "$colours" -lt 500 ]; then
+        echo "check_in_chromium: the screenshot of $page has only $colours distinct colours: it looks blank" >&2
         failed=1
     fi
-done
-
-for tag in "<svg" "<img" "<table" "<section"; do
-    in_file=$(grep -o "$tag" "$page" | wc -l)
-    in_dom=$(grep -o "$tag" "$out/dom.html" | wc -l)
-    if [ "$in_file" -ne "$in_dom" ] || [ "$in_file" -eq 0 ]; then
-        echo "check_in_chromium: the file has $in_file $tag, the page Chromium parsed $in_dom" >&2
-        failed=1
-    fi
-done
-
-colours=$(python3 tests/report/png_colours.py "$out/report_sample.png")
-if [ "$colours" -lt 500 ]; then
-    echo "check_in_chromium: the screenshot has only $colours distinct colours: the page looks blank" >&2
-    failed=1
-fi
+    echo "check_in_chromium: $page: $({ grep -o '<svg' "$page" || true; } | wc -l) charts and $({ grep -o '<img' "$page" || true; } | wc -l)" \
+        "images; screenshot $out/$name.png has $colours colours"
+}
+check_page train
+check_page evaluate
 if [ "$failed" -ne 0 ]; then
     exit 1
 fi
-echo "check_in_chromium: ok, no console messages; $(grep -o '<svg' "$page" | wc -l) charts and" \
-    "$(grep -o '<img' "$page" | wc -l) images parsed; screenshot $out/report_sample.png has $colours colours"
+echo "check_in_chromium: ok, no console messages"
