@@ -75,7 +75,7 @@ fn a_link_is_followed_and_stays_a_link_and_the_file_keeps_its_permissions() {
     let model = std::fs::read(&real).unwrap();
     assert!(model.len() > 1000 && model[8] == b'{', "not a safetensors file: {:?}", &model[..20.min(model.len())]);
     assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(listing(&dir), ["link.safetensors", "real.safetensors"]);
+    assert_eq!(listing(&dir), ["link.safetensors", "real.safetensors", "report.html"]);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -89,7 +89,7 @@ fn temporary_files_of_processes_that_are_gone_are_removed_at_the_next_save() {
     }
     let out = crest(&["train", "--epochs", "1", "--out", dir.join("m.safetensors").to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out).1);
-    assert_eq!(listing(&dir), [alive.as_str(), "m.safetensors", "notes.crest-tmp-1"]);
+    assert_eq!(listing(&dir), [alive.as_str(), "m.safetensors", "notes.crest-tmp-1", "report.html"]);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -169,6 +169,24 @@ fn a_failed_run_writes_no_log_and_one_that_stops_early_writes_all_of_it() {
     assert_eq!(lines.len(), 2, "{log}");
     assert_eq!(lines[0], "epoch,train_loss,valid_loss,batch_accuracy,time");
     assert!(lines[1].starts_with("0,"), "{log}");
-    assert_eq!(listing(&dir), ["log.csv", "m.safetensors"]);
+    assert_eq!(listing(&dir), ["log.csv", "m.safetensors", "report.html"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_report_in_a_missing_folder_is_refused_before_training_and_no_report_writes_none() {
+    let dir = temp_dir("report");
+    let model = dir.join("m.safetensors");
+    let page = dir.join("missing/r.html");
+    let out = crest(&["train", "--epochs", "1", "--out", model.to_str().unwrap(), "--report", page.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: cannot write the report to ") && stderr.contains("missing"), "{stderr}");
+    assert!(!stdout.contains("epoch"), "trained before refusing: {stdout}");
+    assert!(listing(&dir).is_empty());
+    let out = crest(&["train", "--epochs", "1", "--out", model.to_str().unwrap(), "--no-report"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(listing(&dir), ["m.safetensors"]);
     let _ = std::fs::remove_dir_all(dir);
 }
