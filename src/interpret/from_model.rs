@@ -190,6 +190,43 @@ mod tests {
     }
 
     #[test]
+    fn tta_weighs_the_plain_image_a_quarter_and_the_mean_of_four_augmented_copies_the_rest() {
+        use crate::data::transforms::image_rng;
+        let ds = dataset(2);
+        let model = linear(2, &[1.0, 0.0, 0.0, 1.0], &[0.0, 0.0]);
+        let batch = Batch {
+            pixels: ds.pixels.clone(),
+            labels: ds.labels.clone(),
+            indices: vec![0, 1, 2, 3],
+            n: 4,
+            channels: 1,
+            height: 1,
+            width: 2,
+        };
+        let flip = Augment { flip: true, ..Augment::none() };
+        let name = |i: usize| format!("image {i}");
+        let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, 0.1, None, &name).unwrap();
+        let tta = image_probabilities(&model, Loss::CrossEntropy, &batch, 0.1, Some(&Tta::new(flip)), &name).unwrap();
+        let mut differs = false;
+        for i in 0..4 {
+            let mut copies = [0.0f32; 2];
+            for j in 0..4 {
+                let mut out = [0u8; 2];
+                flip.apply(ds.image(i), 1, 1, 2, &mut image_rng(TTA_SEED, j, i), &mut out);
+                let mut p = [out[0] as f32 * 0.1, out[1] as f32 * 0.1];
+                softmax_in_place(&mut p);
+                copies.iter_mut().zip(p).for_each(|(c, p)| *c += p / 4.0);
+            }
+            for k in 0..2 {
+                let want = copies[k] + 0.25 * (plain[2 * i + k] - copies[k]);
+                assert!((tta[2 * i + k] - want).abs() < 1e-6, "image {i} class {k}: {} vs {want}", tta[2 * i + k]);
+            }
+            differs |= (tta[2 * i] - plain[2 * i]).abs() > 1e-3;
+        }
+        assert!(differs, "no image's probabilities changed under flip TTA: {tta:?} vs {plain:?}");
+    }
+
+    #[test]
     fn binary_probabilities_and_losses_match_bce() {
         // logit = x0 - 2 x1 + 0.5 on pixels / 10: 0.5, 1.5, -1.5, -0.5.
         let mut model = linear(1, &[1.0, -2.0], &[0.5]);
