@@ -15,6 +15,11 @@ fn main() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("unknown panic");
+        // Rust ignores SIGPIPE, so output into a closed pipe (`crest train | head`) makes `println!` panic: end as a
+        // program killed by SIGPIPE would, quietly with 128 + 13, since whoever read the output wanted no more.
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         eprintln!("error: internal error: {msg} (this is a bug in crest; please report it)");
     }));
     if let Err(missing) = crest::cpu::check_build_target() {

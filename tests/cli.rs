@@ -221,3 +221,24 @@ fn a_model_too_large_for_memory_is_refused_before_it_is_built() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_as_sigpipe_would() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("pipe");
+    let model = dir.join("m.safetensors");
+    let mut child = common::command(&["train", "--epochs", "30", "--no-report", "--out", model.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("dataset: "), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 141 when a later line met the closed pipe; 0 only if every line fitted in the pipe before it closed.
+    assert!(matches!(out.status.code(), Some(141) | Some(0)), "{:?} {stderr}", out.status);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
