@@ -105,15 +105,47 @@ fn watching_needs_a_validation_set_and_sensible_flags() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A run whose one epoch takes more than the second after which the bar shows (a CNN on the sample enlarged to 84x84).
+fn slow_epoch(model: &std::path::Path) -> Vec<String> {
+    ["train", "--arch", "cnn", "--size", "84", "--epochs", "1", "--no-report", "--out", model.to_str().unwrap()]
+        .map(String::from)
+        .to_vec()
+}
+
 #[test]
 fn output_through_a_pipe_has_no_progress_bar() {
     let dir = temp_dir("no-bar");
     let model = dir.join("m.safetensors");
-    let out = crest(&["train", "--epochs", "2", "--out", model.to_str().unwrap()]);
+    let args = slow_epoch(&model);
+    let out = crest(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     for stream in [&stdout, &stderr] {
         assert!(!stream.contains('\r') && !stream.contains('\x1b') && !stream.contains("=>"), "{stream:?}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The same run on a terminal (util-linux's `script` gives it one) draws the bar and clears it before the row.
+#[test]
+fn a_terminal_gets_a_progress_bar_per_epoch() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "util-linux's script is needed under CI");
+        eprintln!("skipped: no `script` to give crest a terminal");
+        return;
+    }
+    let dir = temp_dir("bar");
+    let model = dir.join("m.safetensors");
+    let command =
+        std::iter::once(env!("CARGO_BIN_EXE_crest").to_string()).chain(slow_epoch(&model)).collect::<Vec<_>>();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command.join(" "), "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("epoch 0 [") && screen.contains("/27 "), "no bar: {screen:?}");
+    assert!(screen.contains("\r\x1b[2K"), "the bar is not cleared: {screen:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
