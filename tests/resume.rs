@@ -137,3 +137,21 @@ fn a_checkpoint_of_another_run_or_a_damaged_one_is_refused_in_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn checkpoints_beside_save_best_patience_or_runs_are_refused_before_loading() {
+    for (flags, message) in [
+        (&["--checkpoint-every", "1", "--save-best"][..], "--checkpoint-every can't be combined with --save-best yet"),
+        (
+            &["--checkpoint-every", "1", "--patience", "2"][..],
+            "--checkpoint-every can't be combined with --patience yet",
+        ),
+        (&["--resume", "x.ckpt", "--runs", "2"][..], "--resume can't be combined with --runs yet"),
+    ] {
+        let out = crest(&[&["train", "--no-report"][..], flags].concat());
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert_eq!(stderr, format!("error: {message}\n"), "{flags:?}");
+        assert!(stdout.is_empty(), "{flags:?} loaded before refusing: {stdout}");
+    }
+}

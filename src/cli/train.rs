@@ -527,8 +527,10 @@ fn checkpoint_path(args: &TrainArgs) -> PathBuf {
     })
 }
 
-/// The files a run writes, checked before anything loads or trains, so that a long run can't end in "cannot write".
+/// The files a run writes and the options it combines, checked before anything loads or trains, so that a long run
+/// can't end in "cannot write".
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
+    check_checkpoint_options(args)?;
     careful_write::check(&args.out, "the model")?;
     if let Some(page) = super::report::path(args) {
         careful_write::check(&page, "the report")?;
@@ -577,7 +579,6 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         )));
     }
     check_validation_is_there(&args, &split)?;
-    check_checkpoint_options(&args)?;
     let recipe_for =
         |args: &TrainArgs| if args.as_posted { Ok(Recipe::as_posted()) } else { Recipe::from_args(args, classes) };
     let recipe = recipe_for(&args)?;
