@@ -6,6 +6,7 @@ use super::chart::{Chart, Marker, Style, XAxis, PALETTE};
 use super::html::escape;
 use super::ticks::scientific;
 use super::{confusion, picture, LrCurve, Picture, Report, Run};
+use crate::learner::Spread;
 use std::fmt::Write;
 
 /// A per-batch line with more points than this is thinned (see [`per_batch`]).
@@ -213,22 +214,17 @@ fn runs(report: &Report) -> String {
     let mut finals = Vec::new();
     for run in &report.runs {
         let last = run.metric.iter().rev().flatten().next().copied().filter(|m| m.is_finite());
-        finals.extend(last.map(f64::from));
+        finals.extend(last);
         let shown = last.map_or("–".into(), |m| format!("{m:.4}"));
         let _ = writeln!(html, "<tr><th>{}</th><td>{}</td><td>{shown}</td></tr>", escape(&run.name), run.metric.len());
     }
     html += "</table>\n";
-    if finals.len() >= 2 {
-        let n = finals.len() as f64;
-        let mean = finals.iter().sum::<f64>() / n;
-        let std = (finals.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let (min, max) = finals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| (lo.min(m), hi.max(m)));
+    if let Some(Spread { n, mean, std, min, max }) = Spread::of(&finals).filter(|s| s.n >= 2) {
         let _ = writeln!(
             html,
-            "<p>Last {} over {} runs: mean {mean:.4} ± {std:.4} (sample standard deviation), min {min:.4}, \
+            "<p>Last {} over {n} runs: mean {mean:.4} ± {std:.4} (sample standard deviation), min {min:.4}, \
              max {max:.4}.</p>",
             escape(metric),
-            finals.len()
         );
     }
     html
