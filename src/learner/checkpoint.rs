@@ -17,6 +17,7 @@
 //! input: everything in it is checked before anything in the learner changes.
 
 use super::divergence::DivergenceWatch;
+use super::smoothed_loss::SmoothedLoss;
 use super::snapshot::ModelSnapshot;
 use super::{EpochRow, Learner, Schedule};
 use crate::data::Dataset;
@@ -131,8 +132,8 @@ impl Learner {
             table: self.recorder.clone(),
             divergence: Divergence {
                 first: self.divergence.first,
-                average_bits: self.divergence.average.to_bits(),
-                steps: self.divergence.steps,
+                average_bits: self.divergence.smoothed.average.to_bits(),
+                steps: self.divergence.smoothed.count,
             },
             optimizer: Optim {
                 kind: state.kind,
@@ -180,8 +181,7 @@ impl Learner {
         self.epochs_done = c.epochs_done;
         self.divergence = DivergenceWatch {
             first: c.divergence.first,
-            average: f64::from_bits(c.divergence.average_bits),
-            steps: c.divergence.steps,
+            smoothed: SmoothedLoss { average: f64::from_bits(c.divergence.average_bits), count: c.divergence.steps },
         };
         self.resume_from = c.fit.done;
         Ok(c.fit)

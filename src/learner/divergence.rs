@@ -12,16 +12,14 @@
 
 /// How many times the first batch's loss the smoothed training loss may reach before training stops.
 pub const DIVERGENCE_FACTOR: f32 = 4.0;
-/// The running average's weight on the past (fastai's `Recorder(beta=0.98)`).
-const BETA: f64 = 0.98;
 
+use super::smoothed_loss::SmoothedLoss;
 use crate::{Error, Result};
 
 #[derive(Default)]
 pub(crate) struct DivergenceWatch {
     pub(super) first: Option<f32>,
-    pub(super) average: f64,
-    pub(super) steps: i32,
+    pub(super) smoothed: SmoothedLoss,
 }
 
 impl DivergenceWatch {
@@ -40,9 +38,7 @@ impl DivergenceWatch {
     /// Takes one batch's loss; returns the smoothed loss and the first batch's when the rule says it diverges.
     pub fn diverging(&mut self, loss: f32) -> Option<(f32, f32)> {
         let first = *self.first.get_or_insert(loss);
-        self.steps = self.steps.saturating_add(1);
-        self.average = BETA * self.average + (1.0 - BETA) * loss as f64;
-        let smoothed = self.average / (1.0 - BETA.powi(self.steps));
+        let smoothed = self.smoothed.push(loss as f64);
         (smoothed > (DIVERGENCE_FACTOR * first) as f64).then_some((smoothed as f32, first))
     }
 }

@@ -9,6 +9,7 @@
 //! first `num_it // 10` points and its last 5, and up to the first NaN), and the suggestion functions `valley`,
 //! `steep` and `minimum`. The smoothing is the Recorder's `AvgSmoothLoss(beta=0.98)`: a running average, debiased.
 
+use super::smoothed_loss::SmoothedLoss;
 use super::snapshot::ModelSnapshot;
 use super::{calc_grad, Learner};
 use crate::optim::Optimizer;
@@ -58,8 +59,6 @@ pub struct LrFind {
     pub suggestions: Suggestions,
 }
 
-/// The running average that weighs the past by 0.98, debiased (fastai's `AvgSmoothLoss`).
-const BETA: f64 = 0.98;
 /// How many times the best smoothed loss counts as diverged.
 const DIVERGED: f64 = 4.0;
 /// fastai's `LRFinder` runs at least this many iterations.
@@ -110,7 +109,7 @@ impl Learner {
         let num_it = o.num_it.max(MIN_ITERATIONS);
         let batches = self.dls.train.len();
         let (mut lrs, mut losses) = (Vec::with_capacity(num_it), Vec::with_capacity(num_it));
-        let (mut average, mut best) = (0.0f64, f64::INFINITY);
+        let (mut smoothing, mut best) = (SmoothedLoss::default(), f64::INFINITY);
         self.model.set_training(true);
         for epoch in 0..num_it / batches + 1 {
             for batch in self.dls.train.batches(self.epochs_done + epoch) {
@@ -124,8 +123,7 @@ impl Learner {
                 let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
                 opt.step();
                 opt.zero_grad();
-                average = BETA * average + (1.0 - BETA) * loss as f64;
-                let smoothed = average / (1.0 - BETA.powi(i as i32 + 1));
+                let smoothed = smoothing.push(loss as f64);
                 lrs.push(lr);
                 losses.push(smoothed as f32);
                 best = best.min(smoothed);

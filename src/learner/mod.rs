@@ -31,6 +31,7 @@ mod lr_find;
 mod runs;
 mod save_model;
 mod schedule;
+mod smoothed_loss;
 mod snapshot;
 mod steps;
 mod stop_at;
@@ -46,6 +47,7 @@ pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Sugges
 pub use runs::{RunLog, Spread};
 pub use save_model::SaveModelCallback;
 pub use schedule::Schedule;
+pub(crate) use smoothed_loss::SmoothedLoss;
 pub use steps::{calc_grad, gd_step, train_epoch, validate_epoch, LossFn, Model};
 pub use stop_at::StopAtCallback;
 pub use table::EpochRow;

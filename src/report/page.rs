@@ -6,7 +6,7 @@ use super::chart::{Chart, Marker, Style, XAxis, PALETTE};
 use super::html::escape;
 use super::ticks::scientific;
 use super::{confusion, picture, LrCurve, Picture, Report, Run};
-use crate::learner::Spread;
+use crate::learner::{SmoothedLoss, Spread};
 use std::fmt::Write;
 
 /// A per-batch line with more points than this is thinned (see [`per_batch`]).
@@ -15,9 +15,6 @@ const MAX_BATCH_POINTS: usize = 2000;
 /// to 36) and top losses, so that it stays light.
 const MAX_SAMPLES: usize = 36;
 const MAX_TOP_LOSSES: usize = 16;
-
-/// fastai's `Recorder` smooths the batch loss with this moving average (debiased, as Adam's moments are).
-const SMOOTHING: f64 = 0.98;
 
 /// No script, and nothing loaded from anywhere: a reference that slipped in would be refused and logged.
 const POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
@@ -341,14 +338,13 @@ fn per_batch(values: &[f32]) -> Vec<(f64, f64)> {
 
 /// fastai's smoothed loss; a value that is not finite is passed over, so one NaN doesn't end the line.
 fn smoothed(values: &[f32]) -> Vec<(f64, f64)> {
-    let (mut average, mut count) = (0.0f64, 0i32);
-    let mut points = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
-        count += 1;
-        average = SMOOTHING * average + (1.0 - SMOOTHING) * v as f64;
-        points.push((i as f64, average / (1.0 - SMOOTHING.powi(count))));
-    }
-    points
+    let mut smoothing = SmoothedLoss::default();
+    values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(i, &v)| (i as f64, smoothing.push(v as f64)))
+        .collect()
 }
 
 /// The batch each epoch after the first begins at, when the batches divide evenly into the epochs.
