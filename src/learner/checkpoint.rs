@@ -119,10 +119,14 @@ impl Learner {
         }
         let model = ModelSnapshot::take(self.model.as_ref());
         let state = opt.state();
-        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> =
-            model.tensors.iter().map(|(n, shape, v)| (format!("model.{n}"), shape.clone(), le(v))).collect();
-        tensors.extend(state.buffers.iter().map(|(n, v)| (format!("optimizer.{n}"), vec![v.len()], le(v))));
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = model
+            .tensors
+            .iter()
+            .map(|(n, shape, v)| (format!("model.{n}"), shape.clone(), model_io::le_bytes(v)))
+            .collect();
+        tensors.extend(
+            state.buffers.iter().map(|(n, v)| (format!("optimizer.{n}"), vec![v.len()], model_io::le_bytes(v))),
+        );
         let contents = Contents {
             format: FORMAT,
             crest_version: env!("CARGO_PKG_VERSION").into(),
@@ -190,10 +194,9 @@ impl Learner {
     /// The model's state and the optimizer's, from the file, checked against this learner's model.
     fn read_state(&self, c: &Contents, file: &TensorFile) -> Result<(ModelSnapshot, OptimizerState), String> {
         let params = self.model.parameters();
-        let mut expected: Vec<(String, Vec<usize>)> = ModelSnapshot::take(self.model.as_ref())
-            .tensors
+        let mut expected: Vec<(String, Vec<usize>)> = model_io::state(self.model.as_ref())
             .into_iter()
-            .map(|(n, shape, _)| (format!("model.{n}"), shape))
+            .map(|(n, t)| (format!("model.{n}"), t.shape().to_vec()))
             .collect();
         let model_tensors = expected.len();
         for name in &c.optimizer.buffers {

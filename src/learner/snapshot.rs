@@ -2,6 +2,7 @@
 //! random generators are (Dropout's masks). `lr_find` puts it back after its sweep, as fastai reloads the model it
 //! saved before; a checkpoint stores it.
 
+use crate::model_io;
 use crate::nn::Module;
 use crate::rng::Rng;
 use std::sync::PoisonError;
@@ -15,9 +16,7 @@ pub(crate) struct ModelSnapshot {
 
 impl ModelSnapshot {
     pub fn take(model: &dyn Module) -> ModelSnapshot {
-        let mut named = model.named_parameters();
-        named.extend(model.named_buffers());
-        let tensors = named.into_iter().map(|(n, t)| (n, t.shape().to_vec(), t.to_vec())).collect();
+        let tensors = model_io::state(model).into_iter().map(|(n, t)| (n, t.shape().to_vec(), t.to_vec())).collect();
         let rngs = model
             .named_rngs()
             .into_iter()
@@ -29,9 +28,7 @@ impl ModelSnapshot {
     /// Puts the state back into `model`, which must be the model it was taken from or one built the same way
     /// (a checkpoint checks that first: see [`ModelSnapshot::mismatch`]).
     pub fn restore(&self, model: &dyn Module) {
-        let mut named = model.named_parameters();
-        named.extend(model.named_buffers());
-        for ((_, t), (_, _, values)) in named.iter().zip(&self.tensors) {
+        for ((_, t), (_, _, values)) in model_io::state(model).iter().zip(&self.tensors) {
             t.data_mut().copy_from_slice(values);
         }
         for ((_, r), &(_, state)) in model.named_rngs().iter().zip(&self.rngs) {
@@ -42,8 +39,7 @@ impl ModelSnapshot {
     /// What in this snapshot does not fit `model` (a tensor or generator missing, extra, or of another shape), as
     /// the end of a sentence; `None` when [`ModelSnapshot::restore`] can put it back.
     pub fn mismatch(&self, model: &dyn Module) -> Option<String> {
-        let mut named = model.named_parameters();
-        named.extend(model.named_buffers());
+        let named = model_io::state(model);
         if named.len() != self.tensors.len() {
             return Some(format!("it holds {} tensors; the model has {}", self.tensors.len(), named.len()));
         }

@@ -12,7 +12,7 @@ mod layout;
 mod tensor_file;
 mod validate;
 
-pub(crate) use tensor_file::{encode, TensorFile};
+pub(crate) use tensor_file::{encode, le_bytes, TensorFile};
 
 pub use file::MAX_MODEL_FILE_BYTES;
 
@@ -98,10 +98,8 @@ pub fn save_weights(path: &Path, model: &dyn Module) -> Result<()> {
 
 /// The model's tensors as safetensors, with `crest_meta` and the checksum of both in the header's metadata.
 fn serialize(model: &dyn Module, crest_meta: Option<String>) -> Result<Vec<u8>> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = state(model)
-        .into_iter()
-        .map(|(name, p)| (name, p.shape().to_vec(), p.data().iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> =
+        state(model).into_iter().map(|(name, p)| (name, p.shape().to_vec(), le_bytes(&p.data()))).collect();
     encode(&tensors, META_KEY, crest_meta)
 }
 

@@ -7,6 +7,11 @@ use crate::{Error, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 
+/// Values as a safetensors F32 tensor's bytes (little-endian).
+pub(crate) fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// The file's bytes: each tensor (name, shape, little-endian F32 bytes), `meta` under `key`, and the checksum.
 ///
 /// safetensors writes its `__metadata__` table from a `HashMap`, whose order differs from process to process; the
@@ -82,7 +87,7 @@ mod tests {
 
     #[test]
     fn the_same_contents_make_the_same_bytes_and_read_back() {
-        let tensors = vec![("w".to_string(), vec![2], [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect())];
+        let tensors = vec![("w".to_string(), vec![2], le_bytes(&[1.5, -2.0]))];
         // Each HashMap draws its own hash keys, so without sorting two of these would differ now and then.
         let files: Vec<Vec<u8>> = (0..32).map(|_| encode(&tensors, "crest", Some("{}".into())).unwrap()).collect();
         assert!(files.windows(2).all(|w| w[0] == w[1]));
