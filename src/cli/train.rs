@@ -289,6 +289,15 @@ impl Recipe {
         })
     }
 
+    /// The recipe `args` ask for: the post's under `--as-posted`, else crest's defaults as the options change them.
+    fn for_args(args: &TrainArgs, classes: usize) -> Result<Recipe> {
+        if args.as_posted {
+            Ok(Recipe::as_posted())
+        } else {
+            Recipe::from_args(args, classes)
+        }
+    }
+
     fn as_posted() -> Recipe {
         Recipe {
             loss: Loss::Mnist,
@@ -532,9 +541,6 @@ fn checkpoint_path(args: &TrainArgs) -> PathBuf {
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
     check_checkpoint_options(args)?;
     careful_write::check(&args.out, "the model")?;
-    if let Some(page) = super::report::path(args) {
-        careful_write::check(&page, "the report")?;
-    }
     if let Some(csv) = &args.csv {
         careful_write::check(csv, "the training log")?;
     }
@@ -550,7 +556,7 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
     split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     describe(args, &split);
     let classes = split.train.classes.len();
-    let recipe = if args.as_posted { Recipe::as_posted() } else { Recipe::from_args(args, classes)? };
+    let recipe = Recipe::for_args(args, classes)?;
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
     Ok(learner(args, &data, &recipe, false)?.0)
 }
@@ -558,9 +564,14 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
 /// `crest train`: load, describe, train, save, and write the report.
 pub fn run(args: TrainArgs) -> Result<Trained> {
     check_outputs(&args)?;
+    // `crest bench` writes no report: only here is its path checked.
+    let report = super::report::path(&args);
+    if let Some(page) = &report {
+        careful_write::check(page, "the report")?;
+    }
     let split = data::load(&args.dir, &args.load_options())?;
     let mut trained = run_on(args.clone(), split)?;
-    if let Some(path) = super::report::path(&args) {
+    if let Some(path) = report {
         let page = super::report::training(&args, &mut trained)?;
         crest::report::write(&page, &path)?;
         println!("wrote the report to {}", path.display());
@@ -579,9 +590,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         )));
     }
     check_validation_is_there(&args, &split)?;
-    let recipe_for =
-        |args: &TrainArgs| if args.as_posted { Ok(Recipe::as_posted()) } else { Recipe::from_args(args, classes) };
-    let recipe = recipe_for(&args)?;
+    let recipe = Recipe::for_args(&args, classes)?;
     println!(
         "model: {} ({} loss, {:?}, lr {} {:?}, batch {}{})",
         args.arch,
@@ -609,7 +618,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         if runs > 1 {
             println!("run {} of {runs}: seed {seed}", run + 1);
         }
-        let (learner, spec, sweep) = train(&run_args, &data, &recipe_for(&run_args)?, true)?;
+        let (learner, spec, sweep) = train(&run_args, &data, &Recipe::for_args(&run_args, classes)?, true)?;
         if run == 0 {
             print_fusions(&learner);
         }
