@@ -98,16 +98,23 @@ impl DataLoader {
                     pixels
                 }
             };
-            Batch {
-                pixels,
-                labels: idx.iter().map(|&i| ds.labels[i]).collect(),
-                indices: idx.to_vec(),
-                n: idx.len(),
-                channels: ds.channels,
-                height: ds.height,
-                width: ds.width,
-            }
+            Batch::of(ds, idx, pixels)
         })
+    }
+}
+
+impl Batch {
+    /// Images `idx` of `ds`, whose pixels, in that order, are `pixels` (copied from `ds`, or augmented).
+    pub(crate) fn of(ds: &Dataset, idx: &[usize], pixels: Vec<u8>) -> Batch {
+        Batch {
+            pixels,
+            labels: idx.iter().map(|&i| ds.labels[i]).collect(),
+            indices: idx.to_vec(),
+            n: idx.len(),
+            channels: ds.channels,
+            height: ds.height,
+            width: ds.width,
+        }
     }
 }
 

@@ -137,15 +137,8 @@ impl Interpretation {
         let mut probs = Vec::with_capacity(dataset.len() * k);
         for start in (0..dataset.len()).step_by(batch_size) {
             let end = (start + batch_size).min(dataset.len());
-            let batch = Batch {
-                pixels: dataset.pixels[start * item_len..end * item_len].to_vec(),
-                labels: dataset.labels[start..end].to_vec(),
-                indices: (start..end).collect(),
-                n: end - start,
-                channels: dataset.channels,
-                height: dataset.height,
-                width: dataset.width,
-            };
+            let idx: Vec<usize> = (start..end).collect();
+            let batch = Batch::of(dataset, &idx, dataset.pixels[start * item_len..end * item_len].to_vec());
             let name = |i: usize| match dataset.paths.get(start + i) {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
