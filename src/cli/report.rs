@@ -23,14 +23,9 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-fn picture(dataset: &Dataset, i: usize, caption: String) -> Picture {
-    Picture {
-        pixels: dataset.image(i).to_vec(),
-        channels: dataset.channels,
-        height: dataset.height,
-        width: dataset.width,
-        caption,
-    }
+/// One planar image (`[channels, height, width]` bytes) with its caption.
+fn picture(pixels: &[u8], [channels, height, width]: [usize; 3], caption: String) -> Picture {
+    Picture { pixels: pixels.to_vec(), channels, height, width, caption }
 }
 
 /// The confusion matrix and the top losses (caption: actual / predicted / loss / probability of the actual class,
@@ -52,7 +47,7 @@ pub fn add_interpretation(report: &mut Report, interp: &Interpretation, dataset:
                 interp.probs_of(i)[actual],
                 name.map(|n| format!("\n{n}")).unwrap_or_default()
             );
-            picture(dataset, i, caption)
+            picture(dataset.image(i), [dataset.channels, dataset.height, dataset.width], caption)
         })
         .collect();
 }
@@ -94,15 +89,13 @@ pub fn training(args: &TrainArgs, trained: &mut Trained) -> Result<Report> {
         page.samples_note = "the first training batch of epoch 0".into();
     }
     if let Some(batch) = loader.batches(0).next() {
-        let item = batch.channels * batch.height * batch.width;
-        page.samples = (0..batch.n)
-            .map(|i| Picture {
-                pixels: batch.pixels[i * item..(i + 1) * item].to_vec(),
-                channels: batch.channels,
-                height: batch.height,
-                width: batch.width,
-                caption: train.classes[batch.labels[i] as usize].clone(),
-            })
+        let shape = [batch.channels, batch.height, batch.width];
+        let item = shape.iter().product::<usize>().max(1);
+        page.samples = batch
+            .pixels
+            .chunks_exact(item)
+            .zip(&batch.labels)
+            .map(|(pixels, &label)| picture(pixels, shape, train.classes[label as usize].clone()))
             .collect();
     }
     let learner = &trained.learner;
