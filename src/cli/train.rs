@@ -675,13 +675,18 @@ fn check_checkpoint_options(args: &TrainArgs) -> Result<()> {
         return Ok(());
     }
     let flag = if args.resume.is_some() { "--resume" } else { "--checkpoint-every" };
-    let other = [(args.save_best, "--save-best"), (args.patience.is_some(), "--patience"), (args.runs > 1, "--runs")]
-        .into_iter()
-        .find_map(|(used, name)| used.then_some(name));
-    match other {
+    match watching_flags(args).first() {
         Some(other) => Err(Error::InvalidArgument(format!("{flag} can't be combined with {other} yet"))),
         None => Ok(()),
     }
+}
+
+/// The options given that watch validation figures across epochs or runs: `--patience`, `--save-best`, `--runs`.
+fn watching_flags(args: &TrainArgs) -> Vec<&'static str> {
+    [(args.patience.is_some(), "--patience"), (args.save_best, "--save-best"), (args.runs > 1, "--runs")]
+        .into_iter()
+        .filter_map(|(used, flag)| used.then_some(flag))
+        .collect()
 }
 
 /// Early stopping, save-best and the comparison of runs all read validation figures; a split without validation
@@ -690,12 +695,7 @@ fn check_validation_is_there(args: &TrainArgs, split: &Split) -> Result<()> {
     if !split.valid.is_empty() {
         return Ok(());
     }
-    let flags: Vec<&str> =
-        [(args.patience.is_some(), "--patience"), (args.save_best, "--save-best"), (args.runs > 1, "--runs")]
-            .into_iter()
-            .filter_map(|(used, flag)| used.then_some(flag))
-            .collect();
-    match flags.as_slice() {
+    match watching_flags(args).as_slice() {
         [] => Ok(()),
         flags => Err(Error::InvalidArgument(format!(
             "{} compare{} validation figures, and this split has no validation images: raise --valid-pct above 0",
