@@ -49,7 +49,7 @@ fn model(channels: usize, rng: &mut Rng) -> Sequential {
         .push(ReLU)
         .push(Residual { f: block })
         .push(ReLU)
-        .push(MaxPool2d { kernel_size: 2, stride: 2 })
+        .push(MaxPool2d { kernel_size: 2, stride: 2, padding: 0 })
         .push(Flatten)
         .push(Linear::new(16 * 14 * 14, 1, rng))
         .fused()

@@ -28,7 +28,7 @@ fn cnn_spec() -> LayerSpec {
         layers: vec![
             conv,
             LayerSpec::ReLU,
-            LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 },
+            LayerSpec::MaxPool2d { kernel_size: 2, stride: 2, padding: 0 },
             LayerSpec::BatchNorm { features: 2 },
             LayerSpec::Dropout { p: 0.5 },
             LayerSpec::Flatten,

@@ -27,7 +27,7 @@ pub struct TrainArgs {
     /// Channels the images get: auto is 4 if any image has alpha, 3 if any has colour, else 1
     #[arg(long, value_enum, default_value_t = ChannelsArg::Auto)]
     pub channels: ChannelsArg,
-    /// linear, mlp[:HIDDEN,...] (e.g. mlp:256,128) or cnn
+    /// linear, mlp[:HIDDEN,...] (e.g. mlp:256,128), cnn, or resnet18, resnet34, resnet50 (images of 32x32 or more)
     #[arg(long, default_value = "linear")]
     pub arch: Arch,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]

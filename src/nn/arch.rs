@@ -1,5 +1,6 @@
 //! The architectures `--arch` names, as layer specs for a given input and number of outputs.
 
+use super::resnet::DEPTHS;
 use super::LayerSpec;
 use std::str::FromStr;
 
@@ -11,12 +12,18 @@ pub enum Arch {
     Mlp(Vec<usize>),
     /// Two 3×3 conv blocks (32 and 64 channels, each ReLU + 2×2 max-pool), then Linear(·, 128), ReLU, Linear.
     Cnn,
+    /// torchvision's `resnet18`, `resnet34` or `resnet50` ([`super::ResNet`]), for images of at least 32×32.
+    ResNet(usize),
 }
 
 impl FromStr for Arch {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Arch, String> {
+        let resnet = s.strip_prefix("resnet").filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(depth) = resnet.and_then(|d| d.parse().ok()).filter(|d| DEPTHS.contains(d)) {
+            return Ok(Arch::ResNet(depth));
+        }
         match s.split_once(':') {
             None if s == "linear" => Ok(Arch::Linear),
             None if s == "mlp" => Ok(Arch::Mlp(vec![256])),
@@ -30,7 +37,9 @@ impl FromStr for Arch {
                     )),
                 }
             }
-            _ => Err(format!("unknown architecture {s:?}: use linear, mlp[:256,128] or cnn")),
+            _ => Err(format!(
+                "unknown architecture {s:?}: use linear, mlp[:256,128], cnn, resnet18, resnet34 or resnet50"
+            )),
         }
     }
 }
@@ -40,6 +49,7 @@ impl std::fmt::Display for Arch {
         match self {
             Arch::Linear => write!(f, "linear"),
             Arch::Cnn => write!(f, "cnn"),
+            Arch::ResNet(depth) => write!(f, "resnet{depth}"),
             Arch::Mlp(h) => write!(f, "mlp:{}", h.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")),
         }
     }
@@ -49,10 +59,13 @@ impl Arch {
     /// The model for images of shape [C, H, W] and `outputs` logits.
     pub fn spec(&self, input: [usize; 3], outputs: usize) -> LayerSpec {
         let [c, h, w] = input;
+        if let Arch::ResNet(depth) = *self {
+            return LayerSpec::ResNet { depth, in_channels: c, classes: outputs, width: 64 };
+        }
         if *self == Arch::Cnn {
             let conv =
                 |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 1 };
-            let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 };
+            let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2, padding: 0 };
             let layers = vec![
                 conv(c, 32),
                 LayerSpec::ReLU,

@@ -1,4 +1,4 @@
-//! `Conv2d`: weight [out, in, k, k] and bias [out], PyTorch's layout and initialisation.
+//! `Conv2d`: weight [out, in, k, k] and an optional bias [out], PyTorch's layout and initialisation.
 
 use super::{kaiming_uniform, LayerSpec, Module};
 use crate::rng::Rng;
@@ -6,7 +6,8 @@ use crate::{Error, Result, Tensor};
 
 pub struct Conv2d {
     pub weight: Tensor,
-    pub bias: Tensor,
+    /// `None` for a convolution followed by a BatchNorm, whose β does a bias's work (torchvision's ResNets).
+    pub bias: Option<Tensor>,
     pub stride: usize,
     pub padding: usize,
 }
@@ -23,10 +24,17 @@ impl Conv2d {
         let fan_in = in_channels * kernel_size * kernel_size;
         Conv2d {
             weight: kaiming_uniform(&[out_channels, in_channels, kernel_size, kernel_size], fan_in, rng),
-            bias: kaiming_uniform(&[out_channels], fan_in, rng),
+            bias: Some(kaiming_uniform(&[out_channels], fan_in, rng)),
             stride: 1,
             padding: 0,
         }
+    }
+
+    /// A convolution over a given weight `[out, in, k, k]`, without bias, stride 1 and no padding.
+    pub fn from_weight(weight: Tensor) -> Conv2d {
+        let w = weight.shape();
+        assert!(w.len() == 4 && w[2] == w[3], "Conv2d: weight {w:?} is not [out, in, k, k]");
+        Conv2d { weight, bias: None, stride: 1, padding: 0 }
     }
 
     pub fn stride(mut self, stride: usize) -> Conv2d {
@@ -84,15 +92,19 @@ pub(crate) fn conv2d_output(
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.weight, Some(&self.bias), self.stride, self.padding)
+        x.conv2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        let bias = self.bias.iter().map(|b| ("bias".to_string(), b.clone()));
+        std::iter::once(("weight".to_string(), self.weight.clone())).chain(bias).collect()
     }
 
+    /// `None` without a bias: [`LayerSpec::Conv2d`] always has one, and a model of bias-free convolutions
+    /// ([`super::ResNet`]) describes itself as a whole.
     fn spec(&self) -> Option<LayerSpec> {
         let (in_channels, out_channels, kernel_size) = self.dims();
+        self.bias.as_ref()?;
         Some(LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride: self.stride, padding: self.padding })
     }
 

@@ -50,7 +50,7 @@ impl Conv2dReLUMaxPool2 {
 impl Module for Conv2dReLUMaxPool2 {
     fn forward(&self, x: &Tensor) -> Tensor {
         let c = &self.0;
-        x.conv2d_relu_maxpool2(&c.weight, Some(&c.bias), c.stride, c.padding)
+        x.conv2d_relu_maxpool2(&c.weight, c.bias.as_ref(), c.stride, c.padding)
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
@@ -76,7 +76,7 @@ pub(super) fn fuse_head(layers: &[Box<dyn Module>]) -> Option<Fused> {
     let relu_at = |i| at(i).is_some_and(|l| l.is::<ReLU>());
     if let Some(conv) = at(0).and_then(|l| l.downcast_ref::<Conv2d>()) {
         let pool = at(2).and_then(|l| l.downcast_ref::<MaxPool2d>());
-        if relu_at(1) && pool.is_some_and(|p| (p.kernel_size, p.stride) == (2, 2)) {
+        if relu_at(1) && pool.is_some_and(|p| (p.kernel_size, p.stride, p.padding) == (2, 2, 0)) {
             return Some(Fused { op: Box::new(Conv2dReLUMaxPool2::new(conv)), len: 3, name: "Conv2dReLUMaxPool2" });
         }
     }

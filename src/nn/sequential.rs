@@ -159,7 +159,7 @@ mod tests {
         let model = Sequential::default()
             .push(Conv2d::new(2, 4, 3, &mut rng).padding(1))
             .push(ReLU)
-            .push(MaxPool2d { kernel_size: 2, stride: 2 })
+            .push(MaxPool2d { kernel_size: 2, stride: 2, padding: 0 })
             .push(ReLU)
             .push(crate::nn::Flatten)
             .push(Linear::new(36, 20, &mut rng))

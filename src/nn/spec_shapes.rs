@@ -7,6 +7,7 @@ use super::batchnorm::batchnorm_output;
 use super::conv::conv2d_output;
 use super::linear::linear_output;
 use super::pool::{averaged_over_positions, pooled};
+use super::resnet::{self, BlockShape, ConvShape};
 use super::LayerSpec;
 use crate::{Error, Result};
 
@@ -77,19 +78,18 @@ impl Walk {
             LayerSpec::ReLU | LayerSpec::Sigmoid => (input.to_vec(), 1),
             LayerSpec::Flatten => (flattened(input)?, 1),
             LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
-                let output = conv2d_output(in_channels, out_channels, kernel_size, stride, padding, input)?;
-                let k = kernel_size;
-                self.parameters.push((name("weight"), vec![out_channels, in_channels, k, k]));
-                self.parameters.push((name("bias"), vec![out_channels]));
-                // Each output value reads a window of every input channel: `in_channels` · k² (a weight tensor
-                // of that many values exists in the file, so the product fits).
-                (output, in_channels.saturating_mul(k).saturating_mul(k))
+                let c = ConvShape { input: in_channels, out: out_channels, kernel: kernel_size, stride, padding };
+                return self.conv(&c, true, prefix, input);
             }
-            LayerSpec::MaxPool2d { kernel_size, stride } => {
-                (pooled(input, kernel_size, stride, "MaxPool2d")?, kernel_size.saturating_mul(kernel_size))
+            LayerSpec::ResNet { depth, in_channels, classes, width } => {
+                let plan = resnet::plan(depth, in_channels, width)?;
+                return self.resnet(spec, &plan, classes, prefix, input);
+            }
+            LayerSpec::MaxPool2d { kernel_size, stride, padding } => {
+                (pooled(input, kernel_size, stride, padding, "MaxPool2d")?, kernel_size.saturating_mul(kernel_size))
             }
             LayerSpec::AvgPool2d { kernel_size, stride } => {
-                (pooled(input, kernel_size, stride, "AvgPool2d")?, kernel_size.saturating_mul(kernel_size))
+                (pooled(input, kernel_size, stride, 0, "AvgPool2d")?, kernel_size.saturating_mul(kernel_size))
             }
             LayerSpec::AdaptiveAvgPool2d => {
                 let output = averaged_over_positions(input)?;
@@ -113,6 +113,11 @@ impl Walk {
                 (input.to_vec(), 1)
             }
         };
+        self.account(spec, output, reads)
+    }
+
+    /// Counts a layer's output among the activations and its work, `reads` values for each value it writes.
+    fn account(&mut self, spec: &dyn std::fmt::Display, output: Vec<usize>, reads: usize) -> Result<Vec<usize>> {
         let count =
             values(&output).map_err(|why| Error::Shape(format!("{spec} gives output {output:?}, which {why}")))?;
         self.activations = self.activations.saturating_add(count);
@@ -127,6 +132,76 @@ impl Walk {
                 ))
             })?;
         Ok(output)
+    }
+
+    /// A convolution, with a bias or without (a ResNet's, followed by a BatchNorm).
+    fn conv(&mut self, c: &ConvShape, bias: bool, prefix: &str, input: &[usize]) -> Result<Vec<usize>> {
+        let &ConvShape { input: cin, out, kernel: k, stride, padding } = c;
+        let output = conv2d_output(cin, out, k, stride, padding, input)?;
+        self.parameters.push((format!("{prefix}weight"), vec![out, cin, k, k]));
+        if bias {
+            self.parameters.push((format!("{prefix}bias"), vec![out]));
+        }
+        let spec = LayerSpec::Conv2d { in_channels: cin, out_channels: out, kernel_size: k, stride, padding };
+        // Each output value reads a window of every input channel: `in_channels` · k² (a weight tensor of that
+        // many values exists in the file, so the product fits).
+        self.account(&spec, output, cin.saturating_mul(k).saturating_mul(k))
+    }
+
+    /// A ResNet's convolution and the BatchNorm after it, named `{prefix}{conv}.` and `{prefix}{bn}.`.
+    fn conv_bn(&mut self, c: &ConvShape, prefix: &str, [conv, bn]: [&str; 2], input: &[usize]) -> Result<Vec<usize>> {
+        let shape = self.conv(c, false, &format!("{prefix}{conv}."), input)?;
+        self.layer(&LayerSpec::BatchNorm { features: c.out }, &format!("{prefix}{bn}."), &shape)
+    }
+
+    /// torchvision's ResNet as [`resnet::plan`] lays it out, refusing images smaller than it takes.
+    fn resnet(
+        &mut self,
+        spec: &LayerSpec,
+        plan: &resnet::Plan,
+        classes: usize,
+        prefix: &str,
+        input: &[usize],
+    ) -> Result<Vec<usize>> {
+        const MIN: usize = resnet::MIN_SIZE;
+        if let [_, h, w] = *input {
+            if h < MIN || w < MIN {
+                return Err(Error::Shape(format!("{spec} needs images of at least {MIN}x{MIN}, got {w}x{h}")));
+            }
+        }
+        let mut shape = self.conv_bn(&plan.stem, prefix, ["conv1", "bn1"], input)?;
+        shape = self.layer(&LayerSpec::ReLU, prefix, &shape)?;
+        shape = self.layer(&LayerSpec::MaxPool2d { kernel_size: 3, stride: 2, padding: 1 }, prefix, &shape)?;
+        for (stage, blocks) in plan.stages.iter().enumerate() {
+            for (i, block) in blocks.iter().enumerate() {
+                let at = format!("layer{}.{i}", stage + 1);
+                shape = self
+                    .block(block, &format!("{prefix}{at}."), &shape)
+                    .map_err(|e| Error::Shape(format!("{at}: {e}")))?;
+            }
+        }
+        shape = self.layer(&LayerSpec::AdaptiveAvgPool2d, prefix, &shape)?;
+        let fc = LayerSpec::Linear { in_features: plan.features, out_features: classes };
+        self.layer(&fc, &format!("{prefix}fc."), &shape)
+    }
+
+    /// A residual block: its main path, its downsample if it has one, and the add of the two.
+    fn block(&mut self, block: &BlockShape, prefix: &str, input: &[usize]) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for (i, c) in block.main.iter().enumerate() {
+            let names = [format!("conv{}", i + 1), format!("bn{}", i + 1)];
+            shape = self.conv_bn(c, prefix, [&names[0], &names[1]], &shape)?;
+            // Between pairs, and after the add for the last.
+            shape = self.layer(&LayerSpec::ReLU, prefix, &shape)?;
+        }
+        let identity = match &block.downsample {
+            Some(d) => self.conv_bn(d, prefix, ["downsample.0", "downsample.1"], input)?,
+            None => input.to_vec(),
+        };
+        if identity != shape {
+            return Err(Error::Shape(format!("the residual add needs equal shapes, got {identity:?} and {shape:?}")));
+        }
+        self.account(&"the residual add", shape, 2)
     }
 }
 
@@ -161,7 +236,7 @@ mod tests {
                 conv(3, 4, 3, 1, 1),
                 LayerSpec::BatchNorm { features: 4 },
                 LayerSpec::ReLU,
-                LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 },
+                LayerSpec::MaxPool2d { kernel_size: 2, stride: 2, padding: 0 },
                 LayerSpec::Sequential { layers: vec![conv(4, 6, 3, 2, 0), LayerSpec::Sigmoid] },
                 LayerSpec::AvgPool2d { kernel_size: 1, stride: 1 },
                 LayerSpec::Dropout { p: 0.5 },
@@ -185,7 +260,7 @@ mod tests {
     fn absurd_numbers_are_refused_with_the_layer_named() {
         let flat = |layers| LayerSpec::Sequential { layers };
         let message = |spec: LayerSpec, input: &[usize]| spec.shapes(input).unwrap_err().to_string();
-        let zero_stride = LayerSpec::MaxPool2d { kernel_size: 2, stride: 0 };
+        let zero_stride = LayerSpec::MaxPool2d { kernel_size: 2, stride: 0, padding: 0 };
         assert_eq!(
             message(flat(vec![LayerSpec::ReLU, zero_stride]), &[1, 4, 4]),
             "layer 1: MaxPool2d(kernel 2, stride 0) needs kernel size and stride of at least 1"
@@ -215,7 +290,7 @@ mod tests {
         // Each layer is cheap; a million of them on a large input is not.
         let many = flat(vec![LayerSpec::ReLU; 1_000_000]);
         assert!(message(many, &[1, 1024, 1024]).contains("past 137438953472 multiply-adds per example"));
-        let window = LayerSpec::MaxPool2d { kernel_size: 8192, stride: 1 };
+        let window = LayerSpec::MaxPool2d { kernel_size: 8192, stride: 1, padding: 0 };
         assert!(message(window, &[1, 16384, 16384]).contains("multiply-adds"));
     }
 }

@@ -34,3 +34,22 @@ pub fn listing(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The worst `|got − want| / max(|want|, s)` over a tensor, where the scale floor `s = 1e-2 · max|want|` is the
+/// tensor's: a near-zero element (a sum that cancels, a softmax gradient of a saturated row) keeps only the digits
+/// f32 cancellation leaves it, so it is judged against the magnitude of its tensor, not against itself.
+pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    let floor = 1e-2 * want.iter().fold(0.0f64, |m, &w| m.max(w.abs() as f64));
+    let error = |(&g, &w): (&f32, &f32)| {
+        if g == w {
+            return 0.0; // also where the floor is 0: an all-zero reference leaves no scale, so only exact passes
+        }
+        let e = (g as f64 - w as f64).abs() / (w.abs() as f64).max(floor);
+        if e.is_nan() {
+            f64::INFINITY // a NaN from crest
+        } else {
+            e
+        }
+    };
+    got.iter().zip(want).map(error).fold(0.0, f64::max)
+}
