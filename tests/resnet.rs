@@ -167,3 +167,47 @@ fn initialisation_is_seeded_and_as_torchvisions() {
     let bound = 1.0 / (8.0f32 * 8.0 * 4.0).sqrt();
     assert!(fc.iter().all(|v| v.abs() <= bound) && fc.iter().any(|v| v.abs() > bound * 0.9));
 }
+
+/// A small folder of the sample's 28×28 digits: `n` of each class.
+fn small_sample(tag: &str, n: usize) -> PathBuf {
+    let dir = common::temp_dir(tag);
+    for class in ["3", "7"] {
+        let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist_sample").join(class);
+        std::fs::create_dir_all(dir.join("data").join(class)).unwrap();
+        for name in common::listing(&from).into_iter().take(n) {
+            std::fs::copy(from.join(&name), dir.join("data").join(class).join(&name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// `crest train --arch resnet18` on 28×28 digits resizes them to 32×32 (none asked), trains, saves a file that
+/// `crest predict` rebuilds the ResNet from; a size asked for below 32 is refused before training, naming both.
+#[test]
+fn trains_from_the_cli_and_predicts_from_the_file() {
+    let dir = small_sample("resnet-cli", 8);
+    let (data, model) = (dir.join("data"), dir.join("r18.safetensors"));
+    let (data, model_path) = (data.to_str().unwrap(), model.to_str().unwrap());
+    let train = ["train", data, "--arch", "resnet18", "--epochs", "1", "--bs", "8", "--no-report", "--out", model_path];
+    let out = common::crest(&train);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("note: size: all images are 28x28, using 32x32, the smallest the model takes"), "{stdout}");
+    let (net, meta) = crest::model_io::load(&model).unwrap();
+    assert_eq!(meta.spec, LayerSpec::ResNet { depth: 18, in_channels: 1, classes: 1, width: 64 });
+    assert!(net.named_buffers().iter().any(|(n, _)| n == "layer4.1.bn2.running_var"));
+    let digit = format!("{data}/7/{}", common::listing(&dir.join("data/7"))[0]);
+    let out = common::crest(&["predict", model_path, &digit]);
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success() && stdout.starts_with(&format!("{digit}\t")), "{stdout}{stderr}");
+
+    let out = common::crest(&[&train[..], &["--size", "28"]].concat());
+    let (stdout, stderr) = common::text(&out);
+    assert!(!out.status.success() && !stdout.contains("epoch"), "{stdout}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: the model does not fit images of shape [1, 28, 28]: ResNet18(in_channels 1, classes 1) needs images \
+         of at least 32x32, got 28x28"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

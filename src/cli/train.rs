@@ -214,6 +214,7 @@ impl TrainArgs {
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             size: self.size.map(|s| s as usize),
+            min_size: self.arch.min_size(),
             channels: match self.channels {
                 ChannelsArg::Auto => ChannelsOpt::Auto,
                 ChannelsArg::Grey => ChannelsOpt::Grey,

@@ -147,8 +147,15 @@ fn check_labels(dir: &Path, train: &[u32], valid: &[u32], classes: usize) -> Res
     Ok(())
 }
 
-/// One IDX pair as a dataset, its images resized and converted like image files (IDX is grey).
-fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> Result<Dataset> {
+/// One IDX pair as a dataset, its images resized and converted like image files (IDX is grey): to `size`, or with
+/// none asked, kept at their own size raised to `min_size`; with their own size as (width, height).
+fn read_pair(
+    dir: &Path,
+    prefix: &str,
+    channels: usize,
+    size: Option<usize>,
+    min_size: usize,
+) -> Result<(Dataset, (usize, usize))> {
     let missing = |kind: &str| format!("{} has no {prefix}-{kind} file", dir.display());
     let images_path =
         find(dir, &format!("{prefix}-images-idx3-ubyte")).ok_or_else(|| Error::Data(missing("images-idx3-ubyte")))?;
@@ -165,7 +172,7 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
             images_path.display()
         )));
     }
-    let (height, width) = size.map_or((images.rows, images.cols), |s| (s, s));
+    let (height, width) = size.map_or((images.rows.max(min_size), images.cols.max(min_size)), |s| (s, s));
     let pixels = if channels == 1 && (height, width) == (images.rows, images.cols) {
         images.pixels
     } else {
@@ -183,7 +190,8 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         });
         out
     };
-    Ok(Dataset {
+    let own = (images.cols, images.rows);
+    let dataset = Dataset {
         pixels,
         labels: labels.into_iter().map(u32::from).collect(),
         classes: Vec::new(),
@@ -191,7 +199,8 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         height,
         width,
         paths: Vec::new(),
-    })
+    };
+    Ok((dataset, own))
 }
 
 /// `classes.txt` (one name a line) if present, else the labels as numbers "0".."max".
@@ -215,9 +224,10 @@ fn class_names(dir: &Path, max_label: u32) -> Result<Vec<String>> {
 pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Split> {
     // IDX images are grey: `Auto` keeps them so.
     let channels = opts.channels.count().unwrap_or(1);
-    let mut train = read_pair(dir, "train", channels, opts.size)?;
+    let (mut train, (own_w, own_h)) = read_pair(dir, "train", channels, opts.size, opts.min_size)?;
     let has_test = find(dir, "t10k-images-idx3-ubyte").is_some() || find(dir, "t10k-labels-idx1-ubyte").is_some();
-    let mut valid = if has_test { read_pair(dir, "t10k", channels, opts.size)? } else { Dataset::default() };
+    let mut valid =
+        if has_test { read_pair(dir, "t10k", channels, opts.size, opts.min_size)?.0 } else { Dataset::default() };
     if has_test && (valid.height, valid.width) != (train.height, train.width) {
         return Err(Error::Data(format!(
             "{}: t10k images are {}x{}, train images {}x{}",
@@ -252,6 +262,10 @@ pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Split> {
     };
     let size_note = match opts.size {
         Some(s) => format!("size: {s}x{s} (as asked)"),
+        None if (train.width, train.height) != (own_w, own_h) => format!(
+            "size: IDX images are {own_w}x{own_h}, using {}x{}, the smallest the model takes",
+            train.width, train.height
+        ),
         None => format!("size: IDX images are {}x{}, using them", train.width, train.height),
     };
     Ok(Split {

@@ -66,13 +66,17 @@ fn choose_channels(opt: ChannelsOpt, headers: &[Header]) -> (usize, String) {
 }
 
 /// (height, width, note).
-fn choose_size(opt: Option<usize>, headers: &[Header]) -> (usize, usize, String) {
+fn choose_size(opt: Option<usize>, min_size: usize, headers: &[Header]) -> (usize, usize, String) {
     if let Some(s) = opt {
         return (s, s, format!("size: {s}x{s} (as asked)"));
     }
     let first = (headers[0].height, headers[0].width);
     if headers.iter().all(|h| (h.height, h.width) == first) {
         let (h, w) = (first.0 as usize, first.1 as usize);
+        if h < min_size || w < min_size {
+            let (uh, uw) = (h.max(min_size), w.max(min_size));
+            return (uh, uw, format!("size: all images are {w}x{h}, using {uw}x{uh}, the smallest the model takes"));
+        }
         let using = if h == w { format!("{h}") } else { format!("{w}x{h}") };
         return (h, w, format!("size: all images are {w}x{h}, using {using}"));
     }
@@ -124,7 +128,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     check_classes(&classes, kept.iter().filter(|i| !i.valid).map(|i| i.label), root)?;
 
     let (channels, channels_note) = choose_channels(opts.channels, &headers);
-    let (height, width, size_note) = choose_size(opts.size, &headers);
+    let (height, width, size_note) = choose_size(opts.size, opts.min_size, &headers);
     let item_len = channels * height * width;
     progress.set_message("decoding");
     let mut all = Dataset {

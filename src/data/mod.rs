@@ -57,8 +57,12 @@ impl ChannelsOpt {
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Resize every image to size x size; `None` keeps the images' own size when they all share one, else 140.
+    /// Resize every image to size x size; `None` keeps the images' own size when they all share one (raised to
+    /// `min_size`), else 140.
     pub size: Option<usize>,
+    /// The smallest side the model takes (a ResNet's 32): with `size` `None`, images that share a smaller size
+    /// are resized up to it. A `size` asked for is kept as asked, and a model that can't take it says so.
+    pub min_size: usize,
     pub channels: ChannelsOpt,
     /// Fraction of each class held out for validation, in [0, 1); ignored when the data has its own split.
     pub valid_pct: f32,
@@ -79,6 +83,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             size: None,
+            min_size: 1,
             channels: ChannelsOpt::Auto,
             valid_pct: 0.2,
             seed: 42,

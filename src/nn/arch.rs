@@ -56,6 +56,14 @@ impl std::fmt::Display for Arch {
 }
 
 impl Arch {
+    /// The smallest image side the architecture takes.
+    pub fn min_size(&self) -> usize {
+        match self {
+            Arch::ResNet(_) => super::resnet::MIN_SIZE,
+            _ => 1,
+        }
+    }
+
     /// The model for images of shape [C, H, W] and `outputs` logits.
     pub fn spec(&self, input: [usize; 3], outputs: usize) -> LayerSpec {
         let [c, h, w] = input;
