@@ -3,8 +3,10 @@
 //! ([`crate::model_io::load_weights`]) and a crest ResNet's weights load into torchvision's.
 //!
 //! torchvision's BatchNorms also keep `num_batches_tracked`, which PyTorch only reads when `momentum` is `None` (a
-//! cumulative average crest does not offer): crest keeps no such buffer, so its files lack those keys (PyTorch
-//! loads them with `strict=False`, missing exactly those) and a reader of torchvision's files skips them.
+//! cumulative average crest does not offer): crest keeps no such buffer. Its files lack those keys, and PyTorch's
+//! BatchNorm fills them in when a plain dict lacks them, so `load_state_dict` takes crest's files strictly
+//! (bench/torch_resnet_check.py); a reader of torchvision's files skips them ([`crate::model_io::load_weights`]
+//! ignores tensors the model doesn't name).
 
 mod block;
 mod first_layer;
