@@ -51,7 +51,7 @@ impl Learner {
     pub fn fine_tune(&mut self, epochs: usize, base_lr: f32) -> Result<&[EpochRow]> {
         self.freeze()?;
         self.announce(format!(
-            "frozen: the head and the BatchNorm layers train, {FREEZE_EPOCHS} epoch at lr {base_lr}"
+            "frozen: the head and any BatchNorm layers train, {FREEZE_EPOCHS} epoch at lr {base_lr}"
         ));
         self.fit_with(FREEZE_EPOCHS, LrSlice::Head(base_lr), FROZEN)?;
         let base_lr = base_lr / 2.0;
