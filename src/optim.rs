@@ -9,7 +9,14 @@ pub use crate::optim_state::OptimizerState;
 pub trait Optimizer: Send {
     fn step(&mut self);
     fn params(&self) -> &[Tensor];
+
+    /// Every parameter's learning rate, until [`Optimizer::set_param_lrs`].
     fn set_lr(&mut self, lr: f32);
+
+    /// Discriminative learning rates (fastai's layer groups, PyTorch's param groups): parameter `i` is trained at
+    /// `lrs[i]`, until the next [`Optimizer::set_lr`]. One positive rate per parameter; the last one's (the head's)
+    /// is the state's `lr`.
+    fn set_param_lrs(&mut self, lrs: Vec<f32>);
 
     /// Everything the next steps depend on besides the parameters and the hyperparameters it was built with:
     /// the learning rate last set, step counts, per-parameter buffers (momentum, Adam's moments), so that
@@ -26,21 +33,33 @@ pub trait Optimizer: Send {
     }
 }
 
-/// Applies `update(param, grad, state)` to each parameter that has a gradient; `state` is per-parameter memory
-/// (momentum, Adam's moments) created on first use.
+/// Applies `update(param, grad, lr, state)` to each parameter that has a gradient (a frozen one has none, so it
+/// gets neither a step nor weight decay), with its learning rate `param_lrs[i]` (`lr` when `param_lrs` is empty);
+/// `state` is per-parameter memory (momentum, Adam's moments) created on first use.
 fn for_each_param<const S: usize>(
     params: &[Tensor],
+    lr: f32,
+    param_lrs: &[f32],
     state: &mut Vec<[Vec<f32>; S]>,
-    mut update: impl FnMut(&mut [f32], &[f32], &mut [Vec<f32>; S]),
+    mut update: impl FnMut(&mut [f32], &[f32], f32, &mut [Vec<f32>; S]),
 ) {
     if state.is_empty() {
         *state = params.iter().map(|p| std::array::from_fn(|_| vec![0.0; p.numel()])).collect();
     }
-    for (p, st) in params.iter().zip(state.iter_mut()) {
+    for (i, (p, st)) in params.iter().zip(state.iter_mut()).enumerate() {
         let grad = p.grad_ref();
         let Some(g) = grad.as_ref() else { continue };
-        update(&mut p.data_mut(), g, st);
+        update(&mut p.data_mut(), g, param_lrs.get(i).copied().unwrap_or(lr), st);
     }
+}
+
+/// `lrs` checked to hold one positive, finite learning rate per parameter, with the last one (the head's), which
+/// the optimizer's state reports as its `lr`. A caller's mistake, so a panic.
+fn checked_param_lrs(params: &[Tensor], lrs: Vec<f32>) -> (Vec<f32>, f32) {
+    assert_eq!(lrs.len(), params.len(), "one learning rate per parameter");
+    assert!(lrs.iter().all(|lr| lr.is_finite() && *lr > 0.0), "learning rates must be positive: {lrs:?}");
+    let last = *lrs.last().expect("an optimizer over no parameters has no learning rates to set");
+    (lrs, last)
 }
 
 /// Stochastic gradient descent, with optional momentum and (L2) weight decay, as `torch.optim.SGD`.
@@ -49,12 +68,14 @@ pub struct SGD {
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    /// Set by `set_param_lrs`; empty: every parameter at `lr`.
+    param_lrs: Vec<f32>,
     velocity: Vec<[Vec<f32>; 1]>,
 }
 
 impl SGD {
     pub fn new(params: Vec<Tensor>, lr: f32) -> SGD {
-        SGD { params, lr, momentum: 0.0, weight_decay: 0.0, velocity: Vec::new() }
+        SGD { params, lr, momentum: 0.0, weight_decay: 0.0, param_lrs: Vec::new(), velocity: Vec::new() }
     }
 
     pub fn momentum(mut self, momentum: f32) -> SGD {
@@ -70,8 +91,8 @@ impl SGD {
 
 impl Optimizer for SGD {
     fn step(&mut self) {
-        let (lr, mom, wd) = (self.lr, self.momentum, self.weight_decay);
-        for_each_param(&self.params, &mut self.velocity, |p, g, [v]| {
+        let (mom, wd) = (self.momentum, self.weight_decay);
+        for_each_param(&self.params, self.lr, &self.param_lrs, &mut self.velocity, |p, g, lr, [v]| {
             for i in 0..p.len() {
                 let mut d = g[i] + wd * p[i];
                 if mom != 0.0 {
@@ -89,6 +110,11 @@ impl Optimizer for SGD {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+        self.param_lrs.clear();
+    }
+
+    fn set_param_lrs(&mut self, lrs: Vec<f32>) {
+        (self.param_lrs, self.lr) = checked_param_lrs(&self.params, lrs);
     }
 
     fn state(&self) -> OptimizerState {
@@ -111,6 +137,8 @@ pub struct Adam {
     pub eps: f32,
     pub weight_decay: f32,
     pub decoupled: bool,
+    /// Set by `set_param_lrs`; empty: every parameter at `lr`.
+    param_lrs: Vec<f32>,
     t: i32,
     moments: Vec<[Vec<f32>; 2]>,
 }
@@ -124,6 +152,7 @@ impl Adam {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
+            param_lrs: Vec::new(),
             t: 0,
             moments: Vec::new(),
         }
@@ -143,13 +172,14 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) {
         self.t += 1;
-        let (lr, (b1, b2), eps, wd, decoupled) = (self.lr, self.betas, self.eps, self.weight_decay, self.decoupled);
+        let ((b1, b2), eps, wd, decoupled) = (self.betas, self.eps, self.weight_decay, self.decoupled);
         // The bias corrections in f64, as PyTorch computes them: in f32, 1 − β2^t cancels to a few digits.
         let (c1, c2) = (1.0 - (b1 as f64).powi(self.t), 1.0 - (b2 as f64).powi(self.t));
         // PyTorch's arrangement: p -= (lr/c1)·m / (√v/√c2 + eps). Iterators without index checks, and the
         // decoupled branch outside the loop, so the update vectorises.
-        let (step, inv_sqrt_c2) = ((lr as f64 / c1) as f32, (1.0 / c2.sqrt()) as f32);
-        for_each_param(&self.params, &mut self.moments, |p, g, [m, v]| {
+        let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
+        for_each_param(&self.params, self.lr, &self.param_lrs, &mut self.moments, |p, g, lr, [m, v]| {
+            let step = (lr as f64 / c1) as f32;
             let l2 = if decoupled {
                 p.iter_mut().for_each(|x| *x *= 1.0 - lr * wd);
                 0.0
@@ -171,6 +201,11 @@ impl Optimizer for Adam {
 
     fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
+        self.param_lrs.clear();
+    }
+
+    fn set_param_lrs(&mut self, lrs: Vec<f32>) {
+        (self.param_lrs, self.lr) = checked_param_lrs(&self.params, lrs);
     }
 
     fn state(&self) -> OptimizerState {

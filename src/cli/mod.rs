@@ -8,6 +8,7 @@ mod bench;
 mod evaluate;
 mod lr_find;
 mod predict;
+mod pretrained;
 mod report;
 mod stop_signals;
 mod train;

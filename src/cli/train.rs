@@ -30,10 +30,15 @@ pub struct TrainArgs {
     /// linear, mlp[:HIDDEN,...] (e.g. mlp:256,128), cnn, or resnet18, resnet34, resnet50 (images of 32x32 or more)
     #[arg(long, default_value = "linear")]
     pub arch: Arch,
+    /// Fine-tune this crest model file of the same --arch, as fastai's fine_tune: a new head for the data's
+    /// classes, 1 epoch with the rest frozen (BatchNorm layers train), then --epochs epochs of the whole model,
+    /// the first layers at lower rates (--lr is the base rate, always under one-cycle)
+    #[arg(long, value_name = "MODEL")]
+    pub pretrained: Option<PathBuf>,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
     /// Learning rate, the peak under one-cycle, or auto: lr_find's valley [default: adam/adamw 3e-3 with
-    /// one-cycle, 1e-3 constant; sgd 0.1]
+    /// one-cycle (2e-3 with --pretrained, fastai's fine_tune), 1e-3 constant; sgd 0.1]
     #[arg(long, value_parser = parse_lr)]
     pub lr: Option<LrArg>,
     /// Batch size
@@ -261,11 +266,15 @@ impl Recipe {
             )));
         }
         let schedule = match a.schedule {
-            ScheduleArg::OneCycle => Schedule::OneCycle,
+            ScheduleArg::OneCycle => Schedule::ONE_CYCLE,
             ScheduleArg::Constant => Schedule::Constant,
         };
         // One-cycle's warm-up and anneal tolerate a higher peak (bench/README.md has the accuracies behind 3e-3).
-        let adam_lr = if schedule == Schedule::OneCycle { 3e-3 } else { 1e-3 };
+        let adam_lr = match (&a.pretrained, schedule) {
+            (Some(_), _) => 2e-3,
+            (None, Schedule::Constant) => 1e-3,
+            (None, Schedule::OneCycle { .. }) => 3e-3,
+        };
         let (opt, default_lr) = match a.opt {
             OptArg::Sgd => (OptFunc::Sgd { momentum: a.momentum, weight_decay: a.wd.unwrap_or(0.0) }, 0.1),
             OptArg::Adamw => (OptFunc::AdamW { weight_decay: a.wd.unwrap_or(0.01) }, adam_lr),
@@ -351,6 +360,9 @@ fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> Result<(Box<dy
     let spec = args.arch.spec(shape, recipe.loss.outputs(classes));
     check_memory(args, &spec, shape, recipe.bs.min(data.train.len()))?;
     let model = spec.build(&mut Rng::fork(args.seed, 0x1417));
+    if let Some(path) = &args.pretrained {
+        super::pretrained::transfer_into(path, args, model.as_ref(), shape)?;
+    }
     if let Some(std) = recipe.init_std {
         let mut rng = Rng::fork(args.seed, 0x1417);
         for p in model.parameters() {
@@ -461,7 +473,10 @@ fn train(
             valley
         }
     };
-    learner.fit_with(args.epochs as usize, lr, recipe.schedule)?;
+    match args.pretrained {
+        Some(_) => learner.fine_tune(args.epochs as usize, lr)?,
+        None => learner.fit_with(args.epochs as usize, lr, recipe.schedule)?,
+    };
     Ok((learner, spec, sweep))
 }
 
@@ -540,6 +555,7 @@ fn checkpoint_path(args: &TrainArgs) -> PathBuf {
 /// The files a run writes and the options it combines, checked before anything loads or trains, so that a long run
 /// can't end in "cannot write".
 pub fn check_outputs(args: &TrainArgs) -> Result<()> {
+    super::pretrained::check_options(args)?;
     check_checkpoint_options(args)?;
     careful_write::check(&args.out, "the model")?;
     if let Some(csv) = &args.csv {
@@ -570,6 +586,9 @@ pub fn run(args: TrainArgs) -> Result<Trained> {
     if let Some(page) = &report {
         careful_write::check(page, "the report")?;
     }
+    if let Some(path) = &args.pretrained {
+        super::pretrained::load(path, &args)?;
+    }
     let split = data::load(&args.dir, &args.load_options())?;
     let mut trained = run_on(args.clone(), split)?;
     if let Some(path) = report {
@@ -593,17 +612,20 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
     check_validation_is_there(&args, &split)?;
     let recipe = Recipe::for_args(&args, classes)?;
     println!(
-        "model: {} ({} loss, {:?}, lr {} {:?}, batch {}{})",
+        "model: {} ({} loss, {:?}, lr {} {}, batch {}{})",
         args.arch,
         recipe.loss_name(),
         recipe.opt,
         recipe.lr.map_or("auto".into(), |lr| lr.to_string()),
-        recipe.schedule,
+        if args.pretrained.is_some() { "fine_tune".to_string() } else { recipe.schedule.to_string() },
         recipe.bs,
         if args.as_posted { ", as posted" } else { "" }
     );
     if let Some(aug) = args.aug {
         println!("augment: {}", aug.describe());
+    }
+    if let Some(path) = &args.pretrained {
+        println!("fine-tuning {} with a new head for {classes} classes", path.display());
     }
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
     super::stop_signals::stop_on_signals()?;

@@ -282,7 +282,7 @@ mod tests {
 
         let mut resumed = learner();
         let at = resumed.resume(&path, &run).unwrap();
-        assert_eq!(at, FitPosition { epochs: 4, done: 3, lr: 1e-2, schedule: Schedule::OneCycle });
+        assert_eq!(at, FitPosition { epochs: 4, done: 3, lr: 1e-2, schedule: Schedule::ONE_CYCLE });
         assert_eq!(resumed.recorder, whole.recorder[..3]);
         resumed.fit_with(at.epochs, at.lr, at.schedule).unwrap();
         assert_eq!(weights(&resumed), weights(&whole));
@@ -295,7 +295,7 @@ mod tests {
         for (_, rng) in without.model.named_rngs() {
             *rng.lock().unwrap() = crate::rng::Rng::new(0);
         }
-        without.fit_with(4, 1e-2, Schedule::OneCycle).unwrap();
+        without.fit_with(4, 1e-2, Schedule::ONE_CYCLE).unwrap();
         assert_ne!(weights(&without), weights(&whole));
 
         let other = [("data".to_string(), "other".to_string())];

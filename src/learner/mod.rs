@@ -27,7 +27,10 @@ mod callback;
 mod checkpoint;
 mod divergence;
 mod early_stopping;
+mod fine_tune;
+mod layer_groups;
 mod lr_find;
+mod lr_slice;
 mod runs;
 mod save_model;
 mod schedule;
@@ -43,7 +46,9 @@ pub use callback::{Callback, FitStart};
 pub use checkpoint::{data_fingerprint, Checkpointing, FitPosition};
 pub use divergence::DIVERGENCE_FACTOR;
 pub use early_stopping::EarlyStoppingCallback;
+pub use layer_groups::LayerGroups;
 pub use lr_find::{minimum, steep, suggest, valley, LrFind, LrFindOptions, Suggestion, Suggestions, SKIP_END};
+pub use lr_slice::LrSlice;
 pub use runs::{RunLog, Spread};
 pub use save_model::SaveModelCallback;
 pub use schedule::Schedule;
@@ -72,20 +77,40 @@ pub struct DataLoaders {
     pub valid: DataLoader,
 }
 
-/// One call of `fit`: its epochs, its peak (or constant) learning rate and schedule, and the batches of an epoch.
+/// One call of `fit`: its epochs, its peak (or constant) learning rates and schedule, and the batches of an epoch.
 /// Where a fit stands in its schedule is an epoch of it and a batch of that epoch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct FitPlan {
     epochs: usize,
-    lr: f32,
+    lr: LrSlice,
     schedule: Schedule,
     batches: usize,
+    /// The layer group of each parameter, when the groups train at different rates.
+    groups: Option<LayerGroups>,
 }
 
 impl FitPlan {
-    /// The learning rate of batch `i` of the fit's epoch `e`.
+    /// The head's learning rate at batch `i` of the fit's epoch `e`.
     fn lr_at(&self, e: usize, i: usize) -> f32 {
-        self.schedule.lr(self.lr, e * self.batches + i, self.epochs * self.batches)
+        self.scheduled(self.lr.peak(), e, i)
+    }
+
+    fn scheduled(&self, lr: f32, e: usize, i: usize) -> f32 {
+        self.schedule.lr(lr, e * self.batches + i, self.epochs * self.batches)
+    }
+
+    /// Sets the optimizer's rates for batch `i` of epoch `e`: each group's rate scheduled on its own, as fastai
+    /// schedules each parameter group's. Returns the head's.
+    fn set_lrs(&self, opt: &mut dyn Optimizer, e: usize, i: usize) -> f32 {
+        let head = self.lr_at(e, i);
+        match &self.groups {
+            None => opt.set_lr(head),
+            Some(g) => {
+                let group_lrs: Vec<f32> = self.lr.lrs(g.count).iter().map(|&lr| self.scheduled(lr, e, i)).collect();
+                opt.set_param_lrs(g.group.iter().map(|&k| group_lrs[k]).collect());
+            }
+        }
+        head
     }
 }
 
@@ -318,12 +343,26 @@ impl Learner {
         self.fit_with(epochs, lr, Schedule::Constant)
     }
 
-    /// fastai's `fit_one_cycle`: warm up to `lr_max`, then anneal (see `Schedule::OneCycle`).
-    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: f32) -> Result<&[EpochRow]> {
-        self.fit_with(epochs, lr_max, Schedule::OneCycle)
+    /// fastai's `fit_one_cycle`: warm up to `lr_max`, then anneal (see `Schedule::ONE_CYCLE`). `lr_max` is one
+    /// rate, or one per layer group ([`LrSlice`]).
+    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: impl Into<LrSlice>) -> Result<&[EpochRow]> {
+        self.fit_with(epochs, lr_max, Schedule::ONE_CYCLE)
     }
 
-    pub fn fit_with(&mut self, epochs: usize, lr: f32, schedule: Schedule) -> Result<&[EpochRow]> {
+    /// `epochs` epochs at `lr` (one rate, or one per layer group: [`LrSlice`]) under `schedule`.
+    pub fn fit_with(&mut self, epochs: usize, lr: impl Into<LrSlice>, schedule: Schedule) -> Result<&[EpochRow]> {
+        let lr = lr.into();
+        let groups = LayerGroups::of(self.model.as_ref());
+        let groups = (!lr.is_uniform(groups.count)).then_some(groups);
+        if self.checkpointing.is_some()
+            && (groups.is_some() || self.model.parameters().iter().any(|p| !p.requires_grad()))
+        {
+            return Err(Error::InvalidArgument(
+                "checkpoints don't record layer groups yet: a fit with frozen layers or discriminative learning \
+                 rates can't write them"
+                    .into(),
+            ));
+        }
         let start = std::mem::take(&mut self.resume_from);
         let metric_names: Vec<&'static str> = self.metrics.iter().map(|m| m.name).collect();
         let fit = FitStart {
@@ -343,8 +382,8 @@ impl Learner {
                 println!("{}", table::format_row(row, &self.header));
             }
         }
-        let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr));
-        let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len() };
+        let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr.peak()));
+        let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len(), groups };
         let result = self.fit_epochs(&plan, start, opt.as_mut());
         self.opt = Some(opt);
         result?;
@@ -370,7 +409,7 @@ impl Learner {
                 }
             }
             self.recorder.push(row);
-            let at = FitPosition { epochs: plan.epochs, done: e + 1, lr: plan.lr, schedule: plan.schedule };
+            let at = FitPosition { epochs: plan.epochs, done: e + 1, lr: plan.lr.peak(), schedule: plan.schedule };
             self.checkpoint_after_epoch(at, opt)?;
             if !stops.is_empty() {
                 if self.print_table {
@@ -398,8 +437,7 @@ impl Learner {
         for (i, batch) in self.dls.train.batches(epoch).enumerate() {
             interrupt::check()?;
             let n = batch.n;
-            let step_lr = plan.lr_at(e, i);
-            opt.set_lr(step_lr);
+            let step_lr = plan.set_lrs(opt, e, i);
             let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
             let model = |x: &Tensor| self.model.forward(x);
             let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();

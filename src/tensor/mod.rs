@@ -188,6 +188,16 @@ impl Tensor {
         self
     }
 
+    /// Freezes (`false`) or unfreezes (`true`) a parameter, as PyTorch's `p.requires_grad_(flag)` on a leaf: a
+    /// frozen parameter gets no gradient, so an optimizer leaves it as it is. Freezing forgets its gradient.
+    pub fn set_requires_grad(&self, requires: bool) {
+        assert!(self.0.node.is_none(), "set_requires_grad on a non-leaf tensor");
+        self.0.requires_grad.store(requires, Ordering::Relaxed);
+        if !requires {
+            self.zero_grad();
+        }
+    }
+
     /// The accumulated gradient, if `backward()` has reached this tensor.
     pub fn grad(&self) -> Option<Tensor> {
         self.grad_ref().as_ref().map(|g| Tensor::from_vec(g.clone(), self.shape()))

@@ -1,0 +1,72 @@
+//! `crest train --pretrained MODEL`: fine-tuning a crest model file (trained by crest, or made by `crest import`)
+//! on other data. The model `--arch` names is built for the data as if from scratch, then takes the pretrained
+//! weights of every layer but its head ([`crest::nn::transfer`]), and trains with `Learner::fine_tune`.
+//!
+//! The new head is the architecture's own last layer (a `Linear`, torchvision's `fc`) sized for the data's
+//! classes, not fastai's bigger head (pooling of both average and max, BatchNorm, dropout and two Linear layers):
+//! the fine-tuned model stays the architecture `--arch` names, so it saves, loads, exports and compares with a
+//! model trained from scratch as any other of that architecture.
+
+use super::train::TrainArgs;
+use crest::learner::LayerGroups;
+use crest::model_io::{self, ModelMeta};
+use crest::nn::Module;
+use crest::{Error, Result};
+use std::path::Path;
+
+/// Refuses options that make no sense with `--pretrained`, before anything loads.
+pub fn check_options(args: &TrainArgs) -> Result<()> {
+    if args.pretrained.is_none() {
+        return Ok(());
+    }
+    let refused = [
+        (args.resume.is_some(), "--resume (a checkpoint continues its own run)"),
+        (args.as_posted, "--as-posted (the post trains from scratch)"),
+        (args.checkpoint_every.is_some(), "--checkpoint-every yet (checkpoints don't record frozen layers)"),
+    ];
+    match refused.iter().find(|(given, _)| *given) {
+        Some((_, why)) => Err(Error::InvalidArgument(format!("--pretrained can't be combined with {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// The pretrained model and its metadata, refused unless it is the architecture `--arch` names.
+pub fn load(path: &Path, args: &TrainArgs) -> Result<(Box<dyn Module>, ModelMeta)> {
+    let (model, meta) = model_io::load(path)?;
+    let arch = args.arch.to_string();
+    if meta.arch != arch {
+        return Err(Error::InvalidArgument(format!(
+            "--pretrained {} is a {} model; --arch is {arch}",
+            path.display(),
+            crest::text::printable(&meta.arch)
+        )));
+    }
+    Ok((model, meta))
+}
+
+/// Puts the pretrained model's weights into `fresh`, the model `--arch` names built for this data, all but its
+/// head. `shape` is the data's image shape, for the message when the model was made for other sizes.
+pub fn transfer_into(path: &Path, args: &TrainArgs, fresh: &dyn Module, shape: [usize; 3]) -> Result<()> {
+    let (pretrained, meta) = load(path, args)?;
+    let groups = LayerGroups::of(fresh);
+    if groups.count < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "--pretrained needs a model with layers before its head to keep; {} is all head",
+            args.arch
+        )));
+    }
+    let head: Vec<String> = fresh
+        .named_parameters()
+        .into_iter()
+        .zip(&groups.group)
+        .filter(|(_, &g)| g + 1 == groups.count)
+        .map(|((name, _), _)| name)
+        .collect();
+    crest::nn::transfer(pretrained.as_ref(), fresh, &head).map_err(|e| {
+        let [c, h, w] = shape;
+        Error::Shape(format!(
+            "{e}: it was trained on {}x{}x{} images, these are {c}x{h}x{w} (--size sets the size)",
+            meta.channels, meta.height, meta.width
+        ))
+    })
+}

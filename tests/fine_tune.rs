@@ -1,0 +1,197 @@
+//! Fine-tuning: freezing, discriminative learning rates, `Learner::fine_tune` and `crest train --pretrained`.
+
+mod common;
+
+use common::{crest, temp_dir, text};
+use crest::data::{DataLoader, Dataset, Order, Targets};
+use crest::learner::{DataLoaders, Learner, LrSlice, Schedule};
+use crest::loss::cross_entropy;
+use crest::nn::{BatchNorm, Conv2d, Flatten, Linear, Module, ReLU, Sequential};
+use crest::optim::OptFunc;
+use crest::rng::Rng;
+use std::sync::Arc;
+
+/// `n` 1x4x4 images of two classes: class 0 bright on the left half, class 1 on the right, with some noise.
+fn dataset(n: usize) -> Arc<Dataset> {
+    let mut rng = Rng::new(5);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
+    let pixels = labels
+        .iter()
+        .flat_map(|&l| (0..16).map(move |i| (i % 4 < 2) == (l == 0)))
+        .map(|bright| if bright { 180 } else { 40 } + (rng.below(40) as u8))
+        .collect();
+    Arc::new(Dataset {
+        pixels,
+        labels,
+        classes: vec!["left".into(), "right".into()],
+        channels: 1,
+        height: 4,
+        width: 4,
+        paths: Vec::new(),
+    })
+}
+
+/// All `n` training images in one batch, in order, so that an epoch is one step.
+fn learner(model: Sequential, n: usize, opt: OptFunc) -> Learner {
+    let dls = DataLoaders {
+        train: DataLoader::new(dataset(n), n, Order::Sequential),
+        valid: DataLoader::new(dataset(4), 4, Order::Sequential),
+    };
+    Learner::builder(dls, Box::new(model)).opt_func(opt).quiet().build().expect("the model fits the data")
+}
+
+fn values(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
+    model.named_parameters().into_iter().map(|(n, p)| (n, p.to_vec().iter().map(|v| v.to_bits()).collect())).collect()
+}
+
+#[test]
+fn freezing_keeps_the_body_bit_identical_and_trains_batchnorm_and_the_head() {
+    let mut rng = Rng::new(1);
+    let model = Sequential::default()
+        .push(Conv2d::new(1, 2, 3, &mut rng).padding(1))
+        .push(BatchNorm::new(2))
+        .push(ReLU)
+        .push(Flatten)
+        .push(Linear::new(32, 2, &mut rng));
+    // AdamW decays every weight it updates: a frozen one must get neither the step nor the decay.
+    let mut learn = learner(model, 16, OptFunc::AdamW { weight_decay: 0.1 });
+    learn.freeze().unwrap();
+    let before = values(learn.model.as_ref());
+    learn.fit_with(2, LrSlice::Head(1e-2), Schedule::Constant).unwrap();
+    let after = values(learn.model.as_ref());
+    let changed: Vec<(&str, bool)> = before.iter().zip(&after).map(|(b, a)| (b.0.as_str(), b.1 != a.1)).collect();
+    assert_eq!(
+        changed,
+        [
+            ("0.weight", false),
+            ("0.bias", false),
+            ("1.weight", true),
+            ("1.bias", true),
+            ("4.weight", true),
+            ("4.bias", true)
+        ]
+    );
+    // Unfreezing starts the optimizer's state from zero, as fastai's `freeze_to` clears it: Adam's first step is
+    // lr·g/|g|, so every weight with a gradient moves by lr (after the decay), the head's too. (Kept, the state
+    // would have a step count of 3 and the head's moments: other steps.)
+    learn.unfreeze().unwrap();
+    let (lr, wd) = (1e-2f32, 0.1f32);
+    // Not the conv's bias: BatchNorm after it takes the mean out, so its gradient is zero up to rounding.
+    let params: Vec<_> = learn.model.named_parameters().into_iter().filter(|(n, _)| n != "0.bias").collect();
+    let before: Vec<Vec<f32>> = params.iter().map(|(_, p)| p.to_vec()).collect();
+    learn.fit_with(1, lr, Schedule::Constant).unwrap();
+    for ((name, p), before) in params.iter().zip(&before) {
+        let steps: Vec<f32> = p.to_vec().iter().zip(before).map(|(a, b)| (a - b * (1.0 - lr * wd)).abs()).collect();
+        // A weight that sees only zeros (a ReLU's dead output) has no gradient and stays.
+        let full = steps.iter().filter(|&&s| (s - lr).abs() < 1e-4 * lr).count();
+        let still = steps.iter().filter(|&&s| s == 0.0).count();
+        assert!(full + still == steps.len() && full * 2 > steps.len(), "{name} moved by {steps:?}");
+    }
+}
+
+#[test]
+fn each_layer_group_steps_by_its_own_learning_rate() {
+    let mut rng = Rng::new(2);
+    let model = Sequential::default()
+        .push(Flatten)
+        .push(Linear::new(16, 3, &mut rng))
+        .push(ReLU)
+        .push(Linear::new(3, 2, &mut rng));
+    let mut learn = learner(model, 8, OptFunc::sgd());
+    // The gradients of the one step the fit will take, from the same batch through the same model.
+    let (x, y) = learn.dls.train.batches(0).next().unwrap().into_xy(1.0 / 255.0, Targets::Classes);
+    cross_entropy(&learn.model.forward(&x), &y).backward();
+    let params = learn.model.parameters();
+    let grads: Vec<Vec<f32>> = params.iter().map(|p| p.grad().unwrap().to_vec()).collect();
+    let before: Vec<Vec<f32>> = params.iter().map(|p| p.to_vec()).collect();
+    params.iter().for_each(|p| p.zero_grad());
+
+    learn.fit_with(1, LrSlice::Range(1e-3, 1e-1), Schedule::Constant).unwrap();
+    // The body (the first Linear) at 1e-3, the head at 1e-1, as fastai's slice(1e-3, 1e-1) over two groups.
+    let lrs = LrSlice::Range(1e-3, 1e-1).lrs(2);
+    assert_eq!(lrs, [1e-3, 1e-1]);
+    for (i, p) in params.iter().enumerate() {
+        let lr = lrs[usize::from(i >= 2)];
+        let expected: Vec<f32> = before[i].iter().zip(&grads[i]).map(|(p, g)| p - lr * g).collect();
+        assert_eq!(p.to_vec(), expected, "parameter {i}");
+    }
+}
+
+/// The sample's 3s and 7s, pretrained on by an MLP, then fine-tuned on with a new head: one frozen epoch and one
+/// unfrozen reach high accuracy, and the model saved is a normal crest model of the architecture.
+#[test]
+fn train_pretrained_fine_tunes_a_new_head_in_two_tables() {
+    let dir = temp_dir("fine-tune");
+    let (pre, tuned) = (dir.join("pre.safetensors"), dir.join("tuned.safetensors"));
+    let o = crest(&["train", "--arch", "mlp:32", "--epochs", "1", "--no-report", "--out", pre.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    // Batches of 16, for enough steps: the frozen epoch warms up for 99% of it, so a new head moves little in few.
+    let args =
+        ["train", "--arch", "mlp:32", "--epochs", "1", "--bs", "16", "--no-report", "--seed", "7", "--pretrained"];
+    let o = crest(&[&args[..], &[pre.to_str().unwrap(), "--out", tuned.to_str().unwrap()]].concat());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(lines[at("frozen:")], "frozen: the head and any BatchNorm layers train, 1 epoch at lr 0.002");
+    assert_eq!(
+        lines[at("unfrozen:")],
+        "unfrozen: every layer trains, 1 epoch at lr 1.0e-5 (first layers) to 1.0e-3 (head)"
+    );
+    assert!(lines[at("frozen:") + 2].starts_with("0 ") && lines[at("unfrozen:") + 2].starts_with("1 "), "{out}");
+    let accuracy: f32 = lines[at("valid accuracy: ")]["valid accuracy: ".len()..].parse().unwrap();
+    assert!(accuracy >= 0.95, "{out}");
+    let (_, meta) = crest::model_io::load(&tuned).unwrap();
+    assert_eq!((meta.arch.as_str(), meta.classes.len()), ("mlp:32", 2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn train_pretrained_refuses_what_makes_no_sense_in_one_line() {
+    let dir = temp_dir("fine-tune-refusals");
+    let (mlp, linear) = (dir.join("mlp.safetensors"), dir.join("linear.safetensors"));
+    for (arch, path) in [("mlp:8", &mlp), ("linear", &linear)] {
+        let o = crest(&["train", "--arch", arch, "--epochs", "1", "--no-report", "--out", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
+    let (mlp, linear) = (mlp.to_str().unwrap(), linear.to_str().unwrap());
+    let refusal = |args: &[&str]| {
+        let o = crest(&[&["train", "--no-report", "--out", dir.join("x").to_str().unwrap()], args].concat());
+        assert!(!o.status.success());
+        text(&o).1
+    };
+    let cases: [(&[&str], String); 6] = [
+        (
+            &["--arch", "mlp:8", "--pretrained", mlp, "--resume", "c"],
+            "--resume (a checkpoint continues its own run)".into(),
+        ),
+        (&["--arch", "mlp:8", "--pretrained", mlp, "--as-posted"], "--as-posted (the post trains from scratch)".into()),
+        (
+            &["--arch", "mlp:8", "--pretrained", mlp, "--checkpoint-every", "1"],
+            "--checkpoint-every yet (checkpoints don't record frozen layers)".into(),
+        ),
+        (
+            &["--arch", "cnn", "--pretrained", mlp],
+            format!("error: --pretrained {mlp} is a mlp:8 model; --arch is cnn\n"),
+        ),
+        (
+            &["--arch", "linear", "--pretrained", linear],
+            "error: --pretrained needs a model with layers before its head to keep; linear is all head\n".into(),
+        ),
+        (
+            &["--arch", "mlp:8", "--pretrained", mlp, "--size", "14"],
+            "error: the pretrained model's 1.weight is [8, 784]; this data needs [8, 196]: it was trained on 1x28x28 \
+             images, these are 1x14x14 (--size sets the size)\n"
+                .into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = refusal(args);
+        if expected.starts_with("error: ") {
+            assert_eq!(err, expected);
+        } else {
+            assert_eq!(err, format!("error: --pretrained can't be combined with {expected}\n"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
