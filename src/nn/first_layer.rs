@@ -2,7 +2,7 @@
 //! model pretrained on RGB (or greyscale) images fine-tuned on greyscale (or RGBA) ones keeps its first filters'
 //! learned shapes instead of starting that layer from scratch.
 
-use crate::Tensor;
+use crate::{Error, Result, Tensor};
 
 /// The conv weight `[out, in, k, k]` remade for `channels` input channels:
 /// - 1 channel: the sum over the input channels (a grey image is R = G = B, which the summed filter sees as the
@@ -13,9 +13,15 @@ use crate::Tensor;
 ///   are equal gives the pretrained response;
 /// - more, from several: the pretrained filters for the first `in` channels and zeros for the rest (fastai's RGBA
 ///   from RGB: the extra channel starts ignored and is learned).
-pub fn adapt_first_layer(weight: &Tensor, channels: usize) -> Tensor {
+///
+/// A weight of another rank, or 0 channels, is refused.
+pub fn adapt_first_layer(weight: &Tensor, channels: usize) -> Result<Tensor> {
     let shape = weight.shape();
-    assert_eq!(shape.len(), 4, "a conv weight is [out, in, k, k], not {shape:?}");
+    if shape.len() != 4 || shape[1] == 0 || channels == 0 {
+        return Err(Error::Shape(format!(
+            "a first layer adapts from a conv weight [out, in, k, k] to at least 1 channel, not {shape:?} to {channels}"
+        )));
+    }
     let (out, from, k2) = (shape[0], shape[1], shape[2] * shape[3]);
     let w = weight.data();
     let at = |o: usize, c: usize, i: usize| w[(o * from + c) * k2 + i];
@@ -33,7 +39,7 @@ pub fn adapt_first_layer(weight: &Tensor, channels: usize) -> Tensor {
             }
         }
     }
-    Tensor::from_vec(adapted, &[out, channels, shape[2], shape[3]])
+    Ok(Tensor::from_vec(adapted, &[out, channels, shape[2], shape[3]]))
 }
 
 #[cfg(test)]
@@ -44,11 +50,15 @@ mod tests {
     fn channels_are_summed_scaled_copied_or_zeroed_as_fastai() {
         // One output filter of 1×1 over RGB: (1, 2, 3).
         let rgb = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[1, 3, 1, 1]);
-        assert_eq!(adapt_first_layer(&rgb, 1).to_vec(), [6.0]);
-        assert_eq!(adapt_first_layer(&rgb, 2).to_vec(), [1.5, 3.0]);
-        assert_eq!(adapt_first_layer(&rgb, 3).to_vec(), [1.0, 2.0, 3.0]);
-        assert_eq!(adapt_first_layer(&rgb, 4).to_vec(), [1.0, 2.0, 3.0, 0.0]);
+        assert_eq!(adapt_first_layer(&rgb, 1).unwrap().to_vec(), [6.0]);
+        assert_eq!(adapt_first_layer(&rgb, 2).unwrap().to_vec(), [1.5, 3.0]);
+        assert_eq!(adapt_first_layer(&rgb, 3).unwrap().to_vec(), [1.0, 2.0, 3.0]);
+        assert_eq!(adapt_first_layer(&rgb, 4).unwrap().to_vec(), [1.0, 2.0, 3.0, 0.0]);
         let grey = Tensor::from_vec(vec![4.0, 8.0], &[2, 1, 1, 1]);
-        assert_eq!(adapt_first_layer(&grey, 4).to_vec(), [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(adapt_first_layer(&grey, 4).unwrap().to_vec(), [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(
+            adapt_first_layer(&grey, 0).unwrap_err().to_string(),
+            "a first layer adapts from a conv weight [out, in, k, k] to at least 1 channel, not [2, 1, 1, 1] to 0"
+        );
     }
 }

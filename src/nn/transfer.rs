@@ -29,7 +29,7 @@ pub fn transfer(pretrained: &dyn Module, fresh: &dyn Module, head: &[String]) ->
             && have.len() == 4
             && (have[0], have[2..].to_vec()) == (want[0], want[2..].to_vec())
         {
-            adapt_first_layer(t, want[1])
+            adapt_first_layer(t, want[1])?
         } else {
             return Err(Error::Shape(format!("the pretrained model's {name} is {have:?}; this data needs {want:?}")));
         };
@@ -52,7 +52,7 @@ mod tests {
         let fresh_head = rgba.named_parameters()[6].1.to_vec();
         transfer(grey.as_ref(), rgba.as_ref(), &head).unwrap();
         let (from, to) = (grey.named_parameters(), rgba.named_parameters());
-        assert_eq!(to[0].1.to_vec(), adapt_first_layer(&from[0].1, 4).to_vec());
+        assert_eq!(to[0].1.to_vec(), adapt_first_layer(&from[0].1, 4).unwrap().to_vec());
         for i in 1..6 {
             assert_eq!((&to[i].0, to[i].1.to_vec()), (&from[i].0, from[i].1.to_vec()));
         }

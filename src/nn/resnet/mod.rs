@@ -9,10 +9,8 @@
 //! ignores tensors the model doesn't name).
 
 mod block;
-mod first_layer;
 mod layout;
 
-pub use first_layer::adapt_first_layer;
 pub(crate) use layout::{plan, BlockShape, ConvShape, Plan};
 pub use layout::{DEPTHS, MIN_SIZE};
 
