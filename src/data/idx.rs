@@ -184,7 +184,7 @@ fn read_pair(dir: &Path, prefix: &str, channels: usize, size: Option<usize>) -> 
         out
     };
     Ok(Dataset {
-        pixels,
+        pixels: pixels.into(),
         labels: labels.into_iter().map(u32::from).collect(),
         classes: Vec::new(),
         channels,

@@ -139,6 +139,7 @@ impl Interpretation {
             let end = (start + batch_size).min(dataset.len());
             let idx: Vec<usize> = (start..end).collect();
             let batch = Batch::of(dataset, &idx, dataset.pixels[start * item_len..end * item_len].to_vec());
+            dataset.release(&idx);
             let name = |i: usize| match dataset.paths.get(start + i) {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
