@@ -126,7 +126,7 @@ mod tests {
     /// Ten 1x1x1 images whose pixel is their index; the first five class 0, the rest class 1.
     fn loader(order: Order) -> DataLoader {
         let ds = Dataset {
-            pixels: (0..10).collect::<Vec<u8>>().into(),
+            pixels: (0..10).collect(),
             labels: (0..10).map(|i| (i >= 5) as u32).collect(),
             classes: vec!["a".into(), "b".into()],
             channels: 1,

@@ -86,6 +86,12 @@ impl From<Vec<u8>> for Pixels {
     }
 }
 
+impl FromIterator<u8> for Pixels {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<u8>>().into()
+    }
+}
+
 impl Default for Pixels {
     fn default() -> Self {
         Vec::new().into()

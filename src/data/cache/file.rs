@@ -93,7 +93,7 @@ fn pixels_at(len: usize) -> usize {
 pub(crate) fn read(path: &Path, key: &Key) -> std::result::Result<(Index, Arc<Mmap>, usize), Refusal> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(Refusal::Absent),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Err(Refusal::Absent),
         Err(e) => return Err(Refusal::Untrusted(format!("cannot be read ({e})"))),
     };
     // SAFETY: the mapping is read-only and crest never writes into a cache file in place: a new one is written

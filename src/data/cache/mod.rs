@@ -154,3 +154,176 @@ impl Pending {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::fixtures::{grey_png, TempDir};
+    use crate::data::load;
+    use std::time::{Duration, SystemTime};
+
+    fn cached() -> LoadOptions {
+        LoadOptions { progress: false, valid_pct: 0.25, cache: Caching::InDataFolder, ..LoadOptions::default() }
+    }
+
+    /// Two classes of four 3x2 images each (pixel value = a number of its own), and a corrupt file to skip.
+    fn folder() -> TempDir {
+        let d = TempDir::new("cache");
+        for (class, base) in [("a", 10), ("b", 50)] {
+            for i in 0..4 {
+                d.write(&format!("{class}/{i}.png"), &grey_png(3, 2, base + i));
+            }
+        }
+        d.write("b/broken.png", b"\x89PNG\r\n\x1a\nbroken");
+        d
+    }
+
+    fn cache_file(d: &TempDir) -> PathBuf {
+        d.path().join(".crest-cache").join(file_name(d.path(), &cached()))
+    }
+
+    /// The split decoded afresh, without a cache.
+    fn fresh(d: &TempDir) -> Split {
+        load(d.path(), &LoadOptions { cache: Caching::Off, ..cached() }).unwrap()
+    }
+
+    /// `loaded` holds what a fresh load gives, its notes being the fresh ones and then `note`.
+    fn assert_same_data(loaded: &Split, fresh: &Split, note: &str) {
+        assert_eq!((&loaded.train, &loaded.valid, &loaded.warnings), (&fresh.train, &fresh.valid, &fresh.warnings));
+        assert_eq!(loaded.notes[..fresh.notes.len()], fresh.notes[..]);
+        assert_eq!(loaded.notes[fresh.notes.len()..], [note]);
+    }
+
+    #[test]
+    fn a_second_load_maps_the_same_split() {
+        let d = folder();
+        let first = load(d.path(), &cached()).unwrap();
+        let path = cache_file(&d);
+        let expected = fresh(&d);
+        assert_same_data(&first, &expected, &format!("cache: decoded images written to {}", path.display()));
+        assert!(!first.train.pixels.is_mapped());
+        let second = load(d.path(), &cached()).unwrap();
+        assert_same_data(&second, &expected, &format!("cache: decoded images read from {}", path.display()));
+        assert!(second.train.pixels.is_mapped() && second.valid.pixels.is_mapped());
+        assert_eq!((second.train.len(), second.valid.len(), second.warnings.len()), (6, 2, 1));
+        // Pages given back read the same bytes again.
+        second.train.release(&(0..second.train.len()).collect::<Vec<_>>());
+        assert_eq!(second.train, expected.train);
+        // Another spelling of the folder finds the same cache, and its images carry that spelling.
+        let dotted = d.path().join(".");
+        let third = load(&dotted, &cached()).unwrap();
+        assert!(third.train.pixels.is_mapped());
+        assert_eq!(third.train.paths[0], dotted.join("a/0.png"));
+    }
+
+    #[test]
+    fn a_changed_added_or_removed_image_rebuilds_the_cache() {
+        let d = folder();
+        load(d.path(), &cached()).unwrap();
+        let note = format!("cache: the images changed since it was written: rebuilding {}", cache_file(&d).display());
+        let written = format!("cache: decoded images written to {}", cache_file(&d).display());
+        let touched = std::fs::File::options().write(true).open(d.path().join("a/1.png")).unwrap();
+        touched.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+        d.write("b/9.png", &grey_png(3, 2, 99));
+        let changes: [&dyn Fn(); 3] = [&|| (), &|| drop(d.write("b/9.png", &grey_png(3, 2, 99))), &|| {
+            std::fs::remove_file(d.path().join("a/0.png")).unwrap()
+        }];
+        for change in changes {
+            change();
+            let rebuilt = load(d.path(), &cached()).unwrap();
+            let expected = fresh(&d);
+            assert!(!rebuilt.train.pixels.is_mapped());
+            assert_eq!(
+                (&rebuilt.train, &rebuilt.valid, &rebuilt.warnings),
+                (&expected.train, &expected.valid, &expected.warnings)
+            );
+            assert_eq!(rebuilt.notes[expected.notes.len()..], [note.clone(), written.clone()]);
+            assert!(load(d.path(), &cached()).unwrap().train.pixels.is_mapped());
+        }
+    }
+
+    /// Each bad cache file costs one warning naming what is wrong, is never used, and is replaced by a good one.
+    #[test]
+    fn damaged_foreign_and_other_version_files_are_rebuilt_with_a_warning() {
+        let d = folder();
+        load(d.path(), &cached()).unwrap();
+        let path = cache_file(&d);
+        let good = std::fs::read(&path).unwrap();
+        let other_version = {
+            let key = Key::new(d.path(), &[], &[], &cached()).unwrap();
+            let old = Key { crest: "0.0.1".into(), ..key };
+            let index = Index {
+                key: old,
+                channels: 1,
+                height: 1,
+                width: 1,
+                train: 0,
+                files: vec![],
+                warnings: vec![],
+                notes: vec![],
+            };
+            file::write(&path, &index, &[], &[]).unwrap();
+            std::fs::read(&path).unwrap()
+        };
+        let mut garbled = good.clone();
+        garbled[40] ^= 0x20;
+        let mut other_format = good.clone();
+        other_format[8] = 2;
+        let len = good.len();
+        let cases: [(Vec<u8>, String); 6] = [
+            (
+                good[..len - 1].to_vec(),
+                format!("is damaged (it is {} bytes long, not the {len} its index gives)", len - 1),
+            ),
+            (good[..30].to_vec(), "is damaged (its index of ".to_string()),
+            (garbled, "is damaged (its index fails its checksum)".into()),
+            (b"hello, I am a PNG".to_vec(), "is not a crest image cache".into()),
+            (other_format, "is in cache format 2, not 1".into()),
+            (other_version, "was written by crest 0.0.1".into()),
+        ];
+        let expected = fresh(&d);
+        for (bytes, why) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let rebuilt = load(d.path(), &cached()).unwrap();
+            assert_eq!((&rebuilt.train, &rebuilt.valid), (&expected.train, &expected.valid));
+            let warnings = &rebuilt.warnings[expected.warnings.len()..];
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            let start = format!("the image cache {} {why}", path.display());
+            assert!(
+                warnings[0].starts_with(&start) && warnings[0].ends_with(": rebuilding it"),
+                "{warnings:?}\n{start}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), good);
+        }
+        // Other options under the same file name (the file is named by those that most often change).
+        let other = LoadOptions { max_pixels: 1000, ..cached() };
+        let rebuilt = load(d.path(), &other).unwrap();
+        assert_eq!(
+            rebuilt.warnings[expected.warnings.len()..],
+            [format!(
+                "the image cache {} was made with other options ({}): rebuilding it",
+                path.display(),
+                key::options(&cached())
+            )]
+        );
+    }
+
+    #[test]
+    fn no_cache_writes_nothing_and_an_unwritable_cache_is_one_warning() {
+        let d = folder();
+        let expected = fresh(&d);
+        assert!(!d.path().join(".crest-cache").exists());
+        let under_a_file = d.path().join("a/0.png").join("cache");
+        let opts = LoadOptions { cache: Caching::In(under_a_file.clone()), ..cached() };
+        let s = load(d.path(), &opts).unwrap();
+        assert_eq!((&s.train, &s.valid, &s.notes), (&expected.train, &expected.valid, &expected.notes));
+        let path = under_a_file.join(file_name(d.path(), &cached()));
+        assert_eq!(
+            s.warnings[expected.warnings.len()..],
+            [format!(
+                "cannot write the image cache to {}: Not a directory (os error 20); the images stay in memory, uncached",
+                path.display()
+            )]
+        );
+    }
+}
