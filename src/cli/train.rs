@@ -441,7 +441,11 @@ fn train(
     verbose: bool,
 ) -> Result<(Learner, LayerSpec, Option<LrFind>)> {
     let (mut learner, spec) = learner(args, data, recipe, verbose)?;
-    let run = run_identity(args, data);
+    // The identity reads every image (for their fingerprints): only a run that checkpoints or resumes needs it.
+    let run = match verbose && (args.checkpoint_every.is_some() || args.resume.is_some()) {
+        true => run_identity(args, data),
+        false => Vec::new(),
+    };
     if let (Some(every), true) = (args.checkpoint_every, verbose) {
         learner.checkpoint_every(Checkpointing {
             path: checkpoint_path(args),

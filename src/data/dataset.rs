@@ -81,8 +81,20 @@ impl Dataset {
         Some(self)
     }
 
-    /// Lets the pages of images `idx`, just read, leave resident memory when they are mapped from a cache file
-    /// (`Pixels::release`): what keeps a pass over a data set larger than memory from making it resident.
+    /// Images `idx`, in that order, as one buffer: read from a cache file with `pread`, not through its mapping
+    /// (`Pixels::copy_to`), so a batch costs resident memory for itself alone.
+    pub fn gather(&self, idx: &[usize]) -> Vec<u8> {
+        let n = self.item_len();
+        let mut out = vec![0; idx.len() * n];
+        for (&i, slot) in idx.iter().zip(out.chunks_exact_mut(n.max(1))) {
+            self.pixels.copy_to(i * n..(i + 1) * n, slot);
+        }
+        out
+    }
+
+    /// Lets the pages of images `idx`, just read through `image`, leave resident memory when they are mapped from
+    /// a cache file (`Pixels::release`): for passes over the images in order, which would otherwise make a data
+    /// set larger than memory resident.
     pub fn release(&self, idx: &[usize]) {
         let n = self.item_len();
         idx.iter().for_each(|&i| self.pixels.release(i * n..(i + 1) * n));

@@ -13,7 +13,7 @@ mod decode_budget;
 pub mod idx;
 mod image_files;
 mod image_folder;
-mod pixels;
+pub(crate) mod pixels;
 mod resize;
 mod split;
 mod to_tensor;

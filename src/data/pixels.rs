@@ -1,7 +1,16 @@
-//! A dataset's pixel bytes: a buffer of its own, or a range of a decoded-image cache file mapped into memory, which
-//! the training and validation sets read from one mapping instead of holding copies.
+//! A dataset's pixel bytes: a buffer of its own, or a range of a decoded-image cache file, which the training and
+//! validation sets share instead of holding copies.
+//!
+//! A cache file is both mapped into memory, for reading an image here and there as a slice (`Deref`), and kept
+//! open, for reading batches with `pread` (`gather_into`). Batches are read, not sliced from the mapping, because
+//! pages of a mapping that a process touches count in its resident memory until it gives them back, and Linux
+//! maps a file's pages in whole folios (of up to megabytes, Linux 6.18 with ext4) around each one touched: giving
+//! back exactly the images just read (MADV_DONTNEED) still left most of a shuffled pass over the mapping resident
+//! (75 MB of a 100 MB data set, 103 MB of 200 MB, in `bench/cache_rss.sh`). `pread` copies from the page cache into the batch's buffer, so the kernel's cache does the caching
+//! and the resident memory stays that of a batch, however large the data set.
 
 use std::fmt;
+use std::fs::File;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
@@ -14,28 +23,30 @@ pub struct Pixels(Store);
 #[derive(Clone)]
 enum Store {
     Owned(Vec<u8>),
-    /// Bytes `range` of a read-only mapping of a cache file, which crest only ever replaces whole (a new file renamed
-    /// over it), never writes in place.
+    /// Bytes `range` of a cache file.
     Mapped {
-        map: Arc<Mmap>,
+        file: Arc<MappedFile>,
         range: Range<usize>,
     },
 }
 
-/// Linux maps a faulting page's neighbours up to this alignment too ("fault-around", 64 KiB unless changed in
-/// debugfs): pages given back are rounded out to it, so that none mapped along with an image stays behind.
-const FAULT_AROUND: usize = 64 << 10;
+/// A cache file, open and mapped read-only. crest only ever replaces a cache file whole (a new file renamed over
+/// it), never writes into one in place.
+pub(crate) struct MappedFile {
+    pub file: File,
+    pub map: Mmap,
+}
 
 impl Pixels {
-    /// Bytes `range` of `map`; `None` when the range is not inside it.
-    pub(crate) fn mapped(map: Arc<Mmap>, range: Range<usize>) -> Option<Pixels> {
-        (range.start <= range.end && range.end <= map.len()).then_some(Pixels(Store::Mapped { map, range }))
+    /// Bytes `range` of `file`; `None` when the range is not inside it.
+    pub(crate) fn mapped(file: Arc<MappedFile>, range: Range<usize>) -> Option<Pixels> {
+        (range.start <= range.end && range.end <= file.map.len()).then_some(Pixels(Store::Mapped { file, range }))
     }
 
-    /// The bytes as a buffer to change, copied out of the mapping first when they are mapped.
+    /// The bytes as a buffer to change, copied out of the cache file first when they are mapped.
     pub fn to_mut(&mut self) -> &mut Vec<u8> {
-        if let Store::Mapped { map, range } = &self.0 {
-            self.0 = Store::Owned(map[range.clone()].to_vec());
+        if let Store::Mapped { .. } = &self.0 {
+            self.0 = Store::Owned(self.to_vec());
         }
         match &mut self.0 {
             Store::Owned(v) => v,
@@ -43,28 +54,42 @@ impl Pixels {
         }
     }
 
-    /// Whether the bytes are read from a cache file's mapping.
+    /// Whether the bytes are read from a cache file.
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Store::Mapped { .. })
     }
 
-    /// Tells the kernel that bytes `range` (of these pixels) were read and are not needed again soon: mapped pages
-    /// then leave this process's resident memory, staying in the page cache, so that reading a data set larger
-    /// than memory each epoch does not make it resident. A no-op for owned bytes.
+    /// Copies bytes `range` into `out` (of the same length): with `pread` from a cache file, leaving its mapping
+    /// untouched (see the module's notes).
+    pub fn copy_to(&self, range: Range<usize>, out: &mut [u8]) {
+        if let Store::Mapped { file, range: own } = &self.0 {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileExt;
+                if file.file.read_exact_at(out, (own.start + range.start) as u64).is_ok() {
+                    return;
+                }
+                // A read that fails (an I/O error) falls back to the mapping, which reads the same file.
+            }
+            let _ = (file, own);
+        }
+        out.copy_from_slice(&self[range]);
+    }
+
+    /// Tells the kernel that bytes `range`, read through the mapping, are not needed again soon: their pages leave
+    /// this process's resident memory and stay in the page cache. For the passes that read images as slices (an
+    /// interpretation's, a fingerprint's), in order, so that a folio mapped past one range is given back with the
+    /// next. A no-op for owned bytes.
     pub fn release(&self, range: Range<usize>) {
-        let Store::Mapped { map, range: own } = &self.0 else { return };
-        // Fault-around aligns addresses, not offsets: the mapping starts on a page, not on 64 KiB.
-        let base = map.as_ptr() as usize;
-        let start =
-            ((base + own.start + range.start.min(own.len())) / FAULT_AROUND * FAULT_AROUND).saturating_sub(base);
-        let end = ((base + own.start + range.end.min(own.len())).next_multiple_of(FAULT_AROUND) - base).min(map.len());
+        let Store::Mapped { file, range: own } = &self.0 else { return };
+        let start = own.start + range.start.min(own.len());
+        let end = own.start + range.end.min(own.len());
         if start < end {
-            // SAFETY: MADV_DONTNEED on a shared read-only file mapping only drops the page-table entries: a later
-            // read faults the same bytes back in from the file (no private copy exists to lose, nothing was ever
-            // written through this mapping). The bytes read back equal those dropped because the cache file is
-            // never written in place (see `Store::Mapped`). An error (an old kernel) leaves the pages resident,
-            // which costs memory, not correctness.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+            // SAFETY: MADV_DONTNEED on a shared read-only file mapping only drops page-table entries: a later read
+            // faults the same bytes back in from the file (there is no private copy to lose; nothing is ever
+            // written through this mapping), and they are the same bytes because a cache file is never written in
+            // place (`MappedFile`). An error leaves the pages resident, which costs memory, not correctness.
+            let _ = unsafe { file.map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
         }
     }
 }
@@ -75,7 +100,7 @@ impl Deref for Pixels {
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Store::Owned(v) => v,
-            Store::Mapped { map, range } => &map[range.clone()],
+            Store::Mapped { file, range } => &file.map[range.clone()],
         }
     }
 }
@@ -114,7 +139,7 @@ impl fmt::Debug for Pixels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Store::Owned(v) => v.fmt(f),
-            Store::Mapped { range, .. } => write!(f, "Pixels(mapped, bytes {range:?} of a cache file)"),
+            Store::Mapped { range, .. } => write!(f, "Pixels(bytes {range:?} of a cache file)"),
         }
     }
 }

@@ -30,6 +30,7 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::key::Key;
+use crate::data::pixels::MappedFile;
 use crate::{careful_write, Error, Result};
 
 const MAGIC: &[u8; 8] = b"CRESTPX\n";
@@ -88,9 +89,9 @@ fn pixels_at(len: usize) -> usize {
     (HEADER + len).next_multiple_of(PAGE)
 }
 
-/// The index of the cache file at `path`, its mapping and where in it the pixels start, when it holds the images
-/// `key` describes and passes every check above.
-pub(crate) fn read(path: &Path, key: &Key) -> std::result::Result<(Index, Arc<Mmap>, usize), Refusal> {
+/// The index of the cache file at `path`, the file mapped and where in it the pixels start, when it holds the
+/// images `key` describes and passes every check above.
+pub(crate) fn read(path: &Path, key: &Key) -> std::result::Result<(Index, Arc<MappedFile>, usize), Refusal> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Err(Refusal::Absent),
@@ -102,7 +103,7 @@ pub(crate) fn read(path: &Path, key: &Key) -> std::result::Result<(Index, Arc<Mm
     // guard against, as for every memory-mapped file.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Refusal::Untrusted(format!("cannot be mapped ({e})")))?;
     let (index, at) = parse(&map, key)?;
-    Ok((index, Arc::new(map), at))
+    Ok((index, Arc::new(MappedFile { file, map }), at))
 }
 
 /// The index and where the pixels start.
