@@ -152,7 +152,7 @@ fn fit(train: &Arc<Dataset>, valid: &Arc<Dataset>, how: Posted) -> crest::Result
 
 /// All of a dataset's images as one [N, C·H·W] tensor, and 0/1 targets [N, 1].
 fn tensors(d: &Dataset, scale: f32) -> (Tensor, Tensor) {
-    let x = Tensor::from_u8(d.pixels.clone(), &[d.len(), d.item_len()], scale);
+    let x = Tensor::from_u8(d.pixels.to_vec(), &[d.len(), d.item_len()], scale);
     let y = Tensor::from_vec(d.labels.iter().map(|&l| l as f32).collect(), &[d.len(), 1]);
     (x, y)
 }

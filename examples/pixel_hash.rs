@@ -12,7 +12,7 @@ fn main() -> crest::Result<()> {
     let split = crest::data::load(&dir, &opts)?;
     let ds = &split.train;
     let mut h = DefaultHasher::new();
-    (&ds.pixels, &ds.labels, &ds.classes, ds.channels, ds.height, ds.width).hash(&mut h);
+    (&ds.pixels[..], &ds.labels, &ds.classes, ds.channels, ds.height, ds.width).hash(&mut h);
     println!(
         "{} images {}x{}x{}, {} warnings, hash {:016x}",
         ds.len(),

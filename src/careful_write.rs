@@ -39,12 +39,18 @@ pub fn check(path: &Path, what: &str) -> Result<PathBuf> {
 
 /// Replaces the file at `path` (or what a link there leads to) with `bytes`, by the rules above.
 pub fn write(path: &Path, what: &str, bytes: &[u8]) -> Result<()> {
+    write_parts(path, what, &[bytes])
+}
+
+/// [`write()`] of the concatenation of `parts`, for a file made of large buffers that are not worth joining in
+/// memory first (a cache of gigabytes of pixels).
+pub fn write_parts(path: &Path, what: &str, parts: &[&[u8]]) -> Result<()> {
     let fail = |e| failure(path, what, e);
     let (target, existing) = writable_target(path).map_err(fail)?;
     remove_stale_temps(&target);
     let temp = temp_path(&target);
     let file = create_temp(&temp).map_err(fail)?;
-    let result = fill(file, bytes, existing.as_ref())
+    let result = fill(file, parts, existing.as_ref())
         .map_err(fail)
         .and_then(|()| interrupt::check())
         .and_then(|()| replace(&temp, &target, path).map_err(fail));
@@ -162,11 +168,13 @@ fn create_temp(temp: &Path) -> io::Result<File> {
     }
 }
 
-fn fill(mut file: File, bytes: &[u8], existing: Option<&Metadata>) -> io::Result<()> {
+fn fill(mut file: File, parts: &[&[u8]], existing: Option<&Metadata>) -> io::Result<()> {
     if let Some(m) = existing {
         file.set_permissions(m.permissions())?;
     }
-    file.write_all(bytes)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
     file.sync_all()
 }
 

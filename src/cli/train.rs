@@ -1,6 +1,6 @@
 use clap::ValueEnum;
 use crest::data::transforms::Augment;
-use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
+use crest::data::{self, Caching, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
 use crest::learner::{
     self, Checkpointing, DataLoaders, EarlyStoppingCallback, EpochRow, Learner, LrFind, MetricAverage, Monitor, RunLog,
     SaveModelCallback, Schedule, Spread,
@@ -96,6 +96,13 @@ pub struct TrainArgs {
     /// Treat a corrupt or oversized image as an error instead of skipping it
     #[arg(long)]
     pub strict: bool,
+    /// Where to keep the decoded images of an image folder for the next run with the same size, channels, split
+    /// and seed [default: DIR/.crest-cache]
+    #[arg(long, value_name = "FOLDER")]
+    pub cache_dir: Option<PathBuf>,
+    /// Decode the images without reading or writing a cache
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     /// Write a checkpoint (model, optimizer, schedule position, table, generators) every N epochs, to continue
     /// from with --resume if the run is cut off
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -229,6 +236,11 @@ impl TrainArgs {
             valid_pct: self.valid_pct,
             seed: self.seed,
             strict: self.strict,
+            cache: match (&self.cache_dir, self.no_cache) {
+                (_, true) => Caching::Off,
+                (Some(dir), false) => Caching::In(dir.clone()),
+                (None, false) => Caching::InDataFolder,
+            },
             ..LoadOptions::default()
         }
     }
@@ -442,7 +454,11 @@ fn train(
     verbose: bool,
 ) -> Result<(Learner, LayerSpec, Option<LrFind>)> {
     let (mut learner, spec) = learner(args, data, recipe, verbose)?;
-    let run = run_identity(args, data);
+    // The identity reads every image (for their fingerprints): only a run that checkpoints or resumes needs it.
+    let run = match verbose && (args.checkpoint_every.is_some() || args.resume.is_some()) {
+        true => run_identity(args, data),
+        false => Vec::new(),
+    };
     if let (Some(every), true) = (args.checkpoint_every, verbose) {
         learner.checkpoint_every(Checkpointing {
             path: checkpoint_path(args),

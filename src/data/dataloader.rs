@@ -83,20 +83,19 @@ impl DataLoader {
         (0..self.len()).map(move |b| {
             let idx = &order[b * self.batch_size..((b + 1) * self.batch_size).min(order.len())];
             let pixels = match self.augment {
-                // Read from the dataset and written into the batch in one pass.
                 Some((aug, seed)) => {
                     let mut pixels = vec![0; idx.len() * ds.item_len()];
-                    let images: Vec<&[u8]> = idx.iter().map(|&i| ds.image(i)).collect();
+                    // Owned images are read and written into the batch in one pass; mapped ones are read from
+                    // their file first (`Dataset::gather`).
+                    let read = if ds.pixels.is_mapped() { ds.gather(idx) } else { Vec::new() };
+                    let images: Vec<&[u8]> = match read.is_empty() {
+                        true => idx.iter().map(|&i| ds.image(i)).collect(),
+                        false => read.chunks_exact(ds.item_len()).collect(),
+                    };
                     aug.augment_into(&images, idx, [ds.channels, ds.height, ds.width], seed, epoch, &mut pixels);
                     pixels
                 }
-                None => {
-                    let mut pixels = Vec::with_capacity(idx.len() * ds.item_len());
-                    for &i in idx {
-                        pixels.extend_from_slice(ds.image(i));
-                    }
-                    pixels
-                }
+                None => ds.gather(idx),
             };
             Batch::of(ds, idx, pixels)
         })

@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
+use super::Pixels;
+
 /// Images as u8 `[N, C, H, W]` (row-major), their class indices, and the class names.
 ///
 /// Pixels stay u8 here: a quarter of the memory of f32, and the scaling to [0, 1] happens once, where a batch is
-/// turned into a tensor.
+/// turned into a tensor. They are this dataset's own, or read from a decoded-image cache file's mapping (`cache`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
-    pub pixels: Vec<u8>,
+    pub pixels: Pixels,
     pub labels: Vec<u32>,
     pub classes: Vec<String>,
     pub channels: usize,
@@ -46,7 +48,7 @@ impl Dataset {
             pixels.extend_from_slice(self.image(i));
         }
         Dataset {
-            pixels,
+            pixels: pixels.into(),
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
             classes: self.classes.clone(),
             channels: self.channels,
@@ -73,10 +75,29 @@ impl Dataset {
         if same_kind(&self) != same_kind(&other) || self.paths.is_empty() != other.paths.is_empty() {
             return None;
         }
-        self.pixels.extend_from_slice(&other.pixels);
+        self.pixels.to_mut().extend_from_slice(&other.pixels);
         self.labels.extend_from_slice(&other.labels);
         self.paths.extend(other.paths);
         Some(self)
+    }
+
+    /// Images `idx`, in that order, as one buffer: read from a cache file with `pread`, not through its mapping
+    /// (`Pixels::copy_to`), so a batch costs resident memory for itself alone.
+    pub fn gather(&self, idx: &[usize]) -> Vec<u8> {
+        let n = self.item_len();
+        let mut out = vec![0; idx.len() * n];
+        for (&i, slot) in idx.iter().zip(out.chunks_exact_mut(n.max(1))) {
+            self.pixels.copy_to(i * n..(i + 1) * n, slot);
+        }
+        out
+    }
+
+    /// Lets the pages of images `idx`, just read through `image`, leave resident memory when they are mapped from
+    /// a cache file (`Pixels::release`): for passes over the images in order, which would otherwise make a data
+    /// set larger than memory resident.
+    pub fn release(&self, idx: &[usize]) {
+        let n = self.item_len();
+        idx.iter().for_each(|&i| self.pixels.release(i * n..(i + 1) * n));
     }
 
     /// Images per class, indexed like `classes`.
@@ -92,10 +113,11 @@ impl Dataset {
     /// costs no second copy of the whole pixel buffer.
     pub(crate) fn retain(&mut self, keep: &[bool]) {
         let n = self.item_len();
+        let pixels = self.pixels.to_mut();
         let mut kept = 0;
         for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
             if kept != i {
-                self.pixels.copy_within(i * n..(i + 1) * n, kept * n);
+                pixels.copy_within(i * n..(i + 1) * n, kept * n);
                 self.labels[kept] = self.labels[i];
                 if !self.paths.is_empty() {
                     self.paths.swap(kept, i);
@@ -103,8 +125,8 @@ impl Dataset {
             }
             kept += 1;
         }
-        self.pixels.truncate(kept * n);
-        self.pixels.shrink_to_fit();
+        pixels.truncate(kept * n);
+        pixels.shrink_to_fit();
         self.labels.truncate(kept);
         self.paths.truncate(kept);
     }
@@ -128,7 +150,7 @@ mod tests {
     fn tiny() -> Dataset {
         // Three 1x1x2 images whose pixel values encode their index.
         Dataset {
-            pixels: vec![0, 1, 10, 11, 20, 21],
+            pixels: vec![0, 1, 10, 11, 20, 21].into(),
             labels: vec![0, 1, 1],
             classes: vec!["a".into(), "b".into()],
             channels: 1,
@@ -170,7 +192,7 @@ mod tests {
     #[test]
     fn concat_appends_alike_datasets() {
         let both = tiny().concat(tiny().subset(&[2])).unwrap();
-        assert_eq!((both.pixels, both.labels), (vec![0, 1, 10, 11, 20, 21, 20, 21], vec![0, 1, 1, 1]));
+        assert_eq!((both.pixels.to_vec(), both.labels), (vec![0, 1, 10, 11, 20, 21, 20, 21], vec![0, 1, 1, 1]));
         assert_eq!(tiny().concat(Dataset::default()), Some(tiny()));
         assert_eq!(Dataset::default().concat(tiny()), Some(tiny()));
         assert_eq!(tiny().concat(Dataset { channels: 2, width: 1, ..tiny() }), None);

@@ -192,7 +192,7 @@ fn read_pair(
     };
     let own = (images.cols, images.rows);
     let dataset = Dataset {
-        pixels,
+        pixels: pixels.into(),
         labels: labels.into_iter().map(u32::from).collect(),
         classes: Vec::new(),
         channels,
@@ -318,7 +318,7 @@ mod tests {
         assert!(is_idx_dir(d.path()));
         let s = load(d.path(), &quiet()).unwrap();
         assert_eq!(s.source, "IDX");
-        assert_eq!((s.train.pixels.clone(), s.train.labels.clone()), (pixels, vec![0, 1, 2, 0, 1, 2]));
+        assert_eq!((s.train.pixels.to_vec(), s.train.labels.clone()), (pixels, vec![0, 1, 2, 0, 1, 2]));
         assert_eq!(s.train.classes, vec!["0", "1", "2"]);
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 2, 2));
         assert!(s.valid.is_empty());

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::cache::{self, Lookup};
 use super::class_folders::{self, ClassFolders};
 use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
@@ -102,6 +103,10 @@ fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &P
 
 pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     let ClassFolders { classes, items, split_note: folder_split, warnings } = class_folders::discover(root)?;
+    let pending = match cache::lookup(root, &classes, &items, opts) {
+        Lookup::Hit(split) => return Ok(split),
+        Lookup::Miss(pending) => pending,
+    };
     let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
     let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings };
 
@@ -132,7 +137,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     let item_len = channels * height * width;
     progress.set_message("decoding");
     let mut all = Dataset {
-        pixels: pixel_buffer(kept.len(), item_len)?,
+        pixels: pixel_buffer(kept.len(), item_len)?.into(),
         labels: kept.iter().map(|i| i.label).collect(),
         classes,
         channels,
@@ -143,6 +148,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     let budget = DecodeBudget::new(opts.decode_budget);
     let decoded: Vec<Result<(), String>> = all
         .pixels
+        .to_mut()
         .par_chunks_mut(item_len)
         .zip(kept.par_iter().zip(&headers))
         .map(|(out, (item, header))| {
@@ -176,13 +182,15 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         }
     };
     let (train, valid) = split::partition(all, &is_valid);
-    Ok(Split {
+    let mut split = Split {
         train,
         valid,
         warnings: skips.finish(),
         notes: vec![size_note, channels_note, split_note],
         source: "image folder".into(),
-    })
+    };
+    pending.store(root, &mut split);
+    Ok(split)
 }
 
 #[cfg(test)]

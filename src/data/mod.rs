@@ -4,6 +4,7 @@
 //! folder of IDX files (MNIST format), and returns a `Split`: two `Dataset`s plus the warnings and the notes on
 //! what it decided (size, channels, split) for the CLI to print. `DataLoader` makes batches from a `Dataset`.
 
+mod cache;
 mod class_folders;
 mod dataloader;
 mod dataset;
@@ -12,6 +13,7 @@ mod decode_budget;
 pub mod idx;
 mod image_files;
 mod image_folder;
+pub(crate) mod pixels;
 mod resize;
 mod split;
 mod to_tensor;
@@ -24,10 +26,12 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
+pub use cache::Caching;
 pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
 pub use decode::load_image;
 pub use image_files::image_files;
+pub use pixels::Pixels;
 pub use to_tensor::Targets;
 
 /// How many channels the images get.
@@ -77,6 +81,8 @@ pub struct LoadOptions {
     pub decode_budget: u64,
     /// Show a progress bar on stderr when loading takes more than a second.
     pub progress: bool,
+    /// Where decoded images of an image folder are kept for the next load with these options.
+    pub cache: Caching,
 }
 
 impl Default for LoadOptions {
@@ -91,6 +97,7 @@ impl Default for LoadOptions {
             max_pixels: 100_000_000,
             decode_budget: DEFAULT_DECODE_BUDGET,
             progress: true,
+            cache: Caching::Off,
         }
     }
 }

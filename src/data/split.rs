@@ -86,8 +86,8 @@ mod tests {
             paths: Vec::new(),
         };
         let (train, valid) = partition(ds, &[false, true, false, true, false, true]);
-        assert_eq!((train.pixels, train.labels), (vec![0, 2, 4], vec![0, 0, 1]));
-        assert_eq!((valid.pixels, valid.labels), (vec![1, 3, 5], vec![0, 1, 1]));
+        assert_eq!((train.pixels.to_vec(), train.labels), (vec![0, 2, 4], vec![0, 0, 1]));
+        assert_eq!((valid.pixels.to_vec(), valid.labels), (vec![1, 3, 5], vec![0, 1, 1]));
     }
 
     #[test]

@@ -139,6 +139,7 @@ impl Interpretation {
             let end = (start + batch_size).min(dataset.len());
             let idx: Vec<usize> = (start..end).collect();
             let batch = Batch::of(dataset, &idx, dataset.pixels[start * item_len..end * item_len].to_vec());
+            dataset.release(&idx);
             let name = |i: usize| match dataset.paths.get(start + i) {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
@@ -165,7 +166,7 @@ mod tests {
     /// Four 1x1x2 images with a 2-in model whose weights are set by hand.
     fn dataset(classes: usize) -> Dataset {
         Dataset {
-            pixels: vec![0, 0, 10, 0, 0, 10, 10, 10],
+            pixels: vec![0, 0, 10, 0, 0, 10, 10, 10].into(),
             labels: vec![0, 1, 1, 0].into_iter().map(|l: u32| l % classes as u32).collect(),
             classes: (0..classes).map(|c| format!("c{c}")).collect(),
             channels: 1,
@@ -188,7 +189,7 @@ mod tests {
         let ds = dataset(2);
         let model = linear(2, &[1.0, 0.0, 0.0, 1.0], &[0.0, 0.0]);
         let batch = Batch {
-            pixels: ds.pixels.clone(),
+            pixels: ds.pixels.to_vec(),
             labels: ds.labels.clone(),
             indices: vec![0, 1, 2, 3],
             n: 4,
