@@ -6,6 +6,7 @@
 
 mod bench;
 mod evaluate;
+mod import;
 mod lr_find;
 mod predict;
 mod report;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
     /// last line (what the scripts in bench/ read).
     Bench(train::TrainArgs),
+    /// Turn a PyTorch state dict saved as safetensors into a crest model file, with the preprocessing its weights
+    /// expect (torchvision's evaluation transform), which `predict` applies.
+    Import(import::ImportArgs),
 }
 
 pub fn run(cli: Cli) -> crest::Result<()> {
@@ -50,6 +54,7 @@ pub fn run(cli: Cli) -> crest::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 
