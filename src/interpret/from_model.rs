@@ -199,7 +199,9 @@ mod tests {
         let flip = Augment { flip: true, ..Augment::none() };
         let name = |i: usize| format!("image {i}");
         let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), None, &name).unwrap();
-        let tta = image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), Some(&Tta::new(flip)), &name).unwrap();
+        let tta =
+            image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), Some(&Tta::new(flip)), &name)
+                .unwrap();
         let mut differs = false;
         for i in 0..4 {
             let mut copies = [0.0f32; 2];

@@ -59,7 +59,10 @@ pub fn import(path: &Path, opts: ImportOptions) -> Result<(Box<dyn Module>, Mode
     validate::tensors(&file, &expected).map_err(refuse)?;
     let classes = match opts.classes {
         Some(names) if names.len() != outputs => {
-            return Err(refuse(format!("its last layer gives {outputs} outputs, but {} class names were given", names.len())))
+            return Err(refuse(format!(
+                "its last layer gives {outputs} outputs, but {} class names were given",
+                names.len()
+            )))
         }
         Some(names) => names,
         None => (0..outputs).map(|i| format!("class {i}")).collect(),
@@ -76,12 +79,12 @@ fn not_safetensors(bytes: &[u8], path: &Path, why: &str) -> String {
     // `torch.save` writes a zip archive (PyTorch 1.6 on), or a bare pickle (protocol 2 and up) before.
     let pickled = bytes.starts_with(b"PK\x03\x04") || (bytes.first() == Some(&0x80) && (2..=5).contains(&bytes[1]));
     if pickled {
-        let stem = path.file_stem().map_or("weights".into(), |s| s.to_string_lossy());
+        let shown = |p: &Path| printable(&p.display().to_string()).into_owned();
         format!(
             "it is a PyTorch pickle (torch.save), not safetensors; convert it in Python: import torch; from \
-             safetensors.torch import save_file; save_file(torch.load(\"{}\", weights_only=True), \"{}.safetensors\")",
-            printable(&path.display().to_string()),
-            printable(&stem)
+             safetensors.torch import save_file; save_file(torch.load(\"{}\", weights_only=True), \"{}\")",
+            shown(path),
+            shown(&path.with_extension("safetensors"))
         )
     } else {
         format!("it is not a safetensors file ({why}); save a PyTorch model's weights in Python: {SAVE_AS_SAFETENSORS}")
@@ -90,7 +93,11 @@ fn not_safetensors(bytes: &[u8], path: &Path, why: &str) -> String {
 
 /// The number of outputs of the weights' last layer: the size, in the file, of the first dimension that differs
 /// between the architecture for 2 and for 3 outputs.
-fn outputs(file: &Layout, for_two: &[(String, Vec<usize>)], for_three: &[(String, Vec<usize>)]) -> Result<usize, String> {
+fn outputs(
+    file: &Layout,
+    for_two: &[(String, Vec<usize>)],
+    for_three: &[(String, Vec<usize>)],
+) -> Result<usize, String> {
     let (name, rank, axis) = for_two
         .iter()
         .zip(for_three)
@@ -113,7 +120,11 @@ fn matches(file: &Layout, expected: &[(String, Vec<usize>)]) -> Result<(), Strin
         }
     }
     let known: HashSet<&str> = expected.iter().map(|(name, _)| name.as_str()).collect();
-    match file.tensors_by_name().into_iter().find(|(name, _)| !known.contains(name.as_str()) && !name.ends_with(IGNORED_SUFFIX)) {
+    match file
+        .tensors_by_name()
+        .into_iter()
+        .find(|(name, _)| !known.contains(name.as_str()) && !name.ends_with(IGNORED_SUFFIX))
+    {
         Some((name, _)) => Err(format!("tensor {} is not in the architecture", printable(&name))),
         None => Ok(()),
     }
