@@ -79,7 +79,8 @@ def composite_images(out_dir):
     grid = np.block([[digits[r * 4 + c] for c in range(4)] for r in range(3)])  # 84 x 112
     made = {
         "digits-rgb-45x31.png": Image.fromarray(np.dstack([grid, np.roll(grid, 9, 1), 255 - grid])[:31, :45], "RGB"),
-        "digits-rgb-97x61.png": Image.fromarray(np.dstack([np.roll(grid, 5, 0), grid, grid // 2 + 60])[:61, :97], "RGB"),
+        "digits-rgb-97x61.png": Image.fromarray(
+            np.dstack([np.roll(grid, 5, 0), grid, grid // 2 + 60])[:61, :97], "RGB"),
         "digits-rgba-33x70.png": Image.fromarray(
             np.dstack([grid, 255 - grid, np.roll(grid, 13, 0), 255 - grid // 2])[:70, 40:73], "RGBA"),
     }

@@ -193,7 +193,8 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     // what imported weights expect: their scores would be wrong without a word.
     if meta.preprocess.is_some() {
         return Err(Error::InvalidArgument(format!(
-            "{} expects torchvision's preprocessing (it was imported), which crest evaluate does not apply yet;              crest predict does",
+            "{} expects torchvision's preprocessing (it was imported), which crest evaluate does not apply yet; \
+             crest predict does",
             args.model.display()
         )));
     }

@@ -18,8 +18,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
     /// Channels of the model's input (1: grey, 3: RGB, 4: RGBA); images are converted to them
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=4))]
-    pub channels: u32,
+    #[arg(long, default_value_t = 3, value_parser = parse_channels)]
+    pub channels: usize,
     /// The shorter side of an image is resized to this (antialiased bilinear), as torchvision's Resize
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub resize: u32,
@@ -42,7 +42,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         mean: or_imagenet(args.mean, IMAGENET_MEAN),
         std: or_imagenet(args.std, IMAGENET_STD),
     };
-    let channels = args.channels as usize;
+    let channels = args.channels;
     preprocess.check(channels).map_err(|why| Error::InvalidArgument(format!("{why} (see --mean, --std, --crop)")))?;
     let classes = args.classes.as_deref().map(read_classes).transpose()?;
     let arch = args.arch.to_string();
@@ -51,12 +51,10 @@ pub fn run(args: ImportArgs) -> Result<()> {
     let opts = ImportOptions { arch: &arch, spec_for: &spec_for, channels, preprocess, classes };
     let (model, meta) = model_io::import(&args.weights, opts)?;
     model_io::save(&args.out, model.as_ref(), &meta)?;
+    let (out, classes, resize) = (args.out.display(), meta.classes.len(), args.resize);
     println!(
-        "{}: {arch} for {} classes, input [{channels}, {crop}, {crop}] (shorter side resized to {}, centre {crop}x{crop} \
-         kept)",
-        args.out.display(),
-        meta.classes.len(),
-        args.resize,
+        "{out}: {arch} for {classes} classes, input [{channels}, {crop}, {crop}] (shorter side resized to {resize}, \
+         centre {crop}x{crop} kept)"
     );
     Ok(())
 }
@@ -66,4 +64,13 @@ fn read_classes(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| Error::Io { what: format!("cannot read the classes file {}", path.display()), source })?;
     Ok(text.lines().map(str::to_string).collect())
+}
+
+fn parse_channels(s: &str) -> std::result::Result<usize, String> {
+    match s {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        "4" => Ok(4),
+        _ => Err("must be 1, 3 or 4".into()),
+    }
 }

@@ -161,6 +161,7 @@ mod tests {
     use super::*;
     use crate::loss::{bce_with_logits, cross_entropy};
     use crate::nn::{Flatten, Linear, Sequential};
+    use crate::Tensor;
 
     /// Four 1x1x2 images with a 2-in model whose weights are set by hand.
     fn dataset(classes: usize) -> Dataset {

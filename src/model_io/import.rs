@@ -51,7 +51,7 @@ pub fn import(path: &Path, opts: ImportOptions) -> Result<(Box<dyn Module>, Mode
     // A crest model file carries a checksum; PyTorch's files have none.
     checksum_matches(&file, file.entry(META_KEY)).map_err(refuse)?;
     let input = [opts.channels, opts.preprocess.crop, opts.preprocess.crop];
-    let shapes = |spec: &LayerSpec| spec.shapes(&input).map(|s| s.tensors);
+    let shapes = |spec: &LayerSpec| spec.shapes(&input).map(|s| s.tensors).map_err(|e| refuse(e.to_string()));
     let outputs = outputs(&file, &shapes(&(opts.spec_for)(2))?, &shapes(&(opts.spec_for)(3))?).map_err(refuse)?;
     let spec = (opts.spec_for)(outputs);
     let expected = shapes(&spec)?;
@@ -77,7 +77,7 @@ pub fn import(path: &Path, opts: ImportOptions) -> Result<(Box<dyn Module>, Mode
 /// Why `bytes` are not a safetensors file, and how to make one, as the end of a sentence.
 fn not_safetensors(bytes: &[u8], path: &Path, why: &str) -> String {
     // `torch.save` writes a zip archive (PyTorch 1.6 on), or a bare pickle (protocol 2 and up) before.
-    let pickled = bytes.starts_with(b"PK\x03\x04") || (bytes.first() == Some(&0x80) && (2..=5).contains(&bytes[1]));
+    let pickled = bytes.starts_with(b"PK\x03\x04") || matches!(bytes, [0x80, 2..=5, ..]);
     if pickled {
         let shown = |p: &Path| printable(&p.display().to_string()).into_owned();
         format!(
@@ -127,5 +127,20 @@ fn matches(file: &Layout, expected: &[(String, Vec<usize>)]) -> Result<(), Strin
     {
         Some((name, _)) => Err(format!("tensor {} is not in the architecture", printable(&name))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pickles_are_told_from_other_files_by_their_first_bytes() {
+        let pickle = |bytes: &[u8]| not_safetensors(bytes, Path::new("w.pth"), "why").contains("PyTorch pickle");
+        assert!(pickle(b"PK\x03\x04rest"));
+        assert!(pickle(&[0x80, 2, 0x8a]));
+        assert!(!pickle(&[0x80]));
+        assert!(!pickle(&[0x80, 6]));
+        assert!(!pickle(b""));
     }
 }
