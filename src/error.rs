@@ -17,6 +17,8 @@ pub enum Error {
     Data(String),
     /// A model file that is damaged or not crest's.
     ModelFile { path: PathBuf, reason: String },
+    /// Weights that can't be imported ([`crate::model_io::import`]): not safetensors, or not the architecture's.
+    Import { path: PathBuf, reason: String },
     /// A crest model file of a format version this crest doesn't read.
     ModelVersion { path: PathBuf, format: Option<u64>, written_by: Option<String> },
     /// A model that doesn't fit its input or its task; the message names the layer and both shapes.
@@ -79,6 +81,7 @@ impl fmt::Display for Error {
             Error::ModelFile { path, reason } => {
                 write!(f, "{} is not a valid crest model file: {reason}", path.display())
             }
+            Error::Import { path, reason } => write!(f, "cannot import {}: {reason}", path.display()),
             Error::ModelVersion { path, format, written_by } => write!(
                 f,
                 "{} was written in model format {} (crest {}); this crest ({}) reads format {}",

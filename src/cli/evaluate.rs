@@ -189,6 +189,15 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         careful_write::check(page, "the report")?;
     }
     let (mut model, meta) = load_model(&args.model)?;
+    // Its data is loaded as training loads it (stretched to the model's size, bytes times the scale), which is not
+    // what imported weights expect: their scores would be wrong without a word.
+    if meta.preprocess.is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "{} expects torchvision's preprocessing (it was imported), which crest evaluate does not apply yet; \
+             crest predict does",
+            args.model.display()
+        )));
+    }
     let split = load(&args, &meta)?;
     split.warnings.iter().for_each(|w| eprintln!("warning: {}", printable(w)));
     let source = split.source.clone();

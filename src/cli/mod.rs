@@ -1,11 +1,13 @@
 //! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, `evaluate` it
-//! on a labelled folder, and `bench`, which trains as `train` does and then times it, for the scripts in `bench/`.
+//! on a labelled folder, `import` weights saved from PyTorch, and `bench`, which trains as `train` does and then
+//! times it, for the scripts in `bench/`.
 //!
 //! Everything here is a thin layer over the library: flags become the library's options, and the library's errors
 //! gain a hint of which flag to change.
 
 mod bench;
 mod evaluate;
+mod import;
 mod lr_find;
 mod predict;
 mod pretrained;
@@ -42,6 +44,9 @@ pub enum Command {
     /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
     /// last line (what the scripts in bench/ read).
     Bench(train::TrainArgs),
+    /// Turn a PyTorch state dict saved as safetensors into a crest model file, with the preprocessing its weights
+    /// expect (torchvision's evaluation transform), which `predict` applies.
+    Import(import::ImportArgs),
 }
 
 pub fn run(cli: Cli) -> crest::Result<()> {
@@ -51,6 +56,7 @@ pub fn run(cli: Cli) -> crest::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

@@ -1,6 +1,6 @@
 use super::train::parse_aug;
 use crest::data::transforms::Augment;
-use crest::data::{image_files, load_image, Batch};
+use crest::data::{image_files, load_image, load_image_preprocessed, Batch};
 use crest::interpret::{image_probabilities, Tta};
 use crest::model_io::{self, ModelMeta};
 use crest::nn::{self, Module};
@@ -8,9 +8,12 @@ use crest::text::printable;
 use crest::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// Images whose header claims more pixels are refused before decoding (decompression bombs).
+const MAX_PIXELS: u64 = 100_000_000;
+
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// A model file written by `crest train`.
+    /// A model file written by `crest train` or `crest import`.
     pub model: PathBuf,
     /// Images to classify, or folders of them (every image inside, at any depth, in path order).
     #[arg(required = true)]
@@ -64,7 +67,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut failed = 0;
     for (index, path) in images.iter().enumerate() {
         let shown = printable(&path.display().to_string()).into_owned();
-        let pixels = match load_image(path, meta.channels, meta.height, meta.width, 100_000_000) {
+        let pixels = match &meta.preprocess {
+            Some(p) => load_image_preprocessed(path, meta.channels, p, MAX_PIXELS),
+            None => load_image(path, meta.channels, meta.height, meta.width, MAX_PIXELS),
+        };
+        let pixels = match pixels {
             Ok(p) => p,
             Err(e) => {
                 // One line per image that can't be read, then one error for the run: the other images are still classified.
@@ -83,7 +90,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             width: meta.width,
         };
         let name = |_| path.display().to_string();
-        let probs = image_probabilities(model.as_ref(), meta.loss, &batch, meta.scale, tta.as_ref(), &name)?;
+        let probs = image_probabilities(model.as_ref(), meta.loss, &batch, meta.inputs(), tta.as_ref(), &name)?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         // Class names come from the model file and paths from anywhere: escaped, so that none can end the line or

@@ -14,6 +14,7 @@ pub mod idx;
 mod image_files;
 mod image_folder;
 pub(crate) mod pixels;
+mod preprocess;
 mod resize;
 mod split;
 mod to_tensor;
@@ -29,10 +30,11 @@ use crate::{Error, Result};
 pub use cache::Caching;
 pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
-pub use decode::load_image;
+pub use decode::{load_image, load_image_preprocessed};
 pub use image_files::image_files;
 pub use pixels::Pixels;
-pub use to_tensor::Targets;
+pub use preprocess::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
+pub use to_tensor::{Inputs, Targets};
 
 /// How many channels the images get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

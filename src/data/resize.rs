@@ -17,6 +17,9 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
     let support = filter_scale;
+    // Pillow multiplies by the reciprocal rather than dividing by the scale, which rounds differently at some scales
+    // (70 -> 33) and, through the fixed-point weights, changes a pixel by 1 here and there.
+    let ss = 1.0 / filter_scale;
     let mut first = Vec::with_capacity(out_size);
     let mut weights = Vec::with_capacity(out_size);
     for xx in 0..out_size {
@@ -24,8 +27,7 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
         // `as` truncates toward zero, like the C casts this mirrors.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let w: Vec<f64> =
-            (xmin..xmax).map(|x| (1.0 - ((x as f64 - center + 0.5) / filter_scale).abs()).max(0.0)).collect();
+        let w: Vec<f64> = (xmin..xmax).map(|x| (1.0 - ((x as f64 - center + 0.5) * ss).abs()).max(0.0)).collect();
         let total: f64 = w.iter().sum();
         let fixed = w
             .iter()

@@ -1,7 +1,16 @@
 //! Where u8 pixels become model inputs: scaled once, as the batch is assembled (lazily: matmul reads the bytes).
 
-use super::Batch;
+use super::{Batch, Preprocess};
 use crate::Tensor;
+
+/// What a model sees of a batch's bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Inputs<'a> {
+    /// `byte * scale`: crest's own models.
+    Scaled(f32),
+    /// torchvision's `ToTensor` and `Normalize`: models whose weights came from PyTorch.
+    Normalized(&'a Preprocess),
+}
 
 /// How a batch's labels become the targets a loss compares predictions with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +30,16 @@ impl Batch {
             Targets::Classes => Tensor::from_vec(labels, &[self.n]),
         };
         (Tensor::from_u8(self.pixels, &[self.n, self.channels, self.height, self.width], scale), y)
+    }
+
+    /// The images as a [n, C, H, W] tensor of what the model sees.
+    pub fn inputs(&self, how: Inputs) -> Tensor {
+        match how {
+            Inputs::Scaled(scale) => {
+                Tensor::from_u8(self.pixels.clone(), &[self.n, self.channels, self.height, self.width], scale)
+            }
+            Inputs::Normalized(p) => p.normalize(&self.pixels, self.n),
+        }
     }
 
     /// The first `n` images (all of them if there are fewer).

@@ -2,11 +2,11 @@
 
 use super::Interpretation;
 use crate::data::transforms::Augment;
-use crate::data::{Batch, Dataset};
+use crate::data::{Batch, Dataset, Inputs};
 use crate::loss::{softmax_in_place, Loss};
 use crate::nn::Module;
 use crate::tensor::{no_grad, sigmoid};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result};
 
 /// The most an image's loss can be: PyTorch's `BCELoss` clamps its logs at -100 the same way, so that a
 /// probability of 0 for the true class is a large finite loss rather than infinity.
@@ -46,8 +46,8 @@ impl Tta {
 /// run's seed): copy `j` of image `i` is `Augment::apply` with `image_rng(TTA_SEED, j, i)`.
 const TTA_SEED: u64 = 0x7e57_71e4_a0c0_0001;
 
-/// Each image's class probabilities, n × k row-major, from one batch of u8 images (pixels times `scale` are what
-/// the model sees), averaged over augmented copies with `tta`. The one place where a model's outputs become
+/// Each image's class probabilities, n × k row-major, from one batch of u8 images (`inputs` says what the model
+/// sees of them), averaged over augmented copies with `tta`. The one place where a model's outputs become
 /// probabilities, for `evaluate`, `predict` and [`Interpretation::from_model`] alike. `name(i)` names image `i` of
 /// the batch in the error for outputs that are not finite (finite weights can still overflow on an image).
 ///
@@ -56,17 +56,17 @@ pub fn image_probabilities(
     model: &dyn Module,
     loss: Loss,
     batch: &Batch,
-    scale: f32,
+    inputs: Inputs,
     tta: Option<&Tta>,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Vec<f32>> {
-    let mut probs = plain_probabilities(model, loss, batch, scale, name)?;
+    let mut probs = plain_probabilities(model, loss, batch, inputs, name)?;
     let Some(tta) = tta.filter(|t| t.n > 0) else { return Ok(probs) };
     let mut augmented = vec![0.0f32; probs.len()];
     for copy in 0..tta.n {
         let mut b = batch.clone();
         tta.augment.augment_batch(&mut b, TTA_SEED, copy);
-        for (sum, p) in augmented.iter_mut().zip(plain_probabilities(model, loss, &b, scale, name)?) {
+        for (sum, p) in augmented.iter_mut().zip(plain_probabilities(model, loss, &b, inputs, name)?) {
             *sum += p;
         }
     }
@@ -81,11 +81,11 @@ fn plain_probabilities(
     model: &dyn Module,
     loss: Loss,
     batch: &Batch,
-    scale: f32,
+    inputs: Inputs,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Vec<f32>> {
     let _g = no_grad();
-    let x = Tensor::from_u8(batch.pixels.clone(), &[batch.n, batch.channels, batch.height, batch.width], scale);
+    let x = batch.inputs(inputs);
     let logits = model.forward(&x);
     let outputs = logits.numel() / batch.n.max(1);
     if logits.shape().first() != Some(&batch.n) || outputs == 0 || loss.outputs(outputs) != outputs {
@@ -144,7 +144,7 @@ impl Interpretation {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
             };
-            probs.extend(image_probabilities(model, loss, &batch, scale, tta, &name)?);
+            probs.extend(image_probabilities(model, loss, &batch, Inputs::Scaled(scale), tta, &name)?);
         }
         if probs.len() != dataset.len() * k {
             return Err(Error::Shape(format!(
@@ -162,6 +162,7 @@ mod tests {
     use super::*;
     use crate::loss::{bce_with_logits, cross_entropy};
     use crate::nn::{Flatten, Linear, Sequential};
+    use crate::Tensor;
 
     /// Four 1x1x2 images with a 2-in model whose weights are set by hand.
     fn dataset(classes: usize) -> Dataset {
@@ -199,8 +200,10 @@ mod tests {
         };
         let flip = Augment { flip: true, ..Augment::none() };
         let name = |i: usize| format!("image {i}");
-        let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, 0.1, None, &name).unwrap();
-        let tta = image_probabilities(&model, Loss::CrossEntropy, &batch, 0.1, Some(&Tta::new(flip)), &name).unwrap();
+        let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), None, &name).unwrap();
+        let tta =
+            image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), Some(&Tta::new(flip)), &name)
+                .unwrap();
         let mut differs = false;
         for i in 0..4 {
             let mut copies = [0.0f32; 2];

@@ -8,6 +8,7 @@
 
 mod checksum;
 mod file;
+mod import;
 mod layout;
 mod tensor_file;
 mod validate;
@@ -15,7 +16,9 @@ mod validate;
 pub(crate) use tensor_file::{encode, le_bytes, TensorFile};
 
 pub use file::MAX_MODEL_FILE_BYTES;
+pub use import::{import, ImportOptions, SAVE_AS_SAFETENSORS};
 
+use crate::data::{Inputs, Preprocess};
 use crate::loss::Loss;
 use crate::nn::{LayerSpec, Module};
 use crate::rng::Rng;
@@ -46,6 +49,12 @@ pub struct ModelMeta {
     pub arch: String,
     pub loss: Loss,
     pub spec: LayerSpec,
+    /// How an image becomes the model's input when the model came with its own (torchvision's evaluation transform,
+    /// for imported weights): `height` and `width` are then its crop, and `scale` is unused. Without it, an image is
+    /// resized to `height` x `width` and its bytes multiplied by `scale`. Absent from files that have none, so
+    /// that those read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<Preprocess>,
     /// Set by [`load`] for a file written before crest stored a checksum, whose damage could not be detected (it is
     /// loaded all the same; saving the model again adds one). Not stored.
     #[serde(skip)]
@@ -66,7 +75,16 @@ impl ModelMeta {
             arch: arch.to_string(),
             loss,
             spec,
+            preprocess: None,
             predates_checksum: false,
+        }
+    }
+
+    /// What the model sees of an image's bytes.
+    pub fn inputs(&self) -> Inputs<'_> {
+        match &self.preprocess {
+            Some(p) => Inputs::Normalized(p),
+            None => Inputs::Scaled(self.scale),
         }
     }
 }

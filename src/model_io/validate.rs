@@ -39,6 +39,12 @@ pub(super) fn metadata(meta: &ModelMeta) -> Result<SpecShapes, String> {
     if !(meta.scale > 0.0 && meta.scale <= 1.0) {
         return Err(format!("its pixel scale {} is not a number above 0 and at most 1", meta.scale));
     }
+    if let Some(p) = &meta.preprocess {
+        p.check(c)?;
+        if (h, w) != (p.crop, p.crop) {
+            return Err(format!("its images are {w}x{h}, but its preprocessing crops {0}x{0}", p.crop));
+        }
+    }
     let input = [c, h, w];
     let shapes = meta
         .spec

@@ -16,6 +16,7 @@ use std::path::Path;
 
 pub(crate) use pixels::{Layout, Pixels};
 
+use super::preprocess::Preprocess;
 use super::resize::resize;
 use crate::{Error, Result};
 
@@ -197,14 +198,18 @@ fn decode_slice_into(
     max_pixels: u64,
     out: &mut [u8],
 ) -> Result<(), String> {
+    write_chw(decoded(bytes, path, max_pixels)?, channels, height, width, out);
+    Ok(())
+}
+
+/// The pixels of one file's bytes, in the format their first bytes name.
+fn decoded(bytes: &[u8], path: Option<&Path>, max_pixels: u64) -> Result<Pixels, String> {
     let skip_reason = |s: Skip| match s {
         Skip::NotImage => "not an image".to_string(),
         Skip::Bad(why) => why,
     };
     let format = sniff_or_skip(&bytes[..bytes.len().min(12)], path).map_err(skip_reason)?;
-    let pixels = format.decode(bytes, Limits { max_pixels, file_len: bytes.len() as u64 })?;
-    write_chw(pixels, channels, height, width, out);
-    Ok(())
+    format.decode(bytes, Limits { max_pixels, file_len: bytes.len() as u64 })
 }
 
 /// Decode the file and write it as `[channels, height, width]` into `out`. The caller has probed it already.
@@ -249,35 +254,84 @@ pub fn decode_bytes(bytes: &[u8], channels: usize, height: usize, width: usize, 
 /// Decode one image exactly as training does (`[channels, height, width]` u8): for `crest predict`.
 pub fn load_image(path: &Path, channels: usize, height: usize, width: usize, max_pixels: u64) -> Result<Vec<u8>> {
     check_request(channels, height, width, max_pixels)?;
-    let name = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
-    if !meta.is_file() {
-        return Err(Error::Data(format!("{name} is not a file")));
-    }
-    let reason = |s: Skip| match s {
-        Skip::NotImage => Error::Data(format!("{name} is not an image")),
-        Skip::Bad(why) => Error::Data(format!("{name}: {why}")),
-    };
-    probe(path, max_pixels).map_err(reason)?;
+    probe_file(path, max_pixels)?;
     let mut out = vec![0; channels * height * width];
     decode_into(path, channels, height, width, max_pixels, &mut out)
-        .map_err(|why| Error::Data(format!("{name}: {why}")))?;
+        .map_err(|why| Error::Data(format!("{}: {why}", path.display())))?;
     Ok(out)
+}
+
+/// Decode one image as torchvision's evaluation transform on a PIL image converted to `channels` (`convert("RGB")`
+/// for 3) sees it ([`Preprocess`]: the shorter side resized, the centre kept), as `[channels, crop, crop]` u8.
+pub fn load_image_preprocessed(path: &Path, channels: usize, p: &Preprocess, max_pixels: u64) -> Result<Vec<u8>> {
+    check_request(channels, p.crop, p.crop, max_pixels)?;
+    let header = probe_file(path, max_pixels)?;
+    let name = path.display();
+    let (width, height) = p.resized_size(header.width as usize, header.height as usize);
+    if (width as u64).saturating_mul(height as u64) > max_pixels {
+        return Err(Error::Data(format!(
+            "{name}: resized to {width}x{height} for the model, it is over the limit of {max_pixels} pixels"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let pixels = decoded(&bytes, Some(path), max_pixels).map_err(|why| Error::Data(format!("{name}: {why}")))?;
+    let hwc = converted_resized(pixels, channels, width, height);
+    let mut out = vec![0; channels * p.crop * p.crop];
+    planes_into(&hwc, channels, width, p.crop_origin(width, height), (p.crop, p.crop), &mut out);
+    Ok(out)
+}
+
+/// Refuses what is not a regular file holding an image of at most `max_pixels`, from its header.
+fn probe_file(path: &Path, max_pixels: u64) -> Result<Header> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Data(format!("{} is not a file", path.display())));
+    }
+    probe(path, max_pixels).map_err(|s| not_decoded(path, s))
+}
+
+fn not_decoded(path: &Path, skip: Skip) -> Error {
+    match skip {
+        Skip::NotImage => Error::Data(format!("{} is not an image", path.display())),
+        Skip::Bad(why) => Error::Data(format!("{}: {why}", path.display())),
+    }
 }
 
 /// Convert to `channels`, resize to `height` x `width`, and de-interleave into `out` (`[C, H, W]`).
 pub(crate) fn write_chw(img: Pixels, channels: usize, height: usize, width: usize, out: &mut [u8]) {
+    let hwc = converted_resized(img, channels, width, height);
+    planes_into(&hwc, channels, width, (0, 0), (width, height), out);
+}
+
+/// The image converted to `channels` and resized to `width` x `height`, interleaved.
+fn converted_resized(img: Pixels, channels: usize, width: usize, height: usize) -> Vec<u8> {
     let (w, h) = (img.width as usize, img.height as usize);
-    let hwc = match channels {
+    match channels {
         1 => resize(img.into_luma(), w, h, 1, width, height),
         3 => resize(img.into_rgb(), w, h, 3, width, height),
         _ => resize_rgba(img.into_rgba(), w, h, width, height),
-    };
-    debug_assert_eq!(hwc.len(), out.len());
+    }
+}
+
+/// The `size` (width, height) window at `origin` (left, top) of interleaved pixels `width` wide, de-interleaved
+/// into `out` (`[C, H, W]`).
+fn planes_into(
+    hwc: &[u8],
+    channels: usize,
+    width: usize,
+    origin: (usize, usize),
+    size: (usize, usize),
+    out: &mut [u8],
+) {
+    let ((left, top), (out_w, out_h)) = (origin, size);
+    debug_assert_eq!(out.len(), channels * out_w * out_h);
     // One plane at a time: sequential writes, instead of scattering each pixel's channels over the planes.
-    for (c, plane) in out.chunks_exact_mut(height * width).enumerate() {
-        for (o, px) in plane.iter_mut().zip(hwc.chunks_exact(channels)) {
-            *o = px[c];
+    for (c, plane) in out.chunks_exact_mut(out_h * out_w).enumerate() {
+        for (y, row) in plane.chunks_exact_mut(out_w).enumerate() {
+            let start = ((top + y) * width + left) * channels;
+            for (o, px) in row.iter_mut().zip(hwc[start..].chunks_exact(channels)) {
+                *o = px[c];
+            }
         }
     }
 }
