@@ -11,8 +11,10 @@ mod predict;
 mod report;
 mod stop_signals;
 mod train;
+mod world;
 
 use clap::{Parser, Subcommand};
+pub use world::World;
 
 #[derive(Parser)]
 #[command(
@@ -43,13 +45,22 @@ pub enum Command {
     Bench(train::TrainArgs),
 }
 
-pub fn run(cli: Cli) -> crest::Result<()> {
+/// The ranks the command runs on: MPI's world for `train` and `bench` in a build with `--features mpi` (joined
+/// here, left when the last clone is dropped), else this process alone.
+pub fn world(cli: &Cli) -> crest::Result<World> {
     match cli.command {
-        Command::Train(args) => train::run(args).map(drop),
+        Command::Train(_) | Command::Bench(_) => world::join(),
+        _ => Ok(world::solo()),
+    }
+}
+
+pub fn run(cli: Cli, world: &World) -> crest::Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args, world).map(drop),
         Command::LrFind(args) => lr_find::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args, world),
     }
 }
 
