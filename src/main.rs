@@ -35,8 +35,7 @@ fn main() {
     if let Err(e) = pool.install(|| cli::run(cli, &world)) {
         // Under `mpirun`, the line is out before MPI is left: a rank that leaves first may have the job ended.
         let code = report(&e);
-        drop(world);
-        std::process::exit(code);
+        cli::world::exit(world, &e, code);
     }
 }
 

@@ -185,6 +185,19 @@ fn ranks_with_different_data_all_stop_before_training_and_name_the_difference() 
                 changed on one node?)\n";
     assert_eq!(stderr.matches(line).count(), 2, "each rank stops with the line:\n{stderr}");
     assert!(!stdout.contains("epoch"), "nothing trained:\n{stdout}");
+    // A rank that can't load its data at all stops with its own error, and the others with it instead of waiting.
+    let mut absent = train(&dir.join("absent").display().to_string());
+    absent.push(out("c.safetensors"));
+    let mut full = train("data/mnist_sample");
+    full.push(out("a.safetensors"));
+    let o = within(mpirun(mpi, &[(1, full), (1, absent)]), Duration::from_secs(120));
+    let (_, stderr) = text(&o);
+    assert!(!o.status.success());
+    assert!(stderr.contains("error: rank 1 stopped before training (its own line says why)\n"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: data folder {} does not exist\n", dir.join("absent").display())),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use super::train::{self, TrainArgs};
 use super::world::World;
-use crest::data::{self, DataLoader, Dataset, Order, Targets};
+use crest::data::{DataLoader, Dataset, Order, Targets};
 use crest::learner::{EpochRow, Learner};
 use crest::tensor::no_grad;
 use crest::{Result, Tensor};
@@ -13,9 +13,8 @@ use std::time::Instant;
 
 /// Under `mpirun`, every rank trains and rank 0 alone measures inference and prints the figures.
 pub fn run(args: TrainArgs, world: &World) -> Result<()> {
-    train::check_outputs(&args)?;
     let start = Instant::now();
-    let split = data::load(&args.dir, &args.load_options())?;
+    let split = train::load(&args, world, || Ok(()))?;
     let load_s = start.elapsed().as_secs_f64();
     let images = split.train.len() + split.valid.len();
     let start = Instant::now();

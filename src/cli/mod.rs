@@ -11,7 +11,7 @@ mod predict;
 mod report;
 mod stop_signals;
 mod train;
-mod world;
+pub mod world;
 
 use clap::{Parser, Subcommand};
 pub use world::World;

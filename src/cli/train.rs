@@ -574,13 +574,11 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
 
 /// `crest train`: load, describe, train, save, and write the report (rank 0 alone, under `mpirun`).
 pub fn run(args: TrainArgs, world: &World) -> Result<Trained> {
-    check_outputs(&args)?;
     // `crest bench` writes no report: only here is its path checked.
     let report = super::report::path(&args).filter(|_| world.rank() == 0);
-    if let Some(page) = &report {
-        careful_write::check(page, "the report")?;
-    }
-    let split = data::load(&args.dir, &args.load_options())?;
+    let split = load(&args, world, || {
+        report.as_ref().map_or(Ok(()), |page| careful_write::check(page, "the report").map(drop))
+    })?;
     let mut trained = run_on(args.clone(), split, world)?;
     if let Some(path) = report {
         let page = super::report::training(&args, &mut trained)?;
@@ -590,15 +588,25 @@ pub fn run(args: TrainArgs, world: &World) -> Result<Trained> {
     Ok(trained)
 }
 
-/// `crest train` on data already loaded. Under `mpirun`, every rank first checks that all of them loaded the same
-/// data; rank 0 then goes on as one process would, and the others train beside it silently ([`follow`]).
+/// The checks of the outputs (`check_outputs`, then `more_checks`) and the data loaded. Under `mpirun`, every rank
+/// then learns whether all of them got this far with the same data, and all stop together if not: a rank that
+/// stopped alone would leave the others waiting for it.
+pub fn load(args: &TrainArgs, world: &World, more_checks: impl FnOnce() -> Result<()>) -> Result<Split> {
+    let loaded = check_outputs(args)
+        .and_then(|()| check_data_parallel_options(args, world.size()))
+        .and_then(|()| more_checks())
+        .and_then(|()| data::load(&args.dir, &args.load_options()));
+    let digest = loaded.as_ref().ok().map(|split| crest::dist::DataDigest::of(&split.train, &split.valid));
+    let agreed = crest::dist::check_same_data(world.as_ref(), digest);
+    let split = loaded?;
+    agreed.map(|()| split)
+}
+
+/// `crest train` on data loaded by [`load`]. Under `mpirun`, rank 0 goes on as one process would, and the others
+/// train beside it silently ([`follow`]).
 pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
-    if world.size() > 1 {
-        check_data_parallel_options(&args, world.size())?;
-        crest::dist::check_same_data(world.as_ref(), &split.train, &split.valid)?;
-        if world.rank() != 0 {
-            return follow(args, split, world);
-        }
+    if world.rank() != 0 {
+        return follow(args, split, world);
     }
     split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     describe(&args, &split);
@@ -701,8 +709,11 @@ fn follow(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
 }
 
 /// The options a data-parallel run can't take yet: the post's replay and `--runs` train several models one after
-/// another, and a checkpoint holds one rank's learner. Refused by every rank alike, before anything trains.
+/// another, and a checkpoint holds one rank's learner. Refused by every rank alike, before anything loads.
 fn check_data_parallel_options(args: &TrainArgs, ranks: usize) -> Result<()> {
+    if ranks == 1 {
+        return Ok(());
+    }
     let flags = [
         (args.runs > 1, "--runs"),
         (args.as_posted, "--as-posted"),

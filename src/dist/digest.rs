@@ -69,18 +69,26 @@ impl DataDigest {
     }
 }
 
-/// Every rank's digest of its data, compared with rank 0's before anything trains; every rank gets the same
-/// answer, so all of them stop on the same line (the first rank that differs) and none waits for the others.
-pub fn check_same_data(comm: &dyn Communicator, train: &Dataset, valid: &Dataset) -> Result<()> {
+/// Every rank's digest of its data (`None`: the rank stopped before it had any, on an error it prints itself),
+/// compared with rank 0's before anything trains. Every rank gets the same answer, so all of them stop together,
+/// each with the same line (the first rank that failed or differs), and none waits for a rank that is gone.
+pub fn check_same_data(comm: &dyn Communicator, mine: Option<DataDigest>) -> Result<()> {
     if comm.size() == 1 {
         return Ok(());
     }
-    let all = comm.all_gather(&DataDigest::of(train, valid).0);
-    let digests: Vec<DataDigest> = all
-        .chunks_exact(FIELDS.len())
-        .map(|c| DataDigest(c.try_into().expect("chunks of the digest's length")))
+    // A leading 1 for a rank that has a digest, 0 for one that stopped.
+    let mut fields = vec![u64::from(mine.is_some())];
+    fields.extend(mine.map_or([0; FIELDS.len()], |d| d.0));
+    let all = comm.all_gather(&fields);
+    let ranks: Vec<Option<DataDigest>> = all
+        .chunks_exact(fields.len())
+        .map(|c| (c[0] == 1).then(|| DataDigest(c[1..].try_into().expect("chunks of the digest's length"))))
         .collect();
-    match digests.iter().enumerate().find_map(|(rank, d)| d.difference(&digests[0], rank)) {
+    if let Some(rank) = ranks.iter().position(Option::is_none) {
+        return Err(Error::Data(format!("rank {rank} stopped before training (its own line says why)")));
+    }
+    let first = ranks[0].expect("checked above");
+    match ranks.iter().flatten().enumerate().find_map(|(rank, d)| d.difference(&first, rank)) {
         Some(why) => Err(Error::Data(why)),
         None => Ok(()),
     }

@@ -41,6 +41,9 @@ pub trait Communicator: Send + Sync {
     fn broadcast(&self, values: &mut [f32]);
     /// Every rank's `values` (the same length on every rank), one after another in rank order.
     fn all_gather(&self, values: &[u64]) -> Vec<u64>;
+    /// Ends every rank's process with exit status `code`, for a rank that stops while the others may be waiting
+    /// for it in a collective operation.
+    fn abort(&self, code: i32) -> !;
 }
 
 /// This process alone: every operation leaves its input as it is.
@@ -64,5 +67,9 @@ impl Communicator for Solo {
 
     fn all_gather(&self, values: &[u64]) -> Vec<u64> {
         values.to_vec()
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
     }
 }

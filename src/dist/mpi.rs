@@ -58,4 +58,8 @@ impl Communicator for MpiWorld {
         world.all_gather_into(values, &mut all[..]);
         all
     }
+
+    fn abort(&self, code: i32) -> ! {
+        self.universe.world().abort(code)
+    }
 }
