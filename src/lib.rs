@@ -24,6 +24,7 @@ pub mod alloc;
 pub mod careful_write;
 pub mod cpu;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod interpret;
 pub mod interrupt;

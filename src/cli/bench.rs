@@ -3,22 +3,26 @@
 //! during `crest train`.
 
 use super::train::{self, TrainArgs};
-use crest::data::{self, DataLoader, Dataset, Order, Targets};
+use super::world::World;
+use crest::data::{DataLoader, Dataset, Order, Targets};
 use crest::learner::{EpochRow, Learner};
 use crest::tensor::no_grad;
 use crest::{Result, Tensor};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    train::check_outputs(&args)?;
+/// Under `mpirun`, every rank trains and rank 0 alone measures inference and prints the figures.
+pub fn run(args: TrainArgs, world: &World) -> Result<()> {
     let start = Instant::now();
-    let split = data::load(&args.dir, &args.load_options())?;
+    let split = train::load(&args, world, || Ok(()))?;
     let load_s = start.elapsed().as_secs_f64();
     let images = split.train.len() + split.valid.len();
     let start = Instant::now();
-    let mut done = train::run_on(args, split)?;
+    let mut done = train::run_on(args, split, world)?;
     let train_s = start.elapsed().as_secs_f64();
+    if world.rank() != 0 {
+        return Ok(());
+    }
     let infer = inference_rate(&mut done.learner, &done.data.valid, done.scale);
     println!(
         "load_s={load_s:.3} images_per_s={:.0} train_s={train_s:.3} epoch_s={:.4} valid_acc={:.4} \

@@ -14,8 +14,10 @@ mod pretrained;
 mod report;
 mod stop_signals;
 mod train;
+pub mod world;
 
 use clap::{Parser, Subcommand};
+pub use world::World;
 
 #[derive(Parser)]
 #[command(
@@ -49,13 +51,22 @@ pub enum Command {
     Import(import::ImportArgs),
 }
 
-pub fn run(cli: Cli) -> crest::Result<()> {
+/// The ranks the command runs on: MPI's world for `train` and `bench` in a build with `--features mpi` (joined
+/// here, left when the last clone is dropped), else this process alone.
+pub fn world(cli: &Cli) -> crest::Result<World> {
     match cli.command {
-        Command::Train(args) => train::run(args).map(drop),
+        Command::Train(_) | Command::Bench(_) => world::join(),
+        _ => Ok(world::solo()),
+    }
+}
+
+pub fn run(cli: Cli, world: &World) -> crest::Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args, world).map(drop),
         Command::LrFind(args) => lr_find::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args, world),
         Command::Import(args) => import::run(args),
     }
 }

@@ -16,6 +16,8 @@ use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::world::{self, World};
+
 #[derive(clap::Args, Clone)]
 pub struct TrainArgs {
     /// Image folder: one sub-folder per class, or train/ and valid/ folders of them, or IDX files (MNIST format).
@@ -403,10 +405,17 @@ fn check_memory(args: &TrainArgs, spec: &LayerSpec, shape: [usize; 3], batch: us
 }
 
 /// The learner `train` fits: the model `--arch` names, the loaders, loss, metric and optimizer of the recipe.
-fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Result<(Learner, LayerSpec)> {
+/// Under `mpirun -np N`, `--bs` is each rank's batch: the loader yields global batches of N times it.
+fn learner(
+    args: &TrainArgs,
+    data: &Data,
+    recipe: &Recipe,
+    verbose: bool,
+    world: &World,
+) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
     let (model, spec) = build_model(args, data, recipe)?;
-    let mut train_dl = DataLoader::new(data.train.clone(), recipe.bs, recipe.order);
+    let mut train_dl = DataLoader::new(data.train.clone(), recipe.bs * world.size(), recipe.order);
     if let Some(aug) = args.aug {
         train_dl = train_dl.augmented(aug, args.seed);
     }
@@ -424,7 +433,8 @@ fn learner(args: &TrainArgs, data: &Data, recipe: &Recipe, verbose: bool) -> Res
         .loss_func(loss_func)
         .metrics([metric])
         .pixel_scale(recipe.scale)
-        .metric_average(recipe.metric_average);
+        .metric_average(recipe.metric_average)
+        .communicator(world.clone());
     if let Some(goal) = args.stop_at {
         builder = builder.stop_at(goal);
     }
@@ -452,8 +462,9 @@ fn train(
     data: &Data,
     recipe: &Recipe,
     verbose: bool,
+    world: &World,
 ) -> Result<(Learner, LayerSpec, Option<LrFind>)> {
-    let (mut learner, spec) = learner(args, data, recipe, verbose)?;
+    let (mut learner, spec) = learner(args, data, recipe, verbose, world)?;
     // The identity reads every image (for their fingerprints): only a run that checkpoints or resumes needs it.
     let run = match verbose && (args.checkpoint_every.is_some() || args.resume.is_some()) {
         true => run_identity(args, data),
@@ -591,22 +602,18 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
     let classes = split.train.classes.len();
     let recipe = Recipe::for_args(args, classes)?;
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
-    Ok(learner(args, &data, &recipe, false)?.0)
+    Ok(learner(args, &data, &recipe, false, &world::solo())?.0)
 }
 
-/// `crest train`: load, describe, train, save, and write the report.
-pub fn run(args: TrainArgs) -> Result<Trained> {
-    check_outputs(&args)?;
+/// `crest train`: load, describe, train, save, and write the report (rank 0 alone, under `mpirun`).
+pub fn run(args: TrainArgs, world: &World) -> Result<Trained> {
     // `crest bench` writes no report: only here is its path checked.
-    let report = super::report::path(&args);
-    if let Some(page) = &report {
-        careful_write::check(page, "the report")?;
-    }
-    if let Some(path) = &args.pretrained {
-        super::pretrained::load(path, &args)?;
-    }
-    let split = data::load(&args.dir, &args.load_options())?;
-    let mut trained = run_on(args.clone(), split)?;
+    let report = super::report::path(&args).filter(|_| world.rank() == 0);
+    let split = load(&args, world, || {
+        report.as_ref().map_or(Ok(()), |page| careful_write::check(page, "the report").map(drop))?;
+        args.pretrained.as_ref().map_or(Ok(()), |path| super::pretrained::load(path, &args).map(drop))
+    })?;
+    let mut trained = run_on(args.clone(), split, world)?;
     if let Some(path) = report {
         let page = super::report::training(&args, &mut trained)?;
         crest::report::write(&page, &path)?;
@@ -615,8 +622,26 @@ pub fn run(args: TrainArgs) -> Result<Trained> {
     Ok(trained)
 }
 
-/// `crest train` on data already loaded.
-pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
+/// The checks of the outputs (`check_outputs`, then `more_checks`) and the data loaded. Under `mpirun`, every rank
+/// then learns whether all of them got this far with the same data, and all stop together if not: a rank that
+/// stopped alone would leave the others waiting for it.
+pub fn load(args: &TrainArgs, world: &World, more_checks: impl FnOnce() -> Result<()>) -> Result<Split> {
+    let loaded = check_outputs(args)
+        .and_then(|()| check_data_parallel_options(args, world.size()))
+        .and_then(|()| more_checks())
+        .and_then(|()| data::load(&args.dir, &args.load_options()));
+    let digest = loaded.as_ref().ok().map(|split| crest::dist::DataDigest::of(&split.train, &split.valid));
+    let agreed = crest::dist::check_same_data(world.as_ref(), digest);
+    let split = loaded?;
+    agreed.map(|()| split)
+}
+
+/// `crest train` on data loaded by [`load`]. Under `mpirun`, rank 0 goes on as one process would, and the others
+/// train beside it silently ([`follow`]).
+pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
+    if world.rank() != 0 {
+        return follow(args, split, world);
+    }
     split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     describe(&args, &split);
     let classes = split.train.classes.len();
@@ -627,8 +652,12 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
     }
     check_validation_is_there(&args, &split)?;
     let recipe = Recipe::for_args(&args, classes)?;
+    let ranks = match world.size() {
+        1 => String::new(),
+        n => format!(" per rank on {n} ranks"),
+    };
     println!(
-        "model: {} ({} loss, {:?}, lr {} {}, batch {}{})",
+        "model: {} ({} loss, {:?}, lr {} {}, batch {}{ranks}{})",
         args.arch,
         recipe.loss_name(),
         recipe.opt,
@@ -657,7 +686,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         if runs > 1 {
             println!("run {} of {runs}: seed {seed}", run + 1);
         }
-        let (learner, spec, sweep) = train(&run_args, &data, &Recipe::for_args(&run_args, classes)?, true)?;
+        let (learner, spec, sweep) = train(&run_args, &data, &Recipe::for_args(&run_args, classes)?, true, world)?;
         if run == 0 {
             print_fusions(&learner);
         }
@@ -684,7 +713,7 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
     }
     if args.as_posted {
         let defaults = Recipe::from_args(&TrainArgs { as_posted: false, ..args.clone() }, classes)?;
-        let (crest, _, _) = train(&args, &data, &defaults, false)?;
+        let (crest, _, _) = train(&args, &data, &defaults, false, world)?;
         println!(
             "as posted: {:.4}; crest's defaults on the same split: {:.4}",
             accuracy.unwrap_or(f32::NAN),
@@ -704,6 +733,36 @@ pub fn run_on(args: TrainArgs, split: Split) -> Result<Trained> {
         None => println!("saved model to {}", args.out.display()),
     }
     Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: logs, loss: recipe.loss, lr_find })
+}
+
+/// A rank other than 0 under `mpirun`: the training rank 0 does, step for step, printing and saving nothing.
+fn follow(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
+    super::stop_signals::stop_on_signals()?;
+    let recipe = Recipe::for_args(&args, split.train.classes.len())?;
+    let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
+    let (learner, _, lr_find) = train(&args, &data, &recipe, false, world)?;
+    let accuracy = model_epoch(&learner).and_then(|row| row.metrics[0]);
+    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: Vec::new(), loss: recipe.loss, lr_find })
+}
+
+/// The options a data-parallel run can't take yet: the post's replay and `--runs` train several models one after
+/// another, and a checkpoint holds one rank's learner. Refused by every rank alike, before anything loads.
+fn check_data_parallel_options(args: &TrainArgs, ranks: usize) -> Result<()> {
+    if ranks == 1 {
+        return Ok(());
+    }
+    let flags = [
+        (args.runs > 1, "--runs"),
+        (args.as_posted, "--as-posted"),
+        (args.checkpoint_every.is_some(), "--checkpoint-every"),
+        (args.resume.is_some(), "--resume"),
+    ];
+    match flags.iter().find(|(used, _)| *used) {
+        Some((_, flag)) => {
+            Err(Error::InvalidArgument(format!("{flag} can't be combined with training on {ranks} ranks yet")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// A checkpoint holds one run's learner, not the best epoch's weights that `--save-best` keeps or the epochs

@@ -43,11 +43,22 @@ impl Batch {
     }
 
     /// The first `n` images (all of them if there are fewer).
-    pub fn take(mut self, n: usize) -> Batch {
-        self.n = self.n.min(n);
-        self.pixels.truncate(self.n * self.channels * self.height * self.width);
-        self.labels.truncate(self.n);
-        self.indices.truncate(self.n);
+    pub fn take(self, n: usize) -> Batch {
+        let n = self.n.min(n);
+        self.part(0..n)
+    }
+
+    /// Images `range` of the batch, in order (a data-parallel rank's shard). Panics if the range is not within the
+    /// batch: callers compute it from `n`.
+    pub fn part(mut self, range: std::ops::Range<usize>) -> Batch {
+        let item = self.channels * self.height * self.width;
+        self.pixels.truncate(range.end * item);
+        self.pixels.drain(..range.start * item);
+        self.labels.truncate(range.end);
+        self.labels.drain(..range.start);
+        self.indices.truncate(range.end);
+        self.indices.drain(..range.start);
+        self.n = range.len();
         self
     }
 }

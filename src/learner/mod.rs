@@ -59,6 +59,7 @@ pub use table::EpochRow;
 pub use tracker::{Best, Monitor};
 
 use crate::data::{DataLoader, Targets};
+use crate::dist::{self, Communicator, Solo};
 use crate::loss::{bce_with_logits, cross_entropy};
 use crate::metrics::Metric;
 use crate::nn::Module;
@@ -70,6 +71,7 @@ use divergence::DivergenceWatch;
 use std::any::Any;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub struct DataLoaders {
@@ -137,6 +139,7 @@ pub struct LearnerBuilder {
     callbacks: Vec<Box<dyn Callback>>,
     print_table: bool,
     csv: Option<PathBuf>,
+    comm: Arc<dyn Communicator>,
 }
 
 impl LearnerBuilder {
@@ -205,6 +208,14 @@ impl LearnerBuilder {
         self
     }
 
+    /// Train data-parallel with the ranks of `comm` (see [`crate::dist`]): the loaders' batches are global
+    /// batches, of which this rank trains its shard; every rank must build the same learner on the same data. One
+    /// process ([`Solo`]) by default.
+    pub fn communicator(mut self, comm: Arc<dyn Communicator>) -> Self {
+        self.comm = comm;
+        self
+    }
+
     /// Checks that the model takes the data's images and gives a fitting output before anything trains, naming
     /// both shapes if not. A model with a layer that can't tell its output shape is run on two training images
     /// (in evaluation mode, without gradients) to find it.
@@ -255,6 +266,7 @@ impl LearnerBuilder {
             epochs_done: 0,
             checkpointing: None,
             resume_from: 0,
+            comm: self.comm,
         })
     }
 }
@@ -294,6 +306,8 @@ pub struct Learner {
     checkpointing: Option<Checkpointing>,
     /// Epochs of the next `fit` already trained before a checkpoint was written ([`Learner::resume`]).
     resume_from: usize,
+    /// The ranks training together; this process alone unless [`LearnerBuilder::communicator`] said otherwise.
+    comm: Arc<dyn Communicator>,
 }
 
 impl Learner {
@@ -310,6 +324,7 @@ impl Learner {
             callbacks: Vec::new(),
             print_table: true,
             csv: None,
+            comm: Arc::new(Solo),
         }
     }
 
@@ -382,6 +397,7 @@ impl Learner {
                 println!("{}", table::format_row(row, &self.header));
             }
         }
+        dist::broadcast_parameters(self.comm.as_ref(), self.model.as_ref());
         let mut opt = self.opt.take().unwrap_or_else(|| self.opt_func.build(self.model.parameters(), lr.peak()));
         let plan = FitPlan { epochs, lr, schedule, batches: self.dls.train.len(), groups };
         let result = self.fit_epochs(&plan, start, opt.as_mut());
@@ -398,6 +414,7 @@ impl Learner {
     fn fit_epochs(&mut self, plan: &FitPlan, start: usize, opt: &mut dyn Optimizer) -> Result<()> {
         for e in start..plan.epochs {
             let row = self.fit_epoch(plan, e, opt)?;
+            dist::check_same_weights(self.comm.as_ref(), self.model.as_ref(), row.epoch)?;
             if self.print_table {
                 println!("{}", table::format_row(&row, &self.header));
             }
@@ -424,7 +441,9 @@ impl Learner {
         Ok(())
     }
 
-    /// Epoch `e` of the fit: a step on every training batch, then validation; returns the table's row.
+    /// Epoch `e` of the fit: a step on every training batch, then validation; returns the table's row. With
+    /// several ranks, each batch is a global one: this rank trains on its shard, and the step is taken with the
+    /// gradient (and the loss) of the whole batch, summed over the ranks.
     fn fit_epoch(&mut self, plan: &FitPlan, e: usize, opt: &mut dyn Optimizer) -> Result<EpochRow> {
         let start = Instant::now();
         let epoch = self.epochs_done;
@@ -434,13 +453,23 @@ impl Learner {
         let bar = Progress::new(plan.batches, format!("epoch {epoch}"), self.print_table);
         self.model.set_training(true);
         let (mut total, mut count) = (0.0f64, 0usize);
+        let (rank, ranks) = (self.comm.rank(), self.comm.size());
+        let params = self.model.parameters();
         for (i, batch) in self.dls.train.batches(epoch).enumerate() {
             interrupt::check()?;
             let n = batch.n;
             let step_lr = plan.set_lrs(opt, e, i);
-            let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
-            let model = |x: &Tensor| self.model.forward(x);
-            let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
+            let part = dist::shard(batch, rank, ranks);
+            let local = part.n;
+            let mut loss = 0.0;
+            if local > 0 {
+                let (xb, yb) = part.into_xy(self.pixel_scale, self.targets);
+                let model = |x: &Tensor| self.model.forward(x);
+                loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
+            }
+            if ranks > 1 {
+                loss = dist::all_reduce_gradients(self.comm.as_ref(), &params, local, n, loss);
+            }
             if let Err(err) = self.divergence.check(loss, epoch, i, step_lr) {
                 opt.zero_grad();
                 return Err(err);
@@ -457,6 +486,7 @@ impl Learner {
             bar.inc_noting(|| format!("loss {:.4}", total / count as f64));
         }
         let train_seconds = start.elapsed().as_secs_f64();
+        dist::broadcast_buffers(self.comm.as_ref(), self.model.as_ref());
         let (valid_loss, metrics) = self.validate();
         bar.finish();
         Ok(EpochRow {
@@ -469,30 +499,43 @@ impl Learner {
         })
     }
 
-    /// Loss and metrics over the validation set, per image (or per batch, as the post does, when asked).
+    /// Loss and metrics over the validation set, per image (or per batch, as the post does, when asked). With
+    /// several ranks, each evaluates its shard of every batch and the sums are added up over the ranks, so every
+    /// rank gets the whole set's figures; that is exact for metrics that are means over images, as crest's are.
     pub fn validate(&mut self) -> (Option<f32>, Vec<Option<f32>>) {
         let _g = no_grad();
         self.model.set_training(false);
-        let mut loss = 0.0f64;
-        let mut sums = vec![0.0f64; self.metrics.len()];
-        let (mut images, mut batches) = (0usize, 0usize);
-        let per_batch = self.metric_average == MetricAverage::PerBatch;
+        let (rank, ranks) = (self.comm.rank(), self.comm.size());
+        // Per batch: its size, then the sums over its images of the loss and of each metric.
+        let width = 2 + self.metrics.len();
+        let mut sums = Vec::with_capacity(self.dls.valid.len() * width);
         for batch in self.dls.valid.batches(0) {
-            let n = batch.n;
-            let (x, y) = batch.into_xy(self.pixel_scale, self.targets);
-            let preds = self.model.forward(&x);
-            let weight = if per_batch { 1.0 } else { n as f64 };
-            loss += (self.loss_func)(&preds, &y).item() as f64 * n as f64;
-            for (s, m) in sums.iter_mut().zip(&self.metrics) {
-                *s += (m.f)(&preds, &y).item() as f64 * weight;
+            // The batch's size counted once, by rank 0, for the sum over the ranks.
+            sums.push(if rank == 0 { batch.n as f64 } else { 0.0 });
+            let part = dist::shard(batch, rank, ranks);
+            let local = part.n;
+            if local == 0 {
+                sums.resize(sums.len() + width - 1, 0.0);
+                continue;
             }
-            images += n;
-            batches += 1;
+            let (x, y) = part.into_xy(self.pixel_scale, self.targets);
+            let preds = self.model.forward(&x);
+            sums.push((self.loss_func)(&preds, &y).item() as f64 * local as f64);
+            sums.extend(self.metrics.iter().map(|m| (m.f)(&preds, &y).item() as f64 * local as f64));
         }
-        if images == 0 {
+        if ranks > 1 {
+            self.comm.all_reduce_sum_f64(&mut sums);
+        }
+        let batches: Vec<&[f64]> = sums.chunks_exact(width).collect();
+        let images: f64 = batches.iter().map(|b| b[0]).sum();
+        if images == 0.0 {
             return (None, vec![None; self.metrics.len()]);
         }
-        let denom = if per_batch { batches } else { images } as f64;
-        (Some((loss / images as f64) as f32), sums.iter().map(|s| Some((s / denom) as f32)).collect())
+        let loss = batches.iter().map(|b| b[1]).sum::<f64>() / images;
+        let metric = |m: usize| match self.metric_average {
+            MetricAverage::PerImage => batches.iter().map(|b| b[2 + m]).sum::<f64>() / images,
+            MetricAverage::PerBatch => batches.iter().map(|b| b[2 + m] / b[0]).sum::<f64>() / batches.len() as f64,
+        };
+        (Some(loss as f32), (0..self.metrics.len()).map(|m| Some(metric(m) as f32)).collect())
     }
 }
