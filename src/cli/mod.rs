@@ -1,5 +1,6 @@
 //! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, `evaluate` it
-//! on a labelled folder, `export` it to ONNX, and `bench`, which trains as `train` does and then times it, for the scripts in `bench/`.
+//! on a labelled folder, `export` it to ONNX, and `bench`, which trains as `train` does and then times it, for the
+//! scripts in `bench/`.
 //!
 //! Everything here is a thin layer over the library: flags become the library's options, and the library's errors
 //! gain a hint of which flag to change.
