@@ -17,15 +17,16 @@
 //!
 //! The practical layer is [`data`] (image folders, IDX files, seeded splits, `DataLoader`), [`nn`] (layers from
 //! `Linear` to `Conv2d`, and layers of your own), [`loss`], [`metrics`], [`optim`], the fastai-style
-//! [`learner::Learner`], [`model_io`] and [`interpret`] (fastai's `ClassificationInterpretation`). Every fallible
-//! call returns [`Result`], with one [`Error`] type. The `crest` command line is the package's binary, built on this
-//! library alone.
+//! [`learner::Learner`], [`model_io`], [`interpret`] (fastai's `ClassificationInterpretation`) and [`export`]
+//! (ONNX). Every fallible call returns [`Result`], with one [`Error`] type. The `crest` command line is the package's
+//! binary, built on this library alone.
 pub mod alloc;
 pub mod careful_write;
 pub mod cpu;
 pub mod data;
 pub mod dist;
 mod error;
+pub mod export;
 pub mod interpret;
 pub mod interrupt;
 pub mod learner;

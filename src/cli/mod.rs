@@ -1,12 +1,13 @@
 //! The `crest` command line: `train` a model on an image folder, `predict` images with a saved one, `evaluate` it
-//! on a labelled folder, `import` weights saved from PyTorch, and `bench`, which trains as `train` does and then
-//! times it, for the scripts in `bench/`.
+//! on a labelled folder, `import` weights saved from PyTorch, `export` a model to ONNX, and `bench`, which trains as
+//! `train` does and then times it, for the scripts in `bench/`.
 //!
 //! Everything here is a thin layer over the library: flags become the library's options, and the library's errors
 //! gain a hint of which flag to change.
 
 mod bench;
 mod evaluate;
+mod export;
 mod import;
 mod lr_find;
 mod predict;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Evaluate a model on a labelled folder: accuracy, per-class precision/recall/F1, the confusion matrix, the
     /// most confused classes and the top losses.
     Evaluate(evaluate::EvaluateArgs),
+    /// Write a model as an ONNX file (opset 17) that any ONNX runtime runs: input `pixels` [N, C, H, W] of raw
+    /// values 0-255, outputs `probabilities` (what `predict` prints) and `logits`.
+    Export(export::ExportArgs),
     /// Train as `train` does, then time loading, the epochs and inference, and print them as key=value pairs on the
     /// last line (what the scripts in bench/ read).
     Bench(train::TrainArgs),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli, world: &World) -> crest::Result<()> {
         Command::LrFind(args) => lr_find::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args, world),
         Command::Import(args) => import::run(args),
     }

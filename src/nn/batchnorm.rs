@@ -16,7 +16,10 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// PyTorch's defaults: γ = 1, β = 0, momentum 0.1, eps 1e-5.
+    /// PyTorch's default eps, and the one a model file's BatchNorm has: its [`LayerSpec`] stores no other.
+    pub const EPS: f32 = 1e-5;
+
+    /// PyTorch's defaults: γ = 1, β = 0, momentum 0.1, eps [`BatchNorm::EPS`].
     pub fn new(features: usize) -> BatchNorm {
         BatchNorm {
             weight: Tensor::ones(&[features]).requires_grad_(),
@@ -24,7 +27,7 @@ impl BatchNorm {
             running_mean: Tensor::zeros(&[features]),
             running_var: Tensor::ones(&[features]),
             momentum: 0.1,
-            eps: 1e-5,
+            eps: BatchNorm::EPS,
             training: true,
         }
     }

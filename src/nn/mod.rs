@@ -86,4 +86,9 @@ pub trait Module: std::any::Any + Send + Sync {
     fn output_shape(&self, _input: &[usize]) -> Option<Result<Vec<usize>>> {
         None
     }
+
+    /// The layer's Rust type, to name it in messages about a layer of your own, which has no other name.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
