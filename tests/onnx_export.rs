@@ -5,12 +5,12 @@
 mod common;
 
 use common::{crest, temp_dir, text};
-use crest::data::{image_files, load_image, Batch};
+use crest::data::{image_files, load_image, Batch, Inputs, Preprocess};
 use crest::export::{onnx_bytes, Dim, ModelInfo, OnnxGraph, Port, LOGITS, PROBABILITIES};
 use crest::interpret::image_probabilities;
 use crest::loss::Loss;
 use crest::model_io::{self, ModelMeta};
-use crest::nn::{BatchNorm, Flatten, LayerSpec, Linear, Module, Sequential};
+use crest::nn::{BatchNorm, Flatten, LayerSpec, Linear, Module, ResNet, Sequential};
 use crest::rng::Rng;
 use crest::tensor::BatchNormState;
 use crest::Tensor;
@@ -77,9 +77,14 @@ fn max_difference(model: &dyn Module, meta: &ModelMeta) -> (f32, Vec<f32>) {
     assert_eq!(outputs[0].1, [batch.n, k]);
     assert_eq!(outputs[1].0, LOGITS);
     assert_eq!(outputs[1].1, [batch.n, meta.loss.outputs(k)]);
-    let x = Tensor::from_u8(batch.pixels.clone(), &[batch.n, batch.channels, batch.height, batch.width], meta.scale);
+    let x = match meta.inputs() {
+        Inputs::Scaled(scale) => {
+            Tensor::from_u8(batch.pixels.clone(), &[batch.n, batch.channels, batch.height, batch.width], scale)
+        }
+        Inputs::Normalized(p) => p.normalize(&batch.pixels, batch.n),
+    };
     let logits = model.forward(&x).to_vec();
-    let expected = image_probabilities(model, meta.loss, &batch, meta.scale, None, &|i| i.to_string()).unwrap();
+    let expected = image_probabilities(model, meta.loss, &batch, meta.inputs(), None, &|i| i.to_string()).unwrap();
     let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(diff(&outputs[1].2, &logits) < 1e-3, "logits differ by {}", diff(&outputs[1].2, &logits));
     (diff(&outputs[0].2, &expected), expected)
@@ -154,6 +159,46 @@ fn every_kind_of_layer_exports() {
     let meta = ModelMeta::new(classes, [1, 20, 20], 1.0 / 255.0, "test", Loss::CrossEntropy, spec);
     let (d, _) = max_difference(model.as_ref(), &meta);
     assert!(d <= 1e-4, "tract's probabilities differ from crest's by {d}");
+}
+
+/// BatchNorm's statistics and affine parameters moved off their initial values (running variances kept positive),
+/// as bench/torch_resnet_fixture.py does, so that every BatchNorm the graph holds moves the probabilities; the
+/// convolutions keep their initialisation, which keeps the logits of a deep network in range.
+fn perturb_batch_norms(model: &dyn Module, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for (name, t) in model.named_parameters().into_iter().chain(model.named_buffers()) {
+        if t.shape().len() != 1 {
+            continue;
+        }
+        let values = Tensor::randn(t.shape(), 1.0, &mut rng).to_vec();
+        let variance = name.ends_with("running_var");
+        t.data_mut()
+            .iter_mut()
+            .zip(values)
+            .for_each(|(to, v)| *to = if variance { 0.5 + v.abs() } else { *to + 0.2 * v });
+    }
+}
+
+/// torchvision's ResNets (narrow, so the test is quick; the layers and the wiring are the full ones') export with
+/// every block, downsample and BatchNorm, in crest's own scaling and in an imported model's mean/std normalisation.
+#[test]
+fn resnets_export_and_tract_gives_crests_probabilities() {
+    for (depth, channels) in [(18, 1), (34, 1), (50, 3)] {
+        let mut model = ResNet::with_width(depth, channels, 3, 4, &mut Rng::new(depth as u64)).unwrap();
+        model.set_training(false);
+        perturb_batch_norms(&model, 5);
+        let spec = model.spec().unwrap();
+        let classes = ["a", "b", "c"].map(String::from).to_vec();
+        let mut meta = ModelMeta::new(classes, [channels, 40, 40], 1.0 / 255.0, "resnet", Loss::CrossEntropy, spec);
+        let (d, _) = max_difference(&model, &meta);
+        println!("resnet{depth}: tract vs crest, largest difference {d:e}");
+        assert!(d <= 1e-4, "resnet{depth}: tract's probabilities differ from crest's by {d}");
+        meta.preprocess =
+            Some(Preprocess { resize: 40, crop: 40, mean: vec![0.4; channels], std: vec![0.3; channels] });
+        let (d, _) = max_difference(&model, &meta);
+        println!("resnet{depth}, normalised: tract vs crest, largest difference {d:e}");
+        assert!(d <= 1e-4, "resnet{depth} normalised: tract's probabilities differ from crest's by {d}");
+    }
 }
 
 /// A layer of a user's own, which describes itself as no built-in layer.

@@ -100,7 +100,7 @@ mod tests {
 
     fn dataset(pixels: Vec<u8>, labels: Vec<u32>) -> Dataset {
         Dataset {
-            pixels,
+            pixels: pixels.into(),
             labels,
             classes: vec!["3".into(), "7".into()],
             channels: 1,
