@@ -630,7 +630,11 @@ pub fn load(args: &TrainArgs, world: &World, more_checks: impl FnOnce() -> Resul
         .and_then(|()| check_data_parallel_options(args, world.size()))
         .and_then(|()| more_checks())
         .and_then(|()| data::load(&args.dir, &args.load_options()));
-    let digest = loaded.as_ref().ok().map(|split| crest::dist::DataDigest::of(&split.train, &split.valid));
+    // Only ranks compare digests: one process need not read every image before training.
+    let digest = match (&loaded, world.size()) {
+        (Ok(split), 2..) => Some(crest::dist::DataDigest::of(&split.train, &split.valid)),
+        _ => None,
+    };
     let agreed = crest::dist::check_same_data(world.as_ref(), digest);
     let split = loaded?;
     agreed.map(|()| split)

@@ -36,6 +36,18 @@ fn crc(parts: &[&[u8]]) -> u64 {
     u64::from(crc.finalize())
 }
 
+/// The CRC of `prefix` then every image's pixels, read image by image and each given back once read
+/// (`Dataset::release`), so that a data set mapped from the image cache is read through, not made resident.
+fn pixels_crc(prefix: &[u8], d: &Dataset) -> u64 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(prefix);
+    for i in 0..d.len() {
+        crc.update(d.image(i));
+        d.release(&[i]);
+    }
+    u64::from(crc.finalize())
+}
+
 fn label_bytes(d: &Dataset) -> Vec<u8> {
     d.labels.iter().flat_map(|l| l.to_le_bytes()).collect()
 }
@@ -52,8 +64,8 @@ impl DataDigest {
             train.width as u64,
             crc(&[&names]),
             crc(&[&label_bytes(train)]),
-            crc(&[&train.pixels]),
-            crc(&[&label_bytes(valid), &valid.pixels]),
+            pixels_crc(&[], train),
+            pixels_crc(&label_bytes(valid), valid),
         ])
     }
 
