@@ -100,6 +100,15 @@ impl Dataset {
         idx.iter().for_each(|&i| self.pixels.release(i * n..(i + 1) * n));
     }
 
+    /// Calls `f` on every image in order, each given back once read ([`Dataset::release`]): a pass over the whole
+    /// data set (a checksum) that reads a mapped cache file through instead of making it resident.
+    pub fn read_through(&self, mut f: impl FnMut(&[u8])) {
+        for i in 0..self.len() {
+            f(self.image(i));
+            self.release(&[i]);
+        }
+    }
+
     /// Images per class, indexed like `classes`.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];

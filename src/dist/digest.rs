@@ -36,15 +36,11 @@ fn crc(parts: &[&[u8]]) -> u64 {
     u64::from(crc.finalize())
 }
 
-/// The CRC of `prefix` then every image's pixels, read image by image and each given back once read
-/// (`Dataset::release`), so that a data set mapped from the image cache is read through, not made resident.
+/// The CRC of `prefix` then every image's pixels, read through ([`Dataset::read_through`]).
 fn pixels_crc(prefix: &[u8], d: &Dataset) -> u64 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(prefix);
-    for i in 0..d.len() {
-        crc.update(d.image(i));
-        d.release(&[i]);
-    }
+    d.read_through(|image| crc.update(image));
     u64::from(crc.finalize())
 }
 

@@ -19,13 +19,7 @@ pub(super) fn export(
     weights: &Weights,
     x: String,
 ) -> Result<String> {
-    let constant = |graph: &mut OnnxGraph, name: &str| {
-        let name = format!("{prefix}{name}");
-        let t = weights
-            .get(&name)
-            .ok_or_else(|| Error::InvalidArgument(format!("the model's {spec} has no tensor {name} to export")))?;
-        Ok::<_, Error>(graph.constant(&name, t.shape(), &t.data()))
-    };
+    let constant = |graph: &mut OnnxGraph, name: &str| constant(graph, weights, spec, &format!("{prefix}{name}"));
     Ok(match *spec {
         LayerSpec::Sequential { ref layers } => {
             let mut h = x;
@@ -59,7 +53,15 @@ pub(super) fn export(
         // Evaluation mode: dropout passes its input on unchanged.
         LayerSpec::Dropout { .. } => x,
         LayerSpec::ResNet { depth, in_channels, width, .. } => {
-            super::resnet::export(graph, (depth, in_channels, width), prefix, weights, x)?
+            super::resnet::export(graph, spec, (depth, in_channels, width), prefix, weights, x)?
         }
     })
+}
+
+/// The tensor `name` of `owner`'s weights as a constant of `graph`, or why the model has none.
+pub(super) fn constant(graph: &mut OnnxGraph, weights: &Weights, owner: &LayerSpec, name: &str) -> Result<String> {
+    let t = weights
+        .get(name)
+        .ok_or_else(|| Error::InvalidArgument(format!("the model's {owner} has no tensor {name} to export")))?;
+    Ok(graph.constant(name, t.shape(), &t.data()))
 }

@@ -2,21 +2,22 @@
 //! torchvision's tensor names.
 
 use super::graph::OnnxGraph;
-use super::layers::Weights;
+use super::layers::{constant, Weights};
 use crate::nn::resnet::{plan, ConvShape};
-use crate::nn::BatchNorm;
-use crate::{Error, Result};
+use crate::nn::{BatchNorm, LayerSpec};
+use crate::Result;
 
-/// The nodes of `resnet{depth}` on input `x`, returning its logits.
+/// The nodes of `resnet{depth}` (`spec`) on input `x`, returning its logits.
 pub(super) fn export(
     graph: &mut OnnxGraph,
+    spec: &LayerSpec,
     (depth, in_channels, width): (usize, usize, usize),
     prefix: &str,
     weights: &Weights,
     x: String,
 ) -> Result<String> {
     let plan = plan(depth, in_channels, width)?;
-    let mut net = Net { graph, prefix, weights };
+    let mut net = Net { graph, spec, prefix, weights };
     let stem = net.conv_bn(&x, "conv1", "bn1", plan.stem)?;
     let stem = net.graph.relu(&stem);
     let mut h = net.graph.max_pool(&stem, 3, 2, 1);
@@ -46,18 +47,14 @@ pub(super) fn export(
 
 struct Net<'a> {
     graph: &'a mut OnnxGraph,
+    spec: &'a LayerSpec,
     prefix: &'a str,
     weights: &'a Weights,
 }
 
 impl Net<'_> {
     fn constant(&mut self, name: &str) -> Result<String> {
-        let name = format!("{}{name}", self.prefix);
-        let t = self
-            .weights
-            .get(&name)
-            .ok_or_else(|| Error::InvalidArgument(format!("the model's ResNet has no tensor {name} to export")))?;
-        Ok(self.graph.constant(&name, t.shape(), &t.data()))
+        constant(self.graph, self.weights, self.spec, &format!("{}{name}", self.prefix))
     }
 
     /// A bias-free convolution and the BatchNorm after it, torchvision's `conv_bn` pair.
