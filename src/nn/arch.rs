@@ -20,8 +20,8 @@ impl FromStr for Arch {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Arch, String> {
-        let resnet = s.strip_prefix("resnet").filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
-        if let Some(depth) = resnet.and_then(|d| d.parse().ok()).filter(|d| DEPTHS.contains(d)) {
+        // Spelled exactly as torchvision names them: `resnet018` or `resnet+18` would round-trip as another name.
+        if let Some(&depth) = DEPTHS.iter().find(|d| s.strip_prefix("resnet") == Some(d.to_string().as_str())) {
             return Ok(Arch::ResNet(depth));
         }
         match s.split_once(':') {
@@ -99,5 +99,25 @@ impl Arch {
         }
         layers.push(LayerSpec::Linear { in_features: width, out_features: outputs });
         LayerSpec::Sequential { layers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_to_the_architectures_they_display_as() {
+        for name in ["linear", "mlp:256", "mlp:64,32", "cnn", "resnet18", "resnet34", "resnet50"] {
+            assert_eq!(name.parse::<Arch>().map(|a| a.to_string()).as_deref(), Ok(name));
+        }
+    }
+
+    #[test]
+    fn only_torchvisions_spellings_of_a_resnet_parse() {
+        for name in ["resnet018", "resnet+18", "resnet 18", "resnet", "resnet101", "ResNet18"] {
+            let err = name.parse::<Arch>().expect_err(name);
+            assert!(err.starts_with(&format!("unknown architecture {name:?}")), "{name}: {err}");
+        }
     }
 }
