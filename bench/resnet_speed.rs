@@ -76,7 +76,13 @@ fn infer_rate(depth: usize, steps: usize) -> f64 {
     (16 * steps) as f64 / start.elapsed().as_secs_f64()
 }
 
+// As in the crest binary, which `crest train` runs: tensors on cache-line boundaries, freed memory kept for the next
+// step.
+#[global_allocator]
+static ALLOC: crest::alloc::CacheAligned = crest::alloc::CacheAligned;
+
 fn main() {
+    crest::alloc::keep_freed_memory();
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(2)
