@@ -18,9 +18,10 @@
 # (default 28 for cnn, whose layers are sized for 28x28, 32 else), the pretraining ones too.
 # Env: ARCH (default resnet18), PRETRAIN (default ../shared/data/fashion-mnist), PRETRAIN_PER_CLASS (default 600;
 # empty: all of PRETRAIN as crest splits it), PRETRAIN_VALID_PER_CLASS (default 100), PRETRAIN_EPOCHS (default 5),
-# PRETRAINED, EPOCHS (default 10), SRC (default ../shared/data/mnist), TRAIN_PER_CLASS (default 20),
-# VALID_PER_CLASS (default 50), SIZE, SUBSET (default /tmp/transfer-task), PRETRAIN_SUBSET (default
-# /tmp/transfer-pretrain), CREST_BIN, SKIP_BUILD=1, BENCH_OUT.
+# PRETRAINED, EPOCHS (default 10), LR (--lr for fine-tune and scratch alike, e.g. auto: each its own lr_find
+# valley; default: each one's own, 2e-3 for fine_tune, 3e-3 for one-cycle), SRC (default ../shared/data/mnist),
+# TRAIN_PER_CLASS (default 20), VALID_PER_CLASS (default 50), SIZE, SUBSET (default /tmp/transfer-task),
+# PRETRAIN_SUBSET (default /tmp/transfer-pretrain), CREST_BIN, SKIP_BUILD=1, BENCH_OUT.
 # The first run (2026-12-03), 3-vs-7 digits to emoji: PRETRAIN=data/mnist_sample PRETRAIN_PER_CLASS= \
 #   SRC=../shared/data/emoji-vendors TRAIN_PER_CLASS=100 VALID_PER_CLASS=200 bench/transfer.sh 1 2 3
 # A smoke run at tiny scale: ARCH=cnn PRETRAIN=data/mnist_sample PRETRAIN_PER_CLASS=20 PRETRAIN_VALID_PER_CLASS=10 \
@@ -38,6 +39,8 @@ PRETRAIN_VALID_PER_CLASS=${PRETRAIN_VALID_PER_CLASS:-100}
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-5}
 PRETRAINED=${PRETRAINED:-}
 EPOCHS=${EPOCHS:-10}
+LR_ARGS=()
+[ -n "${LR:-}" ] && LR_ARGS=(--lr "$LR")
 SRC=${SRC:-../shared/data/mnist}
 TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-20}
 VALID_PER_CLASS=${VALID_PER_CLASS:-50}
@@ -78,9 +81,9 @@ fi
 
 for seed in "${SEEDS[@]}"; do
     timed "$OUT/fine_tune-$seed" "$CREST_BIN" bench "$SUBSET" --arch "$ARCH" --size "$SIZE" --pretrained "$PRE" \
-        --epochs "$EPOCHS" --seed "$seed" --out "$OUT/fine_tune-$seed.safetensors" --no-report
+        --epochs "$EPOCHS" "${LR_ARGS[@]}" --seed "$seed" --out "$OUT/fine_tune-$seed.safetensors" --no-report
     timed "$OUT/scratch-$seed" "$CREST_BIN" bench "$SUBSET" --arch "$ARCH" --size "$SIZE" \
-        --epochs "$((EPOCHS + 1))" --seed "$seed" --out "$OUT/scratch-$seed.safetensors" --no-report
+        --epochs "$((EPOCHS + 1))" "${LR_ARGS[@]}" --seed "$seed" --out "$OUT/scratch-$seed.safetensors" --no-report
 done
 
 echo
