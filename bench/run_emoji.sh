@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run_emoji.sh [--quick] [SEEDS...]   (run from the repo root)
 #
-# The emoji data (google vs twitter, 64x64 RGBA), on one fixed train/valid split (bench/emoji_split.py makes it as
+# The emoji data (google vs twitter, 64x64 RGBA), on one fixed train/valid split (bench/folder_split.py makes it as
 # symbolic links in SPLIT), run one after another, never concurrently, each under /usr/bin/time -v:
 #   crest       crest bench SPLIT --arch cnn --epochs EPOCHS --seed S            (no augmentation)
 #   crest-aug   the same with --aug (fastai's aug_transforms defaults)
@@ -22,7 +22,7 @@ SPLIT=${SPLIT:-/tmp/emoji-split}
 EPOCHS=${EPOCHS:-3}
 RUNS=${RUNS:-crest crest-aug fastai}
 start_run emoji "data $SRC split into $SPLIT, $EPOCHS epochs, runs: $RUNS"
-python3 bench/emoji_split.py "$SRC" "$SPLIT" | sed 's/^/split: /'
+python3 bench/folder_split.py "$SRC" "$SPLIT" | sed 's/^/split: /'
 
 for seed in "${SEEDS[@]}"; do
     for run in $RUNS; do

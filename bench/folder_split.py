@@ -1,11 +1,13 @@
-"""Makes the fixed train/valid split both crest and fastai train on in bench/run_emoji.sh.
+"""Makes a fixed train/valid split of an image folder: the one both crest and fastai train on in bench/run_emoji.sh,
+and bench/transfer.sh's small task and pretraining subsets.
 
-python3 bench/emoji_split.py SRC DST [--valid-pct 0.2] [--seed 0] [--train-per-class N --valid-per-class M]
+python3 bench/folder_split.py SRC DST [--valid-pct 0.2] [--seed 0] [--train-per-class N --valid-per-class M]
 
 SRC has one folder per class; DST gets train/CLASS/ and valid/CLASS/ of symbolic links to SRC's files: each class's
 sorted files shuffled with Python's random.Random(seed), the first valid_pct of them valid. With --train-per-class
-(bench/transfer.sh's small task), the first M of them are valid (default 200) and the next N train, the rest unused. crest reads train/ and
-valid/ folders as the split (as fastai's GrandparentSplitter does), so both see the same images.
+(bench/transfer.sh's subsets), the first M of them are valid (default 200) and the next N train, the rest unused.
+crest reads train/ and valid/ folders as the split (as fastai's GrandparentSplitter does), so both see the same
+images.
 """
 import argparse
 import os
