@@ -2,7 +2,7 @@
 
 python3 bench/emoji_framing.py SPLIT REFRAMED [--margin 4]
 
-SPLIT is bench/emoji_split.py's train/valid folders. Prints, per part, how often a class's drawings touch the
+SPLIT is bench/folder_split.py's train/valid folders. Prints, per part, how often a class's drawings touch the
 canvas edge (any pixel with alpha > 0 in the outer ring) and the accuracy of the one rule "touches the edge ->
 twitter". Then writes REFRAMED/CLASS/*.png: SPLIT's valid images shrunk (PIL's antialiased bilinear) to leave
 MARGIN transparent pixels on every side, the same drawings without the framing cue, for `crest evaluate MODEL
