@@ -171,6 +171,10 @@ fn train_pretrained_refuses_what_makes_no_sense_in_one_line() {
             "--checkpoint-every yet (checkpoints don't record frozen layers)".into(),
         ),
         (
+            &["--arch", "mlp:8", "--pretrained", mlp, "--schedule", "constant"],
+            "--schedule constant (fine-tuning is fastai's fine_tune, one-cycle in both phases)".into(),
+        ),
+        (
             &["--arch", "cnn", "--pretrained", mlp],
             format!("error: --pretrained {mlp} is a mlp:8 model; --arch is cnn\n"),
         ),

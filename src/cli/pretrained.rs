@@ -7,7 +7,7 @@
 //! the fine-tuned model stays the architecture `--arch` names, so it saves, loads, exports and compares with a
 //! model trained from scratch as any other of that architecture.
 
-use super::train::TrainArgs;
+use super::train::{ScheduleArg, TrainArgs};
 use crest::learner::LayerGroups;
 use crest::model_io::{self, ModelMeta};
 use crest::nn::Module;
@@ -23,6 +23,10 @@ pub fn check_options(args: &TrainArgs) -> Result<()> {
         (args.resume.is_some(), "--resume (a checkpoint continues its own run)"),
         (args.as_posted, "--as-posted (the post trains from scratch)"),
         (args.checkpoint_every.is_some(), "--checkpoint-every yet (checkpoints don't record frozen layers)"),
+        (
+            matches!(args.schedule, ScheduleArg::Constant),
+            "--schedule constant (fine-tuning is fastai's fine_tune, one-cycle in both phases)",
+        ),
     ];
     match refused.iter().find(|(given, _)| *given) {
         Some((_, why)) => Err(Error::InvalidArgument(format!("--pretrained can't be combined with {why}"))),
