@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const FIXTURES: &str = "tests/fixtures/import";
-/// The one fixture taller than wide, on which Pillow 13.0 rounds a few pixels differently (see below).
-const TALL: &str = "digits-rgba-33x70.png";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURES).join(name)
@@ -39,17 +37,7 @@ fn preprocessing_gives_pil_s_pixels_exactly() {
             let ours = load_image_preprocessed(&path, 3, &Preprocess::imagenet(resize, crop), 1 << 20).unwrap();
             let (theirs, rest) = pil.split_at(3 * crop * crop);
             let differ = ours.iter().zip(theirs).filter(|(a, b)| a != b).count();
-            let worst = ours.iter().zip(theirs).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
-            if image.ends_with(TALL) {
-                // Pillow's C runs the horizontal pass first, as crest does; the Pillow 13.0 that made the fixtures
-                // ran the vertical pass first on this image, which rounds some pixels the other way.
-                assert!(worst <= 1, "{image} resized to {resize}: off by up to {worst}");
-            } else {
-                assert_eq!(
-                    differ, 0,
-                    "{image} resized to {resize}, cropped to {crop}: {differ} bytes differ from PIL's"
-                );
-            }
+            assert_eq!(differ, 0, "{image} resized to {resize}, cropped to {crop}: {differ} bytes differ from PIL's");
             pil = rest;
         }
     }
@@ -107,11 +95,9 @@ fn imported_weights_predict_pytorch_s_probabilities() {
         let mut ranked: Vec<usize> = (0..torch.len()).collect();
         ranked.sort_by(|&a, &b| torch[b].total_cmp(&torch[a]));
         assert_eq!(ours.iter().map(|c| c.0).take(5).collect::<Vec<_>>(), ranked[..5], "{line}");
-        // crest prints 4 decimals, which are within 5e-5 of its own value; on the tall image, whose pixels differ
-        // from PIL's by 1 here and there, the probabilities differ by up to 1.4e-4.
-        let tolerance = if fields[0].ends_with(TALL) { 2e-4 } else { 1e-4 };
+        // crest prints 4 decimals, which are within 5e-5 of its own value.
         for (class, p) in ours {
-            assert!((p - torch[class]).abs() <= tolerance, "{line}: class {class}, PyTorch's {}", torch[class]);
+            assert!((p - torch[class]).abs() <= 1e-4, "{line}: class {class}, PyTorch's {}", torch[class]);
         }
     }
 
