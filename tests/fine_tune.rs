@@ -160,7 +160,7 @@ fn train_pretrained_refuses_what_makes_no_sense_in_one_line() {
         assert!(!o.status.success());
         text(&o).1
     };
-    let cases: [(&[&str], String); 6] = [
+    let cases: [(&[&str], String); 7] = [
         (
             &["--arch", "mlp:8", "--pretrained", mlp, "--resume", "c"],
             "--resume (a checkpoint continues its own run)".into(),
