@@ -69,7 +69,7 @@ fn dataset(n: usize) -> Arc<Dataset> {
         channels: 1,
         height: 1,
         width: 2,
-        paths: Vec::new(),
+        paths: Default::default(),
     })
 }
 

@@ -27,7 +27,7 @@ fn dataset(n: usize) -> Arc<Dataset> {
         channels: 1,
         height: 4,
         width: 4,
-        paths: Vec::new(),
+        paths: Default::default(),
     })
 }
 

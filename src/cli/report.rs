@@ -38,7 +38,7 @@ pub fn add_interpretation(report: &mut Report, interp: &Interpretation, dataset:
         .into_iter()
         .map(|i| {
             let (actual, predicted) = (interp.labels[i] as usize, predictions[i] as usize);
-            let name = dataset.paths.get(i).and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+            let name = dataset.paths.get(i).and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()));
             let caption = format!(
                 "{} / {} / {:.2} / {:.2}{}",
                 interp.classes[actual],

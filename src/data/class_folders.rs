@@ -15,10 +15,13 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::hash128::Hash128;
+use super::paths::FileList;
 use crate::{Error, Result};
 
+/// What a file of the folder is for; its path is the same entry of `ClassFolders::files`.
+#[derive(Clone, Copy)]
 pub(crate) struct Item {
-    pub path: PathBuf,
     pub label: u32,
     pub valid: bool,
 }
@@ -26,7 +29,9 @@ pub(crate) struct Item {
 pub(crate) struct ClassFolders {
     /// Class names, in label order.
     pub classes: Vec<String>,
-    /// Files in class-then-path order, training files first.
+    /// Files in class-then-path order, training files first, relative to the image folder.
+    pub files: FileList,
+    /// Each file's label and split, in step with `files`.
     pub items: Vec<Item>,
     /// Which folders give the split, when they do.
     pub split_note: Option<String>,
@@ -90,41 +95,43 @@ fn class_names(folders: &[OsString], warnings: &mut Vec<String>) -> Vec<String> 
 struct Walk {
     /// Real path of each class folder, with its label (train and valid folders both).
     class_dirs: Vec<(PathBuf, u32)>,
-    /// Real path of each file kept, to the path it was first found at.
-    seen: HashMap<PathBuf, PathBuf>,
+    /// The files kept, under the folder walked.
+    files: FileList,
+    /// The hash of each kept file's real path (`Hash128`, as wide so that two files never share one), to the file.
+    /// A hash, not the path, as this map has an entry for every file of the data set.
+    seen: HashMap<u128, u32>,
     warnings: Vec<String>,
 }
 
 impl Walk {
+    fn new(root: &Path, class_dirs: Vec<(PathBuf, u32)>, warnings: Vec<String>) -> Walk {
+        Walk { class_dirs, files: FileList::new(root), seen: HashMap::new(), warnings }
+    }
+
     fn real(path: &Path) -> Result<PathBuf> {
         fs::canonicalize(path).map_err(|e| Error::io("cannot resolve", path, e))
     }
 
-    /// The files of one class folder, nested folders included, sorted by path.
-    fn class(&mut self, dir: &Path, label: u32) -> Result<Vec<PathBuf>> {
+    /// Adds the files of one class folder, nested folders included, sorted by path; returns how many.
+    fn class(&mut self, dir: &Path, label: u32) -> Result<usize> {
+        let before = self.files.len();
         let real = Self::real(dir)?;
-        let mut files = Vec::new();
-        self.folder(dir, &real, label, &mut vec![real.clone()], &mut files)?;
-        Ok(files)
+        self.folder(dir, &real, label, &mut vec![real.clone()])?;
+        Ok(self.files.len() - before)
     }
 
     /// `open` holds the real paths of the folders being walked, from the class folder down to `dir`.
-    fn folder(
-        &mut self,
-        dir: &Path,
-        real_dir: &Path,
-        label: u32,
-        open: &mut Vec<PathBuf>,
-        out: &mut Vec<PathBuf>,
-    ) -> Result<()> {
+    fn folder(&mut self, dir: &Path, real_dir: &Path, label: u32, open: &mut Vec<PathBuf>) -> Result<()> {
         let unreadable = |e| Error::io("cannot read folder", dir, e);
-        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(unreadable)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .map_err(unreadable)?;
-        entries.sort();
-        for path in entries {
+        // Names in one list, not a path each: a folder may hold most of a data set.
+        let mut names = FileList::new(dir);
+        for entry in fs::read_dir(dir).map_err(unreadable)? {
+            names.push(Path::new(&entry.map_err(unreadable)?.file_name()));
+        }
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by(|&a, &b| names.relative(a).as_os_str().cmp(names.relative(b).as_os_str()));
+        for i in order {
+            let (name, path) = (names.relative(i), names.path(i));
             let Ok(own) = fs::symlink_metadata(&path) else { continue };
             let is_link = own.file_type().is_symlink();
             let (real, meta) = if is_link {
@@ -134,7 +141,7 @@ impl Walk {
                     _ => continue,
                 }
             } else {
-                (real_dir.join(path.file_name().unwrap_or_default()), own)
+                (real_dir.join(name), own)
             };
             let shown = path.display();
             if meta.is_dir() {
@@ -146,21 +153,23 @@ impl Walk {
                     self.warnings.push(format!("skipped link {shown}: it leads outside its class folder, to {to}"));
                 } else {
                     open.push(real.clone());
-                    self.folder(&path, &real, label, open, out)?;
+                    self.folder(&path, &real, label, open)?;
                     open.pop();
                 }
             } else if meta.is_file() {
                 let other_class = self.class_dirs.iter().find(|(d, l)| *l != label && real.starts_with(d));
+                let real_hash = Hash128::new().bytes(real.as_os_str().as_encoded_bytes()).finish();
                 if let (true, Some((folder, _))) = (is_link, other_class) {
                     let folder = folder.display();
                     self.warnings
                         .push(format!("skipped link {shown}: it leads to a file of another class, in {folder}"));
-                } else if let Some(first) = self.seen.get(&real) {
-                    let first = first.display();
-                    self.warnings.push(format!("skipped {shown}: the same file as {first}"));
+                } else if let Some(&first) = self.seen.get(&real_hash) {
+                    let first = self.files.path(first as usize);
+                    self.warnings.push(format!("skipped {shown}: the same file as {}", first.display()));
                 } else {
-                    self.seen.insert(real, path.clone());
-                    out.push(path);
+                    self.seen.insert(real_hash, self.files.len() as u32);
+                    let relative = path.strip_prefix(&self.files.root).unwrap_or(&path);
+                    self.files.push(relative);
                 }
             }
         }
@@ -179,9 +188,9 @@ fn loose_images(dir: &Path) -> usize {
 /// Every file under `dir`, at any depth, sorted by path and walked as a class folder is (links followed inside it,
 /// each real file once), with the warnings for what was skipped.
 pub(crate) fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
-    let mut walk = Walk { class_dirs: vec![(Walk::real(dir)?, 0)], seen: HashMap::new(), warnings: Vec::new() };
-    let files = walk.class(dir, 0)?;
-    Ok((files, walk.warnings))
+    let mut walk = Walk::new(dir, vec![(Walk::real(dir)?, 0)], Vec::new());
+    walk.class(dir, 0)?;
+    Ok(((0..walk.files.len()).map(|i| walk.files.path(i)).collect(), walk.warnings))
 }
 
 /// Classes and files of the image folder `root`.
@@ -234,13 +243,13 @@ pub(crate) fn discover(root: &Path) -> Result<ClassFolders> {
     let all: Vec<(PathBuf, u32, bool)> =
         train_folders.map(|(d, l)| (d, l, false)).chain(valid_folders.into_iter().map(|(d, l)| (d, l, true))).collect();
     let class_dirs = all.iter().map(|(d, l, _)| Ok((Walk::real(d)?, *l))).collect::<Result<_>>()?;
-    let mut walk = Walk { class_dirs, seen: HashMap::new(), warnings };
+    let mut walk = Walk::new(root, class_dirs, warnings);
     let mut items = Vec::new();
     for (dir, label, valid) in &all {
-        let files = walk.class(dir, *label)?;
-        items.extend(files.into_iter().map(|path| Item { path, label: *label, valid: *valid }));
+        let found = walk.class(dir, *label)?;
+        items.extend(std::iter::repeat_n(Item { label: *label, valid: *valid }, found));
     }
-    Ok(ClassFolders { classes, items, split_note, warnings: walk.warnings })
+    Ok(ClassFolders { classes, files: walk.files, items, split_note, warnings: walk.warnings })
 }
 
 #[cfg(all(test, unix))]

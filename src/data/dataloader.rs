@@ -130,7 +130,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 1,
-            paths: Vec::new(),
+            paths: Default::default(),
         };
         DataLoader::new(Arc::new(ds), 4, order)
     }

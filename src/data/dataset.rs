@@ -1,8 +1,6 @@
 //! A decoded image dataset: every image the same shape, stored as one contiguous u8 buffer.
 
-use std::path::PathBuf;
-
-use super::Pixels;
+use super::{Paths, Pixels};
 
 /// Images as u8 `[N, C, H, W]` (row-major), their class indices, and the class names.
 ///
@@ -18,7 +16,7 @@ pub struct Dataset {
     pub width: usize,
     /// Each image's file, for the datasets read from files one image each (an image folder); empty otherwise (IDX
     /// files, datasets made in code). Kept in step with `labels` by `subset` and by the splits.
-    pub paths: Vec<PathBuf>,
+    pub paths: Paths,
 }
 
 impl Dataset {
@@ -54,11 +52,7 @@ impl Dataset {
             channels: self.channels,
             height: self.height,
             width: self.width,
-            paths: if self.paths.is_empty() {
-                Vec::new()
-            } else {
-                idx.iter().map(|&i| self.paths[i].clone()).collect()
-            },
+            paths: if self.paths.is_empty() { Paths::default() } else { self.paths.subset(idx) },
         }
     }
 
@@ -128,16 +122,13 @@ impl Dataset {
             if kept != i {
                 pixels.copy_within(i * n..(i + 1) * n, kept * n);
                 self.labels[kept] = self.labels[i];
-                if !self.paths.is_empty() {
-                    self.paths.swap(kept, i);
-                }
             }
             kept += 1;
         }
         pixels.truncate(kept * n);
         pixels.shrink_to_fit();
         self.labels.truncate(kept);
-        self.paths.truncate(kept);
+        self.paths.retain(keep);
     }
 }
 
@@ -155,6 +146,7 @@ pub(crate) fn pixel_buffer(n: usize, item_len: usize) -> crate::Result<Vec<u8>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tiny() -> Dataset {
         // Three 1x1x2 images whose pixel values encode their index.
@@ -165,7 +157,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 2,
-            paths: Vec::new(),
+            paths: Paths::default(),
         }
     }
 
@@ -189,11 +181,12 @@ mod tests {
 
     #[test]
     fn paths_stay_in_step_with_labels() {
-        let ds = Dataset { paths: ["x", "y", "z"].map(PathBuf::from).to_vec(), ..tiny() };
-        assert_eq!(ds.subset(&[2, 0]).paths, ["z", "x"].map(PathBuf::from));
+        let paths = |names: &[&str]| names.iter().map(PathBuf::from).collect::<Paths>();
+        let ds = Dataset { paths: paths(&["x", "y", "z"]), ..tiny() };
+        assert_eq!(ds.subset(&[2, 0]).paths, paths(&["z", "x"]));
         let mut kept = ds.clone();
         kept.retain(&[true, false, true]);
-        assert_eq!((kept.labels, kept.paths), (vec![0, 1], ["x", "z"].map(PathBuf::from).to_vec()));
+        assert_eq!((kept.labels, kept.paths), (vec![0, 1], paths(&["x", "z"])));
         // A dataset without paths keeps none.
         assert!(tiny().subset(&[1]).paths.is_empty());
     }

@@ -198,7 +198,7 @@ fn read_pair(
         channels,
         height,
         width,
-        paths: Vec::new(),
+        paths: Default::default(),
     };
     Ok((dataset, own))
 }

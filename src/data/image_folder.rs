@@ -5,7 +5,8 @@
 //! second pass can decode each file once, straight into its slot of the final `[N, C, H, W]` buffer. Keeping the
 //! decoded images around instead would hold every full-resolution picture in memory at once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -14,18 +15,18 @@ use super::class_folders::{self, ClassFolders};
 use super::dataset::pixel_buffer;
 use super::decode::{self, Header, Skip};
 use super::decode_budget::DecodeBudget;
-use super::{split, ChannelsOpt, Dataset, LoadOptions, Split, DEFAULT_SIZE};
+use super::{split, ChannelsOpt, Dataset, LoadOptions, Paths, Split, DEFAULT_SIZE};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// Turns skipped files into warnings, or under `strict` a bad image into an error.
-struct Skips<'a> {
+struct Skips {
     strict: bool,
-    not_images: Vec<&'a Path>,
+    not_images: Vec<PathBuf>,
     warnings: Vec<String>,
 }
 
-impl<'a> Skips<'a> {
+impl Skips {
     fn bad(&mut self, path: &Path, why: &str) -> Result<()> {
         if self.strict {
             return Err(Error::Data(format!("cannot use {}: {why} (strict mode)", path.display())));
@@ -43,8 +44,8 @@ impl<'a> Skips<'a> {
 }
 
 /// One warning for all the files that are not images (a folder's `.DS_Store`, `README`, ...), naming the first.
-pub(super) fn not_images_warning(not_images: &[&Path]) -> Option<String> {
-    let first = not_images.first()?;
+pub(super) fn not_images_warning(not_images: &[impl AsRef<Path>]) -> Option<String> {
+    let first = not_images.first()?.as_ref();
     let what = match not_images.len() {
         1 => "1 file that is not an image".to_string(),
         n => format!("{n} files that are not images"),
@@ -102,35 +103,38 @@ fn check_classes(classes: &[String], labels: impl Iterator<Item = u32>, root: &P
 }
 
 pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
-    let ClassFolders { classes, items, split_note: folder_split, warnings } = class_folders::discover(root)?;
-    let pending = match cache::lookup(root, &classes, &items, opts) {
+    let ClassFolders { classes, files, items, split_note: folder_split, warnings } = class_folders::discover(root)?;
+    let files = Arc::new(files);
+    let pending = match cache::lookup(root, &classes, &files, &items, opts) {
         Lookup::Hit(split) => return Ok(split),
         Lookup::Miss(pending) => pending,
     };
     let progress = Progress::new(2 * items.len(), "reading headers", opts.progress);
     let mut skips = Skips { strict: opts.strict, not_images: Vec::new(), warnings };
 
-    let probed: Vec<Result<Header, Skip>> = items
-        .par_iter()
-        .map(|item| {
-            let r = decode::probe(&item.path, opts.max_pixels);
+    let probed: Vec<Result<Header, Skip>> = (0..files.len())
+        .into_par_iter()
+        .map(|f| {
+            let r = decode::probe(&files.path(f), opts.max_pixels);
             progress.inc();
             r
         })
         .collect();
+    // The files kept, as indices into `files`.
     let mut kept = Vec::new();
     let mut headers = Vec::new();
-    for (item, r) in items.iter().zip(probed) {
+    for (f, r) in probed.into_iter().enumerate() {
         match r {
             Ok(h) => {
-                kept.push(item);
+                kept.push(f as u32);
                 headers.push(h);
             }
-            Err(Skip::NotImage) => skips.not_images.push(&item.path),
-            Err(Skip::Bad(why)) => skips.bad(&item.path, &why)?,
+            Err(Skip::NotImage) => skips.not_images.push(files.path(f)),
+            Err(Skip::Bad(why)) => skips.bad(&files.path(f), &why)?,
         }
     }
-    check_classes(&classes, kept.iter().filter(|i| !i.valid).map(|i| i.label), root)?;
+    let item = |f: &u32| items[*f as usize];
+    check_classes(&classes, kept.iter().map(item).filter(|i| !i.valid).map(|i| i.label), root)?;
 
     let (channels, channels_note) = choose_channels(opts.channels, &headers);
     let (height, width, size_note) = choose_size(opts.size, opts.min_size, &headers);
@@ -138,12 +142,12 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     progress.set_message("decoding");
     let mut all = Dataset {
         pixels: pixel_buffer(kept.len(), item_len)?.into(),
-        labels: kept.iter().map(|i| i.label).collect(),
+        labels: kept.iter().map(|f| item(f).label).collect(),
         classes,
         channels,
         height,
         width,
-        paths: kept.iter().map(|i| i.path.clone()).collect(),
+        paths: Paths::new(files.clone(), kept.clone()).unwrap_or_default(),
     };
     let budget = DecodeBudget::new(opts.decode_budget);
     let decoded: Vec<Result<(), String>> = all
@@ -151,22 +155,22 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         .to_mut()
         .par_chunks_mut(item_len)
         .zip(kept.par_iter().zip(&headers))
-        .map(|(out, (item, header))| {
+        .map(|(out, (&f, header))| {
             let _reserved = budget.reserve(header.decode_cost(channels));
-            let r = decode::decode_into(&item.path, channels, height, width, opts.max_pixels, out);
+            let r = decode::decode_into(&files.path(f as usize), channels, height, width, opts.max_pixels, out);
             progress.inc();
             r
         })
         .collect();
     progress.finish();
     let mut ok = Vec::with_capacity(kept.len());
-    for (item, r) in kept.iter().zip(decoded) {
+    for (&f, r) in kept.iter().zip(decoded) {
         if let Err(why) = &r {
-            skips.bad(&item.path, why)?;
+            skips.bad(&files.path(f as usize), why)?;
         }
         ok.push(r.is_ok());
     }
-    let mut is_valid: Vec<bool> = kept.iter().map(|i| i.valid).collect();
+    let mut is_valid: Vec<bool> = kept.iter().map(|f| item(f).valid).collect();
     if ok.contains(&false) {
         all.retain(&ok);
         is_valid = is_valid.into_iter().zip(&ok).filter(|(_, &k)| k).map(|(v, _)| v).collect();
@@ -189,7 +193,7 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         notes: vec![size_note, channels_note, split_note],
         source: "image folder".into(),
     };
-    pending.store(root, &mut split);
+    pending.store(&files, &mut split);
     Ok(split)
 }
 
@@ -279,7 +283,7 @@ mod tests {
         assert_eq!((s.train.channels, s.train.height, s.train.width), (1, 4, 6));
         assert_eq!(s.notes[..2], ["size: all images are 6x4, using 6x4", "channels: auto -> 1 (all images are grey)"]);
         assert_eq!(s.train.pixels, [vec![1; 24], vec![2; 24]].concat());
-        assert_eq!(s.train.paths, [d.path().join("a/1.png"), d.path().join("b/1.png")]);
+        assert_eq!(s.train.paths.iter().collect::<Vec<_>>(), [d.path().join("a/1.png"), d.path().join("b/1.png")]);
         d.write("b/2.png", &encode_png(6, 4, ColorType::Rgb, &[0; 6 * 4 * 3]));
         let s = load(d.path(), &LoadOptions { valid_pct: 0.0, size: Some(3), ..quiet() }).unwrap();
         assert_eq!((s.train.channels, s.train.height, s.train.width), (3, 3, 3));

@@ -83,7 +83,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 1,
-            paths: Vec::new(),
+            paths: Default::default(),
         };
         let (train, valid) = partition(ds, &[false, true, false, true, false, true]);
         assert_eq!((train.pixels.to_vec(), train.labels), (vec![0, 2, 4], vec![0, 0, 1]));

@@ -114,7 +114,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 1,
-            paths: Vec::new(),
+            paths: Default::default(),
         }
     }
 

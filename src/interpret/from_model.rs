@@ -173,7 +173,7 @@ mod tests {
             channels: 1,
             height: 1,
             width: 2,
-            paths: Vec::new(),
+            paths: Default::default(),
         }
     }
 

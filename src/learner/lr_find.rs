@@ -298,7 +298,7 @@ pub(super) mod tests {
             channels: 1,
             height: 4,
             width: 4,
-            paths: Vec::new(),
+            paths: Default::default(),
         });
         let dls = super::super::DataLoaders {
             train: DataLoader::new(data.clone(), 16, Order::Shuffled { seed: 1 }),

@@ -13,10 +13,10 @@
 //! The file ends exactly where its index says the pixels end.
 //!
 //! What is checked before a byte of pixels is used: the magic, the format, the index's CRC and its parse, the key
-//! (crest's version, the options, every file's size and modification time), the shape (1, 3 or 4 channels, sizes
-//! that multiply without overflow), that every image names a file of the key and every label a class, and that
-//! the file's length is exactly the header, index and pixels together. The pixels themselves carry no checksum:
-//! any byte is a valid pixel, so a changed one can mislead training but not crash it or reach outside the file;
+//! (crest's version, the options, the classes, the hash of every file's stamp), the shape (1, 3 or 4 channels,
+//! sizes that multiply without overflow), that every image names a file of the folder, and that the file's length
+//! is exactly the header, index and pixels together. The pixels themselves carry no checksum: any byte is a valid
+//! pixel, so a changed one can mislead training but not crash it or reach outside the file;
 //! the file is written to a temporary name, synced and renamed (`careful_write`), so a crash or a full disk cannot
 //! leave a torn one; and a CRC over gigabytes at each start would read the whole file in, which is the cost the
 //! cache exists to save (and would fill the page cache and the resident memory kept flat by `Pixels::release`).
@@ -34,8 +34,9 @@ use crate::data::pixels::MappedFile;
 use crate::{careful_write, Error, Result};
 
 const MAGIC: &[u8; 8] = b"CRESTPX\n";
-/// Raised whenever the layout or the meaning of a field changes.
-const FORMAT: u32 = 1;
+/// Raised whenever the layout or the meaning of a field changes: 2 when the key's list of file stamps became their
+/// hash.
+const FORMAT: u32 = 2;
 const HEADER: usize = 24;
 const PAGE: usize = 4096;
 
@@ -47,7 +48,7 @@ pub(crate) struct Index {
     pub width: usize,
     /// How many of the images are training images; the rest are validation ones.
     pub train: usize,
-    /// Each image's file, as an index into `key.files`; its label is that file's.
+    /// Each image's file, as an index into the folder's files (`key.files` of them); its label is that file's.
     pub files: Vec<u32>,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
@@ -131,7 +132,7 @@ fn parse(bytes: &[u8], key: &Key) -> std::result::Result<(Index, usize), Refusal
     if index.key.options != key.options {
         return Err(Refusal::Untrusted(format!("was made with other options ({})", index.key.options)));
     }
-    if index.key.classes != key.classes || index.key.files != key.files {
+    if index.key != *key {
         return Err(Refusal::Stale("the images changed since it was written".into()));
     }
     let at = pixels_at(json.len());
@@ -148,12 +149,9 @@ fn check_shape(index: &Index, pixels_at: usize, file_len: usize) -> std::result:
     if index.train > n {
         return Err(format!("{} training images of {n}", index.train));
     }
-    let (files, classes) = (&index.key.files, index.key.classes.len());
-    if let Some(f) = index.files.iter().find(|&&f| f as usize >= files.len()) {
-        return Err(format!("an image is file {f} of {}", files.len()));
-    }
-    if let Some(f) = files.iter().find(|f| f.label as usize >= classes) {
-        return Err(format!("{} has label {} of {classes} classes", f.path, f.label));
+    let files = index.key.files;
+    if let Some(f) = index.files.iter().find(|&&f| f as usize >= files) {
+        return Err(format!("an image is file {f} of {files}"));
     }
     let end = c
         .checked_mul(h)

@@ -3,8 +3,8 @@
 //! at once and keep only the pages in use resident (`Pixels::release`).
 //!
 //! The file lives in `DIR/.crest-cache/` (or a folder of the caller's choosing), one per data folder and set of
-//! options that shape the data (size, channels, valid_pct, seed), and holds its key: every file's path, size and
-//! modification time, the options and crest's version. A load whose key differs decodes the images again and
+//! options that shape the data (size, channels, valid_pct, seed), and holds its key: a hash of every file's path,
+//! size and modification time, the options and crest's version. A load whose key differs decodes the images again and
 //! replaces the file; a damaged, foreign or other-version file is never trusted: it is rebuilt, with a warning. A
 //! cache that cannot be written (a read-only folder, a full disk) costs a warning, and the load goes on from
 //! memory; `careful_write` leaves no part-written file behind for a later load to find.
@@ -12,11 +12,12 @@
 mod file;
 mod key;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::class_folders::Item;
-use super::{Dataset, LoadOptions, Pixels, Split};
+use super::paths::FileList;
+use super::{Dataset, LoadOptions, Paths, Pixels, Split};
 use file::{Index, Refusal};
 use key::Key;
 
@@ -77,11 +78,17 @@ fn file_name(root: &Path, opts: &LoadOptions) -> String {
     )
 }
 
-/// Looks for the cache of `root`'s `items` (of `classes`) under `opts`.
-pub(crate) fn lookup(root: &Path, classes: &[String], items: &[Item], opts: &LoadOptions) -> Lookup {
+/// Looks for the cache of `root`'s `files` (with their `items`, of `classes`) under `opts`.
+pub(crate) fn lookup(
+    root: &Path,
+    classes: &[String],
+    files: &Arc<FileList>,
+    items: &[Item],
+    opts: &LoadOptions,
+) -> Lookup {
     let mut pending = Pending { target: None, warnings: Vec::new(), notes: Vec::new() };
     let Some(dir) = folder(root, &opts.cache) else { return Lookup::Miss(pending) };
-    let key = match Key::new(root, classes, items, opts) {
+    let key = match Key::new(classes, files, items, opts) {
         Ok(key) => key,
         Err(why) => {
             pending.notes.push(format!("cache: none, as {why}"));
@@ -93,16 +100,18 @@ pub(crate) fn lookup(root: &Path, classes: &[String], items: &[Item], opts: &Loa
     match file::read(&path, &key) {
         Ok((index, map, at)) => {
             let item_len = index.item_len();
-            let files = &index.key.files;
-            let dataset = |images: std::ops::Range<usize>| Dataset {
-                pixels: Pixels::mapped(map.clone(), at + images.start * item_len..at + images.end * item_len)
-                    .unwrap_or_default(),
-                labels: index.files[images.clone()].iter().map(|&f| files[f as usize].label).collect(),
-                classes: index.key.classes.clone(),
-                channels: index.channels,
-                height: index.height,
-                width: index.width,
-                paths: index.files[images].iter().map(|&f| root.join(&files[f as usize].path)).collect(),
+            let dataset = |images: std::ops::Range<usize>| {
+                let which = index.files[images.clone()].to_vec();
+                Dataset {
+                    pixels: Pixels::mapped(map.clone(), at + images.start * item_len..at + images.end * item_len)
+                        .unwrap_or_default(),
+                    labels: which.iter().map(|&f| items[f as usize].label).collect(),
+                    classes: index.key.classes.clone(),
+                    channels: index.channels,
+                    height: index.height,
+                    width: index.width,
+                    paths: Paths::new(files.clone(), which).unwrap_or_default(),
+                }
             };
             let (train, valid) = (dataset(0..index.train), dataset(index.train..index.files.len()));
             let mut notes = index.notes.clone();
@@ -118,9 +127,9 @@ pub(crate) fn lookup(root: &Path, classes: &[String], items: &[Item], opts: &Loa
 }
 
 impl Pending {
-    /// Writes `split`, just decoded from `root`, to the cache when there is one to write, and adds to its warnings
+    /// Writes `split`, just decoded from `files`, to the cache when there is one to write, and adds to its warnings
     /// and notes what became of it and of the file that could not be used.
-    pub(crate) fn store(self, root: &Path, split: &mut Split) {
+    pub(crate) fn store(self, files: &Arc<FileList>, split: &mut Split) {
         let Pending { target, warnings, notes } = self;
         // The index keeps what the decoding said, for a load from the cache to say it again; not what this
         // lookup said about the file it replaces.
@@ -129,10 +138,10 @@ impl Pending {
         split.notes.extend(notes);
         let Some((path, key)) = target else { return };
         let shown = path.display();
-        let at: HashMap<&str, u32> = key.files.iter().enumerate().map(|(i, f)| (f.path.as_str(), i as u32)).collect();
-        let file_of = |p: &PathBuf| p.strip_prefix(root).ok()?.to_str().and_then(|rel| at.get(rel).copied());
-        let files: Option<Vec<u32>> = split.train.paths.iter().chain(&split.valid.paths).map(file_of).collect();
-        let Some(files) = files.filter(|f| f.len() == split.train.len() + split.valid.len()) else {
+        fn of_files<'a>(d: &'a Dataset, files: &Arc<FileList>) -> Option<&'a [u32]> {
+            d.paths.indices_into(files).filter(|f| f.len() == d.len())
+        }
+        let (Some(train), Some(valid)) = (of_files(&split.train, files), of_files(&split.valid, files)) else {
             split.notes.push(format!("cache: not written to {shown}, as some images have no file of the folder"));
             return;
         };
@@ -143,7 +152,7 @@ impl Pending {
             height: t.height,
             width: t.width,
             train: t.len(),
-            files,
+            files: train.iter().chain(valid).copied().collect(),
             warnings: index_warnings,
             notes: index_notes,
         };
@@ -218,7 +227,7 @@ mod tests {
         let dotted = d.path().join(".");
         let third = load(&dotted, &cached()).unwrap();
         assert!(third.train.pixels.is_mapped());
-        assert_eq!(third.train.paths[0], dotted.join("a/0.png"));
+        assert_eq!(third.train.paths.get(0), Some(dotted.join("a/0.png")));
     }
 
     #[test]
@@ -255,7 +264,7 @@ mod tests {
         let path = cache_file(&d);
         let good = std::fs::read(&path).unwrap();
         let other_version = {
-            let key = Key::new(d.path(), &[], &[], &cached()).unwrap();
+            let key = Key::new(&[], &FileList::default(), &[], &cached()).unwrap();
             let old = Key { crest: "0.0.1".into(), ..key };
             let index = Index {
                 key: old,
@@ -273,7 +282,7 @@ mod tests {
         let mut garbled = good.clone();
         garbled[40] ^= 0x20;
         let mut other_format = good.clone();
-        other_format[8] = 2;
+        other_format[8] = 1;
         let len = good.len();
         let cases: [(Vec<u8>, String); 6] = [
             (
@@ -283,7 +292,7 @@ mod tests {
             (good[..30].to_vec(), "is damaged (its index of ".to_string()),
             (garbled, "is damaged (its index fails its checksum)".into()),
             (b"hello, I am a PNG".to_vec(), "is not a crest image cache".into()),
-            (other_format, "is in cache format 2, not 1".into()),
+            (other_format, "is in cache format 1, not 2".into()),
             (other_version, "was written by crest 0.0.1".into()),
         ];
         let expected = fresh(&d);
