@@ -279,7 +279,9 @@ pub fn conv2d_backward(
         }
         return;
     }
-    let chunk_imgs = s.n.div_ceil(DW_CHUNKS);
+    // Chunks at least a forward group wide: a chunk of a few small images would make dW and dcols GEMMs only a
+    // few columns deep (4 images of ResNet's 2×2 last stage: 16), far below the GEMM's speed.
+    let chunk_imgs = s.n.div_ceil(DW_CHUNKS).max(s.group());
     let n_chunks = s.n.div_ceil(chunk_imgs);
     let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
         Some(dx) => {
@@ -352,9 +354,7 @@ pub fn conv2d_backward(
                     }
                     let dcols = scratch(dcols, k * ld);
                     gemm(k, s.c_out, ld, 1.0, w, 1, k as isize, gs, ld as isize, 1, 0.0, dcols, ld as isize, 1);
-                    for (img, dxi) in dxg.chunks_exact_mut(s.in_image()).enumerate() {
-                        col2im(s, &mut dcols[img * p..], ld, dxi);
-                    }
+                    col2im(s, dcols, dxg);
                 }
                 (dw_part, db_part)
             },
@@ -389,17 +389,29 @@ fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// The column matrix `[k, imgs·p]` of the images in `xg`, side by side. A single pointwise
 /// image already is its column matrix.
+///
+/// Each input channel's `kh·kw` rows are one block of the matrix, filled by one task: a batch whose
+/// images share one group (a ResNet's late, small stages) is otherwise gathered by one thread while
+/// the other waits for the GEMM.
 fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
     let imgs = xg.len() / s.in_image();
     if s.pointwise() && imgs == 1 {
         return xg;
     }
-    let (p, ld) = (s.positions(), imgs * s.positions());
+    let (p, ld, hw) = (s.positions(), imgs * s.positions(), s.h * s.w);
     let cols = scratch(buf, s.k_dim() * ld);
-    for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
-        im2col(s, xi, &mut cols[img * p..], ld);
-    }
+    cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s)).enumerate().for_each(|(c, rows)| {
+        for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
+            im2col_plane(s, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
+        }
+    });
     cols
+}
+
+/// Input channels per task of [`gather_cols`] and [`col2im`]: at most eight tasks, each of at least two channels,
+/// so small layers are not cut finer than the threads can use.
+fn channels_per_task(s: &Conv2dShape) -> usize {
+    s.c_in.div_ceil(8).max(2)
 }
 
 /// For kernel column `kx`, the output columns whose input column lies inside the image
@@ -447,40 +459,38 @@ fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
     (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)
 }
 
-/// cols `[c_in·kh·kw, oh·ow]`, rows `ld` apart, from one image `[c_in,h,w]`; padding reads
-/// as zero.
-fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32], ld: usize) {
+/// The `kh·kw` rows `[kh·kw, oh·ow]` of one input plane `[h,w]` in the column matrix, rows `ld` apart; padding
+/// reads as zero.
+fn im2col_plane(s: &Conv2dShape, plane: &[f32], cols: &mut [f32], ld: usize) {
     let (oh, ow) = (s.out_h(), s.out_w());
     let mut r = 0;
-    for plane in xi.chunks_exact(s.h * s.w) {
-        for ky in 0..s.kh {
-            for kx in 0..s.kw {
-                let row = &mut cols[r * ld..r * ld + oh * ow];
-                r += 1;
-                if s.contiguous() {
-                    if let Some((at, from, len)) = run(s, ky, kx) {
-                        row[at..at + len].copy_from_slice(&plane[from..from + len]);
-                    }
-                    zero_padding(s, ky, kx, row);
-                    continue;
+    for ky in 0..s.kh {
+        for kx in 0..s.kw {
+            let row = &mut cols[r * ld..r * ld + oh * ow];
+            r += 1;
+            if s.contiguous() {
+                if let Some((at, from, len)) = run(s, ky, kx) {
+                    row[at..at + len].copy_from_slice(&plane[from..from + len]);
                 }
-                let (lo, hi) = valid_cols(s, kx);
-                for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
-                    let Some(iy) = input_row(s, oy, ky) else {
-                        dst.fill(0.0);
-                        continue;
-                    };
-                    let src = &plane[iy * s.w..(iy + 1) * s.w];
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                    // lo ≥ pad - kx whenever kx < pad, so the first read is never negative.
-                    let first = lo * s.stride + kx - s.pad;
-                    if s.stride == 1 {
-                        dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                    } else {
-                        for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(s.stride)) {
-                            *d = v;
-                        }
+                zero_padding(s, ky, kx, row);
+                continue;
+            }
+            let (lo, hi) = valid_cols(s, kx);
+            for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+                let Some(iy) = input_row(s, oy, ky) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                let src = &plane[iy * s.w..(iy + 1) * s.w];
+                dst[..lo].fill(0.0);
+                dst[hi..].fill(0.0);
+                // lo ≥ pad - kx whenever kx < pad, so the first read is never negative.
+                let first = lo * s.stride + kx - s.pad;
+                if s.stride == 1 {
+                    dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                } else {
+                    for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(s.stride)) {
+                        *d = v;
                     }
                 }
             }
@@ -488,43 +498,60 @@ fn im2col(s: &Conv2dShape, xi: &[f32], cols: &mut [f32], ld: usize) {
     }
 }
 
-/// Adjoint of [`im2col`]: dx `[c_in,h,w]` (overwritten) gathers every column entry that
-/// read it. The entries of `dcols` that read padding may be zeroed.
-fn col2im(s: &Conv2dShape, dcols: &mut [f32], ld: usize, dxi: &mut [f32]) {
-    dxi.fill(0.0);
+/// Adjoint of [`gather_cols`]: dx `[imgs,c_in,h,w]` (overwritten) gathers every entry of the column matrix
+/// `dcols` `[k, imgs·p]` that read it, one task per block of input channels as in [`gather_cols`]. The entries
+/// of `dcols` that read padding may be zeroed.
+fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32]) {
+    let (p, hw) = (s.positions(), s.h * s.w);
+    let imgs = dx.len() / s.in_image();
+    let ld = imgs * p;
+    // Each channel's planes, one per image, handed to the task that owns that channel's rows.
+    let mut planes: Vec<Vec<&mut [f32]>> = (0..s.c_in).map(|_| Vec::with_capacity(imgs)).collect();
+    for (i, plane) in dx.chunks_exact_mut(hw).enumerate() {
+        planes[i % s.c_in].push(plane);
+    }
+    let rows = dcols[..s.k_dim() * ld].par_chunks_mut(s.kh * s.kw * ld);
+    rows.zip(planes).with_min_len(channels_per_task(s)).for_each(|(rows, planes)| {
+        for (img, plane) in planes.into_iter().enumerate() {
+            col2im_plane(s, &mut rows[img * p..], ld, plane);
+        }
+    });
+}
+
+/// Adjoint of [`im2col_plane`]: one input plane `[h,w]` (overwritten) from its `kh·kw` rows, `ld` apart.
+fn col2im_plane(s: &Conv2dShape, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
+    plane.fill(0.0);
     let (oh, ow) = (s.out_h(), s.out_w());
     let mut r = 0;
-    for plane in dxi.chunks_exact_mut(s.h * s.w) {
-        for ky in 0..s.kh {
-            for kx in 0..s.kw {
-                let row = &mut dcols[r * ld..r * ld + oh * ow];
-                r += 1;
-                if s.contiguous() {
-                    // Zeroed padding entries add nothing to the pixels the run wraps onto.
-                    zero_padding(s, ky, kx, row);
-                    if let Some((at, from, len)) = run(s, ky, kx) {
-                        for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
-                            *d += v;
-                        }
+    for ky in 0..s.kh {
+        for kx in 0..s.kw {
+            let row = &mut dcols[r * ld..r * ld + oh * ow];
+            r += 1;
+            if s.contiguous() {
+                // Zeroed padding entries add nothing to the pixels the run wraps onto.
+                zero_padding(s, ky, kx, row);
+                if let Some((at, from, len)) = run(s, ky, kx) {
+                    for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
+                        *d += v;
                     }
-                    continue;
                 }
-                let (lo, hi) = valid_cols(s, kx);
-                for (oy, src) in row.chunks_exact(ow).enumerate() {
-                    let Some(iy) = input_row(s, oy, ky) else {
-                        continue;
-                    };
-                    let dst = &mut plane[iy * s.w..(iy + 1) * s.w];
-                    let first = lo * s.stride + kx - s.pad;
-                    // step_by blocks vectorisation, so the common stride-1 case gets a plain zip.
-                    if s.stride == 1 {
-                        for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-                            *d += v;
-                        }
-                    } else {
-                        for (d, &v) in dst[first..].iter_mut().step_by(s.stride).zip(&src[lo..hi]) {
-                            *d += v;
-                        }
+                continue;
+            }
+            let (lo, hi) = valid_cols(s, kx);
+            for (oy, src) in row.chunks_exact(ow).enumerate() {
+                let Some(iy) = input_row(s, oy, ky) else {
+                    continue;
+                };
+                let dst = &mut plane[iy * s.w..(iy + 1) * s.w];
+                let first = lo * s.stride + kx - s.pad;
+                // step_by blocks vectorisation, so the common stride-1 case gets a plain zip.
+                if s.stride == 1 {
+                    for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += v;
+                    }
+                } else {
+                    for (d, &v) in dst[first..].iter_mut().step_by(s.stride).zip(&src[lo..hi]) {
+                        *d += v;
                     }
                 }
             }
