@@ -75,6 +75,16 @@ pub(crate) fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     x.par_iter().with_min_len(PAR_MAP_MIN / 4).map(|&v| f(v)).collect()
 }
 
+/// `len` zeros, for an op's output or gradient that its kernel then writes: a batch's activations zeroed by the one
+/// thread that allocates them (the op's caller) would leave the other core idle for as long, so large ones are
+/// written by both.
+pub(crate) fn zeros(len: usize) -> Vec<f32> {
+    if len < PAR_MAP_MIN {
+        return vec![0.0; len];
+    }
+    rayon::iter::repeat_n(0.0, len).with_min_len(PAR_MAP_MIN / 4).collect()
+}
+
 /// `f` of each pair of elements, as [`map`].
 pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");

@@ -147,15 +147,23 @@ fn pick_lower(top: &[f32], bottom: &[f32], top_at: &[u32], bottom_at: &[u32], o:
     }
 }
 
-/// dx (`len` elements) = dout scattered to the positions recorded by [`maxpool2d_forward`].
-/// Serial: overlapping windows may send several outputs to one input, and `argmax` alone
-/// does not say where planes start.
-pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], len: usize) -> Vec<f32> {
+/// dx (`planes` planes, `len` elements) = dout scattered to the positions recorded by [`maxpool2d_forward`].
+/// Windows overlap only within a plane, so planes are scattered in parallel, each in its own order.
+pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], planes: usize, len: usize) -> Vec<f32> {
     assert_eq!(argmax.len(), dout.len(), "maxpool2d_backward: argmax and dout differ in length");
-    let mut dx = vec![0.0; len];
-    for (&i, &g) in argmax.iter().zip(dout) {
-        dx[i as usize] += g;
+    assert!(planes > 0 && len % planes == 0 && dout.len() % planes == 0, "maxpool2d_backward: uneven planes");
+    let mut dx = super::zeros(len);
+    let (plane, pooled) = (len / planes, dout.len() / planes);
+    if plane == 0 || pooled == 0 {
+        return dx;
     }
+    let rows = argmax.par_chunks(pooled).zip(dout.par_chunks(pooled));
+    dx.par_chunks_mut(plane).zip(rows).enumerate().with_min_len(16).for_each(|(p, (dx, (argmax, dout)))| {
+        let start = p * plane;
+        for (&i, &g) in argmax.iter().zip(dout) {
+            dx[i as usize - start] += g;
+        }
+    });
     dx
 }
 
@@ -323,7 +331,7 @@ mod tests {
                 assert_eq!(*o, x[a as usize]);
             }
             let r = rand_vec(out.len(), 90 + i as u64);
-            let dx = maxpool2d_backward(&am, &r, x.len());
+            let dx = maxpool2d_backward(&am, &r, n * c, x.len());
             fd_check(s, &x, &r, &dx, true);
         }
     }

@@ -4,6 +4,7 @@
 use crate::tensor::kernels::batchnorm::{
     batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, unbiased_var,
 };
+use crate::tensor::kernels::zeros;
 use crate::tensor::Tensor;
 
 /// What batch norm needs besides the input: the affine parameters and the running statistics it keeps.
@@ -32,7 +33,7 @@ impl Tensor {
     pub fn batch_norm_eval(&self, st: &BatchNormState) -> Tensor {
         let (n, c, hw) = channels(self, st);
         let s = self.shape().to_vec();
-        let mut out = vec![0.0; self.numel()];
+        let mut out = zeros(self.numel());
         let (rm, rv) = (st.running_mean.data(), st.running_var.data());
         batchnorm_forward_eval(n, c, hw, &self.data(), &st.gamma.data(), &st.beta.data(), &rm, &rv, st.eps, &mut out);
         let (x, gamma, invstd) = (self.clone(), st.gamma.clone(), rv.iter().map(|v| 1.0 / (v + st.eps).sqrt()));
@@ -60,7 +61,7 @@ impl Tensor {
     pub fn batch_norm_train(&self, st: &BatchNormState) -> Tensor {
         let (n, c, hw) = channels(self, st);
         let s = self.shape().to_vec();
-        let mut out = vec![0.0; self.numel()];
+        let mut out = zeros(self.numel());
         assert!(n * hw > 1, "batch_norm in training needs more than one value per channel, got input {s:?}");
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
         batchnorm_forward_train(
@@ -84,7 +85,7 @@ impl Tensor {
         }
         let (x, gamma) = (self.clone(), st.gamma.clone());
         Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
-            let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; n * c * hw], vec![0.0; c], vec![0.0; c]);
+            let (mut dx, mut dgamma, mut dbeta) = (zeros(n * c * hw), vec![0.0; c], vec![0.0; c]);
             batchnorm_backward(
                 n,
                 c,

@@ -2,6 +2,7 @@
 //! and the same convolution fused with the ReLU and 2×2 max-pool that follow it in most CNNs.
 
 use crate::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
+use crate::tensor::kernels::zeros;
 use crate::tensor::Tensor;
 
 fn conv_shape(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Conv2dShape {
@@ -21,8 +22,8 @@ fn forward(s: &Conv2dShape, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
 
 /// Gradients for (x, weight, bias) from the convolution's incoming gradient, as far as `needs` asks.
 fn conv_grads(s: &Conv2dShape, x: &Tensor, w: &Tensor, needs: &[bool], grad: ConvGrad) -> Vec<Option<Vec<f32>>> {
-    let mut dx = needs[0].then(|| vec![0.0; s.n * s.c_in * s.h * s.w]);
-    let mut dw = vec![0.0; w.numel()];
+    let mut dx = needs[0].then(|| zeros(s.n * s.c_in * s.h * s.w));
+    let mut dw = zeros(w.numel());
     let mut db = needs.get(2).map(|_| vec![0.0; s.c_out]);
     conv2d_backward(s, &x.data(), &w.data(), grad, dx.as_deref_mut(), &mut dw, db.as_deref_mut());
     vec![dx, needs[1].then_some(dw), db]
@@ -32,7 +33,7 @@ impl Tensor {
     /// `x [N, C, H, W]` ⊛ `weight [O, C, kh, kw]` (+ `bias [O]`), with the given stride and zero padding.
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
         let s = conv_shape(self, weight, stride, pad);
-        let mut out = vec![0.0; s.n * s.c_out * s.out_h() * s.out_w()];
+        let mut out = zeros(s.n * s.c_out * s.out_h() * s.out_w());
         // u8 pixels are widened once, for the forward pass and the weight's gradient.
         let (xc, wc) = (self.dense(), weight.clone());
         forward(&s, &xc, weight, bias, ConvOutput::Plain(&mut out));
@@ -50,7 +51,7 @@ impl Tensor {
     /// those three layers follow each other.
     pub fn conv2d_relu_maxpool2(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
         let s = conv_shape(self, weight, stride, pad);
-        let mut out = vec![0.0; s.n * s.pooled_image()];
+        let mut out = zeros(s.n * s.pooled_image());
         let mut which = vec![0u8; out.len()];
         let (xc, wc) = (self.dense(), weight.clone());
         forward(&s, &xc, weight, bias, ConvOutput::ReluMaxPool2 { out: &mut out, which: &mut which });

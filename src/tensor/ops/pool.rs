@@ -4,6 +4,7 @@ use crate::tensor::kernels::pool::{
     avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward, global_avgpool2d_forward, maxpool2d_backward,
     maxpool2d_forward,
 };
+use crate::tensor::kernels::zeros;
 use crate::tensor::Tensor;
 
 fn pooled_shape(t: &Tensor, k: usize, stride: usize, pad: usize, what: &str) -> [usize; 6] {
@@ -18,20 +19,20 @@ fn pooled_shape(t: &Tensor, k: usize, stride: usize, pad: usize, what: &str) -> 
 impl Tensor {
     pub fn max_pool2d(&self, k: usize, stride: usize, pad: usize) -> Tensor {
         let [n, c, h, w, oh, ow] = pooled_shape(self, k, stride, pad, "max_pool2d");
-        let mut out = vec![0.0; n * c * oh * ow];
+        let mut out = zeros(n * c * oh * ow);
         let mut argmax = vec![0u32; out.len()];
         maxpool2d_forward(n, c, h, w, k, stride, pad, &self.data(), &mut out, &mut argmax);
         Tensor::from_op(out, &[n, c, oh, ow], "MaxPool2DBackward", &[self], move |ctx| {
-            vec![Some(maxpool2d_backward(&argmax, ctx.g, n * c * h * w))]
+            vec![Some(maxpool2d_backward(&argmax, ctx.g, n * c, n * c * h * w))]
         })
     }
 
     pub fn avg_pool2d(&self, k: usize, stride: usize, pad: usize) -> Tensor {
         let [n, c, h, w, oh, ow] = pooled_shape(self, k, stride, pad, "avg_pool2d");
-        let mut out = vec![0.0; n * c * oh * ow];
+        let mut out = zeros(n * c * oh * ow);
         avgpool2d_forward(n, c, h, w, k, stride, pad, &self.data(), &mut out);
         Tensor::from_op(out, &[n, c, oh, ow], "AvgPool2DBackward", &[self], move |ctx| {
-            let mut dx = vec![0.0; n * c * h * w];
+            let mut dx = zeros(n * c * h * w);
             avgpool2d_backward(n, c, h, w, k, stride, pad, ctx.g, &mut dx);
             vec![Some(dx)]
         })
@@ -45,7 +46,7 @@ impl Tensor {
         let mut out = vec![0.0; n * c];
         global_avgpool2d_forward(n, c, hw, &self.data(), &mut out);
         Tensor::from_op(out, &[n, c], "MeanBackward", &[self], move |ctx| {
-            let mut dx = vec![0.0; n * c * hw];
+            let mut dx = zeros(n * c * hw);
             global_avgpool2d_backward(n, c, hw, ctx.g, &mut dx);
             vec![Some(dx)]
         })
