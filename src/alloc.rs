@@ -1,5 +1,5 @@
 //! Memory for tensors: a global allocator that puts every buffer from 1 KiB to 32 MiB on a 64-byte cache-line
-//! boundary, and glibc told to keep freed buffers for the next batch.
+//! boundary, and freed buffers kept for the next batch (by glibc up to 32 MiB, above it by this allocator).
 //!
 //! glibc aligns to 16 bytes, so three in four AVX-512 loads from a tensor straddle two cache lines and cost two
 //! loads (bench/README.md, "Figures behind the code", has what that cost). The `crest` binary does both; a
@@ -15,6 +15,8 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
 
 pub struct CacheAligned;
 
@@ -37,18 +39,28 @@ fn widened(layout: Layout) -> Layout {
 
 // SAFETY: every block is allocated and freed through `System` with the same widened layout (the choice depends
 // only on size and alignment, and `realloc` moves a block whose choice changes), and a widened layout is at
-// least as aligned and as large as the one asked for.
+// least as aligned and as large as the one asked for. A block parked in `BIG_BLOCKS` is one `System` allocated
+// with that exact layout and nobody else holds: it is handed out again for that layout only, or freed.
 unsafe impl GlobalAlloc for CacheAligned {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if let Some(ptr) = BIG_BLOCKS.take(layout) {
+            return ptr;
+        }
         System.alloc(widened(layout))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if let Some(ptr) = BIG_BLOCKS.take(layout) {
+            std::ptr::write_bytes(ptr, 0, layout.size());
+            return ptr;
+        }
         System.alloc_zeroed(widened(layout))
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, widened(layout))
+        if !BIG_BLOCKS.park(ptr, layout) {
+            System.dealloc(ptr, widened(layout))
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -65,13 +77,82 @@ unsafe impl GlobalAlloc for CacheAligned {
     }
 }
 
+/// Freed blocks of [`MAX_SIZE`] and more, kept for the next request of the same layout once
+/// [`keep_freed_memory`] has been called. glibc maps each of these afresh and the kernel zeroes every page of
+/// it again on first touch: a 128×128 batch's first activations are 64 MiB each, and faulting them in took as
+/// long as computing them. A training step asks for the same sizes as the last one, so an exact match is enough;
+/// a request that matches none means the sizes changed (a last, smaller batch; validation), and every parked
+/// block is released before it, so parking never holds memory that the old pattern no longer uses.
+struct BigBlocks {
+    enabled: AtomicBool,
+    /// (address, size, alignment) of each parked block; address 0 marks a free slot.
+    slots: Mutex<[(usize, usize, usize); BIG_SLOTS]>,
+}
+
+/// A training step's large tensors (its stem's activations and their gradients) fit with room to spare.
+const BIG_SLOTS: usize = 32;
+/// Nor is more than this parked at once: a freed data set of gigabytes goes back to the system at once.
+const BIG_PARKED_MAX: usize = 2 << 30;
+
+static BIG_BLOCKS: BigBlocks = BigBlocks { enabled: AtomicBool::new(false), slots: Mutex::new([(0, 0, 0); BIG_SLOTS]) };
+
+impl BigBlocks {
+    fn applies(&self, layout: Layout) -> bool {
+        layout.size() >= MAX_SIZE && self.enabled.load(Relaxed)
+    }
+
+    /// A parked block of exactly `layout`, if there is one; if there is none, every parked block is freed.
+    fn take(&self, layout: Layout) -> Option<*mut u8> {
+        if !self.applies(layout) {
+            return None;
+        }
+        // Nothing inside panics, so the lock is never poisoned; were it, the slots are still consistent.
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.iter_mut().find(|s| s.0 != 0 && (s.1, s.2) == (layout.size(), layout.align())) {
+            let ptr = std::ptr::with_exposed_provenance_mut(slot.0);
+            *slot = (0, 0, 0);
+            return Some(ptr);
+        }
+        for slot in slots.iter_mut().filter(|s| s.0 != 0) {
+            // SAFETY: a parked block was allocated by `System` with this layout (big layouts are never widened)
+            // and is owned by the slot alone, which is cleared here.
+            unsafe {
+                System.dealloc(
+                    std::ptr::with_exposed_provenance_mut(slot.0),
+                    Layout::from_size_align_unchecked(slot.1, slot.2),
+                )
+            };
+            *slot = (0, 0, 0);
+        }
+        None
+    }
+
+    /// Keeps `ptr` for a later [`take`](Self::take), if `layout` qualifies and there is room.
+    fn park(&self, ptr: *mut u8, layout: Layout) -> bool {
+        if !self.applies(layout) {
+            return false;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let parked: usize = slots.iter().filter(|s| s.0 != 0).map(|s| s.1).sum();
+        if parked.saturating_add(layout.size()) > BIG_PARKED_MAX {
+            return false;
+        }
+        let Some(slot) = slots.iter_mut().find(|s| s.0 == 0) else { return false };
+        *slot = (ptr.expose_provenance(), layout.size(), layout.align());
+        true
+    }
+}
+
 /// By default glibc returns big freed buffers (a batch's activations are megabytes) to the kernel
 /// and page-faults fresh zeroed pages in for the next batch, which made the kernel's page handling
 /// as costly as a CNN's own loops. Serve buffers up to glibc's 32 MiB limit (where alignment stops) from
 /// the heap and never trim it, so each batch reuses the last one's memory.
 ///
-/// Call it first thing in `main`; it does nothing off glibc.
+/// Larger buffers [`CacheAligned`] keeps itself (see `BigBlocks`).
+///
+/// Call it first thing in `main`; the glibc part does nothing off glibc.
 pub fn keep_freed_memory() {
+    BIG_BLOCKS.enabled.store(true, Relaxed);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     glibc_keep_freed_memory();
 }
@@ -124,8 +205,49 @@ mod tests {
         }
     }
 
+    /// The tests that allocate through `CacheAligned` share `BIG_BLOCKS`, so they take turns.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // Miri would allocate and write the blocks' hundreds of megabytes for real.
+    fn freed_big_blocks_are_reused_for_their_own_layout_only() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        BIG_BLOCKS.enabled.store(true, Relaxed);
+        let a = CacheAligned;
+        let big = Layout::from_size_align(MAX_SIZE + 4096, 4).unwrap();
+        let other = Layout::from_size_align(MAX_SIZE + 8192, 4).unwrap();
+        let parked = || BIG_BLOCKS.slots.lock().unwrap().iter().filter(|s| s.0 != 0).count();
+        // SAFETY: each block is used within its layout and freed once with it.
+        unsafe {
+            let p = a.alloc(big);
+            std::ptr::write_bytes(p, 7, big.size());
+            a.dealloc(p, big);
+            assert_eq!(parked(), 1);
+            // The same layout gets the same block back, zeroed when asked.
+            let q = a.alloc_zeroed(big);
+            assert_eq!(q, p);
+            assert!((0..big.size()).step_by(4093).all(|i| *q.add(i) == 0));
+            assert_eq!(parked(), 0);
+            a.dealloc(q, big);
+            // Another size releases what is parked, and is not served from it.
+            let r = a.alloc(other);
+            assert_eq!(parked(), 0);
+            a.dealloc(r, other);
+            assert_eq!(parked(), 1);
+            // More than BIG_PARKED_MAX is not kept.
+            let huge = Layout::from_size_align(BIG_PARKED_MAX + 1, 4).unwrap();
+            let h = a.alloc(huge);
+            assert_eq!(parked(), 0);
+            a.dealloc(h, huge);
+            assert_eq!(parked(), 0);
+            BIG_BLOCKS.take(Layout::from_size_align(MAX_SIZE, 1).unwrap());
+        }
+        BIG_BLOCKS.enabled.store(false, Relaxed);
+    }
+
     #[test]
     fn large_blocks_are_line_aligned_and_realloc_keeps_contents() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let a = CacheAligned;
         // SAFETY: each block is used within its layout and freed once with the layout it has at that point.
         unsafe {
