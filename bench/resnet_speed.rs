@@ -1,11 +1,11 @@
 //! How fast crest's ResNet-18 trains and infers, measured as bench/torch_resnet_speed.py measures torchvision's:
 //! synthetic inputs (seeded N(0, 1) images, labels i mod 10, 10 classes), SGD with momentum 0.9, lr 0.01.
 //!
-//!     cargo run --release --example resnet_speed -- [--depth 18] [--steps 10] [--threads N]
+//!     cargo run --release --example resnet_speed -- [--depth 18] [--steps 10] [--threads N] [--only 64|128|224]
 //!
 //! Training: batches of 64 at 64×64 and at 128×128 (RGB), forward + cross-entropy + backward + step, one warm-up
 //! step then `--steps` timed ones. Inference: batches of 16 at 224×224 in eval mode without gradients, one warm-up
-//! batch then `--steps` timed ones. Prints one line per measurement, `name images_per_s=…`, and ends with
+//! batch then `--steps` timed ones (`--only` runs one of the three, e.g. under a profiler). Prints one line per measurement, `name images_per_s=…`, and ends with
 //! `train64_images_per_s=… train128_images_per_s=… infer224_images_per_s=…`. Run on a quiet machine.
 
 use crest::loss::cross_entropy;
@@ -22,10 +22,11 @@ struct Args {
     depth: usize,
     steps: usize,
     threads: Option<usize>,
+    only: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { depth: 18, steps: 10, threads: None };
+    let mut args = Args { depth: 18, steps: 10, threads: None, only: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -34,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
             "--depth" => args.depth = n,
             "--steps" => args.steps = n.max(1),
             "--threads" => args.threads = Some(n.max(1)),
+            "--only" if [64, 128, 224].contains(&n) => args.only = Some(n),
             _ => return Err(format!("unknown option {a}")),
         }
     }
@@ -89,6 +91,15 @@ fn main() {
     });
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().expect("the first pool");
+    }
+    if let Some(only) = args.only {
+        let (what, rate) = if only == 224 {
+            ("infer", infer_rate(args.depth, args.steps))
+        } else {
+            ("train", train_rate(args.depth, only, args.steps))
+        };
+        println!("resnet{} {what} {only}x{only} images_per_s={rate:.1}", args.depth);
+        return;
     }
     let train64 = train_rate(args.depth, 64, args.steps);
     println!("resnet{} train 64x64 batch 64 images_per_s={train64:.1}", args.depth);
