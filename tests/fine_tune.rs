@@ -308,7 +308,7 @@ fn an_imported_model_fine_tunes_on_its_own_mean_and_std() {
 
     assert_eq!(
         fine_tune(&grey, &["--channels", "1"]),
-        "inputs: not normalised (bytes/255): the pretrained model's mean and std are for 3 channels, these images have \
+        "inputs: byte/255, not normalised: the pretrained model's mean and std are for 3 channels, these images have \
          1, and fastai adds no Normalize then"
     );
     let (_, meta) = crest::model_io::load(&grey).unwrap();

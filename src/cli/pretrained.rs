@@ -102,7 +102,7 @@ pub fn inputs(statistics: Option<Normalize>, channels: usize, scaled: Inputs) ->
         }
         Some(n) => {
             let line = format!(
-                "inputs: not normalised (bytes/255): the pretrained model's mean and std are for {} channels, these \
+                "inputs: byte/255, not normalised: the pretrained model's mean and std are for {} channels, these \
                  images have {channels}, and fastai adds no Normalize then",
                 n.channels()
             );

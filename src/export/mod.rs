@@ -160,11 +160,11 @@ fn doc_string(meta: &ModelMeta) -> String {
     let scaling = match meta.inputs() {
         Inputs::Scaled(scale) => format!("the graph first multiplies them by {scale}, as crest does"),
         Inputs::Normalized(n) => format!(
-            "the graph first divides them by 255, then subtracts the mean {:?} and divides by the std {:?}, per \
-             channel, as torchvision's Normalize does{}",
+            "the graph first divides them by 255, then subtracts the mean {:?} and divides by the std {:?}{}, per \
+             channel, as torchvision's Normalize does",
             n.mean,
             n.std,
-            if meta.preprocess.is_some() { "" } else { ", as the model was fine-tuned" }
+            if meta.preprocess.is_some() { "" } else { " (the statistics the model was fine-tuned with)" }
         ),
     };
     let resizing = match &meta.preprocess {
