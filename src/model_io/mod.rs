@@ -30,8 +30,9 @@ use std::path::Path;
 
 /// Bumped when the file layout changes; files of other formats are refused, not guessed at. (The checksum came
 /// within format 1: files without one still load.) Format 2 is format 1 for a model whose inputs are normalised
-/// with a mean and std (`preprocess`, `normalize`), and says so: a crest that reads only format 1 would ignore
-/// `normalize` (and the oldest, `preprocess`) and predict on unnormalised pixels, so it refuses the file instead.
+/// with a mean and std (`preprocess`, `normalize`), and says so: a crest that reads only format 1 ignores
+/// `normalize` (crests older still ignore `preprocess` too) and would predict on unnormalised pixels; the format
+/// number makes it refuse the file instead.
 /// Files without a mean and std are still written as format 1, which every crest reads; format-1 files with
 /// `preprocess`, as `crest import` wrote them before format 2, load as they did.
 pub const FORMAT: u32 = 2;
