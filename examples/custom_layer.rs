@@ -79,7 +79,7 @@ pub fn run(dir: &str, epochs: usize) -> crest::Result<f32> {
     let x = DataLoader::new(valid, 256, Order::Sequential)
         .batches(0)
         .next()
-        .map(|b| b.into_xy(1.0 / 255.0, learn.targets()).0);
+        .map(|b| b.into_xy(learn.inputs(), learn.targets()).0);
     if let Some(x) = x {
         let trained = learn.predict_batch(&x).to_vec();
         let _g = no_grad();

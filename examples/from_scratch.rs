@@ -6,7 +6,7 @@
 //! `../shared/data/emoji-vendors --size 140`. It replays the post as written — and shows why that stays near
 //! chance on real data — then makes the three fixes crest uses by default.
 
-use crest::data::{self, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order};
+use crest::data::{self, ChannelsOpt, DataLoader, Dataset, Inputs, LoadOptions, Order};
 use crest::learner::{gd_step, train_epoch, validate_epoch, DataLoaders, Learner, LossFn, MetricAverage};
 use crest::loss::{bce_with_logits, mnist_loss};
 use crest::metrics::{batch_accuracy, Metric};
@@ -139,7 +139,7 @@ fn fit(train: &Arc<Dataset>, valid: &Arc<Dataset>, how: Posted) -> crest::Result
     let mut learn =
         Learner::builder(dls, Box::new(model)).opt_func(opt).loss_func(loss).metrics([Metric::BATCH_ACCURACY]);
     if posted {
-        learn = learn.pixel_scale(1.0 / 255.0 / 255.0).metric_average(MetricAverage::PerBatch);
+        learn = learn.inputs(Inputs::Scaled(1.0 / 255.0 / 255.0)).metric_average(MetricAverage::PerBatch);
     }
     let mut learn = learn.build()?;
     if defaults {

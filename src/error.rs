@@ -84,11 +84,12 @@ impl fmt::Display for Error {
             Error::Import { path, reason } => write!(f, "cannot import {}: {reason}", path.display()),
             Error::ModelVersion { path, format, written_by } => write!(
                 f,
-                "{} was written in model format {} (crest {}); this crest ({}) reads format {}",
+                "{} was written in model format {} (crest {}); this crest ({}) reads formats {} and {}",
                 path.display(),
                 format.map_or("unknown".into(), |v| v.to_string()),
                 written_by.as_deref().unwrap_or("?"),
                 env!("CARGO_PKG_VERSION"),
+                crate::model_io::PLAIN_FORMAT,
                 crate::model_io::FORMAT
             ),
             Error::NonFiniteLoss { epoch, batch, loss, lr } => write!(

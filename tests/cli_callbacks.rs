@@ -53,7 +53,7 @@ fn evaluate(model: &std::path::Path) -> (String, String) {
     let mut learn = Learner::builder(dls, model)
         .loss_func(bce_with_logits)
         .metrics([Metric::BATCH_ACCURACY])
-        .pixel_scale(meta.scale)
+        .inputs(meta.inputs())
         .quiet()
         .build()
         .unwrap();

@@ -3,12 +3,14 @@
 mod common;
 
 use common::{crest, temp_dir, text};
-use crest::data::{DataLoader, Dataset, Order, Targets};
+use crest::data::{load_image, DataLoader, Dataset, Inputs, Normalize, Order, Targets, IMAGENET_MEAN, IMAGENET_STD};
 use crest::learner::{DataLoaders, Learner, LrSlice, Schedule};
-use crest::loss::cross_entropy;
+use crest::loss::{cross_entropy, Loss};
 use crest::nn::{BatchNorm, Conv2d, Flatten, Linear, Module, ReLU, Sequential};
 use crest::optim::OptFunc;
 use crest::rng::Rng;
+use crest::Tensor;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `n` 1x4x4 images of two classes: class 0 bright on the left half, class 1 on the right, with some noise.
@@ -99,7 +101,7 @@ fn each_layer_group_steps_by_its_own_learning_rate() {
         .push(Linear::new(3, 2, &mut rng));
     let mut learn = learner(model, 8, OptFunc::sgd());
     // The gradients of the one step the fit will take, from the same batch through the same model.
-    let (x, y) = learn.dls.train.batches(0).next().unwrap().into_xy(1.0 / 255.0, Targets::Classes);
+    let (x, y) = learn.dls.train.batches(0).next().unwrap().into_xy(&Inputs::Scaled(1.0 / 255.0), Targets::Classes);
     cross_entropy(&learn.model.forward(&x), &y).backward();
     let params = learn.model.parameters();
     let grads: Vec<Vec<f32>> = params.iter().map(|p| p.grad().unwrap().to_vec()).collect();
@@ -197,5 +199,119 @@ fn train_pretrained_refuses_what_makes_no_sense_in_one_line() {
             assert_eq!(err, format!("error: --pretrained can't be combined with {expected}\n"));
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` 12x12 RGB PNGs a class in `dir/red` and `dir/blue`: noise around a reddish or a bluish colour.
+fn colour_folder(dir: &Path, n: usize) {
+    let mut rng = Rng::new(3);
+    for (class, base) in [("red", [200u8, 60, 40]), ("blue", [40, 70, 190])] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..n {
+            let rgb: Vec<u8> = (0..12 * 12).flat_map(|_| base.map(|b| b - 30 + rng.below(60) as u8)).collect();
+            let file = std::fs::File::create(dir.join(class).join(format!("{i}.png"))).unwrap();
+            let mut png = png::Encoder::new(std::io::BufWriter::new(file), 12, 12);
+            png.set_color(png::ColorType::Rgb);
+            png.write_header().unwrap().write_image_data(&rgb).unwrap();
+        }
+    }
+}
+
+/// Each class's probability as `crest predict` prints it, per image.
+fn printed_probabilities(stdout: &str) -> Vec<(String, Vec<(String, f32)>)> {
+    let line = |l: &str| {
+        let mut fields = l.split('\t');
+        let path = fields.next().unwrap().to_string();
+        let classes = fields.map(|f| f.rsplit_once(' ').unwrap()).map(|(c, p)| (c.to_string(), p.parse().unwrap()));
+        (path, classes.collect())
+    };
+    stdout.lines().map(line).collect()
+}
+
+/// The class probabilities of a model of `loss` for one 3x12x12 image, its bytes made inputs by `input`
+/// (channel, byte).
+fn probabilities(model: &dyn Module, loss: Loss, bytes: &[u8], input: impl Fn(usize, u8) -> f32) -> Vec<f32> {
+    let x: Vec<f32> = bytes.iter().enumerate().map(|(i, &b)| input(i / 144, b)).collect();
+    crest::interpret::probabilities(&model.forward(&Tensor::from_vec(x, &[1, 3, 12, 12])).to_vec(), loss)
+}
+
+/// fastai's recipe for imported weights: an imported model (ImageNet's mean and std, RGB) fine-tuned on RGB images
+/// trains on normalised inputs and records the statistics, which `crest predict` and `crest evaluate` apply (their
+/// probabilities are a hand-normalised forward's, not a byte/255 one's); on grey images, which the statistics are
+/// not for, it trains on byte/255, says so, and records none.
+#[test]
+fn an_imported_model_fine_tunes_on_its_own_mean_and_std() {
+    let dir = temp_dir("fine-tune-normalised");
+    let (images, imported, tuned, grey) =
+        (dir.join("images"), dir.join("imported"), dir.join("tuned"), dir.join("grey"));
+    colour_folder(&images, 10);
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/cnn.safetensors");
+    let import = ["import", weights.to_str().unwrap(), "--arch", "cnn", "--resize", "16", "--crop", "12", "--out"];
+    let o = crest(&[&import[..], &[imported.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o).1);
+    let fine_tune = |out: &Path, extra: &[&str]| {
+        let args = ["train", images.to_str().unwrap(), "--arch", "cnn", "--epochs", "1", "--bs", "4", "--no-report"];
+        let more = ["--pretrained", imported.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let o = crest(&[&args[..], &more, extra].concat());
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stderr}");
+        stdout.lines().find(|l| l.starts_with("inputs: ")).unwrap_or_else(|| panic!("{stdout}")).to_string()
+    };
+
+    assert_eq!(
+        fine_tune(&tuned, &[]),
+        "inputs: normalised with the pretrained model's mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225], as \
+         its weights were trained"
+    );
+    let (model, meta) = crest::model_io::load(&tuned).unwrap();
+    assert_eq!((meta.normalize, meta.preprocess, meta.format), (Some(Normalize::imagenet()), None, 2));
+
+    let paths: Vec<PathBuf> = ["red/0.png", "red/1.png", "blue/0.png", "blue/1.png"].map(|p| images.join(p)).into();
+    let o = crest(
+        &[&["predict", tuned.to_str().unwrap()][..], &paths.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>()]
+            .concat(),
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let printed = printed_probabilities(&stdout);
+    let mut unnormalised_gap = 0.0f32;
+    for ((path, classes), file) in printed.iter().zip(&paths) {
+        assert_eq!(path, file.to_str().unwrap());
+        let bytes = load_image(file, 3, 12, 12, 1 << 20).unwrap();
+        let normalised = probabilities(model.as_ref(), meta.loss, &bytes, |c, b| {
+            (b as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+        });
+        let scaled = probabilities(model.as_ref(), meta.loss, &bytes, |_, b| b as f32 / 255.0);
+        for (class, p) in classes {
+            let k = meta.classes.iter().position(|c| c == class).unwrap();
+            assert!(
+                (p - normalised[k]).abs() <= 1e-4,
+                "{path} {class}: printed {p}, normalised forward {normalised:?}"
+            );
+            unnormalised_gap = unnormalised_gap.max((p - scaled[k]).abs());
+        }
+    }
+    assert!(unnormalised_gap > 1e-2, "a byte/255 forward gives the same probabilities: the test can't tell");
+
+    let csv = dir.join("predictions.csv");
+    let o = crest(&["evaluate", tuned.to_str().unwrap(), images.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    for (path, classes) in &printed {
+        let row = rows.lines().find(|r| r.starts_with(&format!("{path},"))).unwrap_or_else(|| panic!("{path}: {rows}"));
+        let evaluated: Vec<f32> = row.split(',').skip(3).map(|p| p.parse().unwrap()).collect();
+        for (class, p) in classes {
+            let k = meta.classes.iter().position(|c| c == class).unwrap();
+            assert!((p - evaluated[k]).abs() <= 1e-4, "{row}: predict printed {class} {p}");
+        }
+    }
+
+    assert_eq!(
+        fine_tune(&grey, &["--channels", "1"]),
+        "inputs: byte/255, not normalised: the pretrained model's mean and std are for 3 channels, these images have \
+         1, and fastai adds no Normalize then"
+    );
+    let (_, meta) = crest::model_io::load(&grey).unwrap();
+    assert_eq!((meta.normalize, meta.channels, meta.format), (None, 1, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }

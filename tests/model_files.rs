@@ -2,6 +2,7 @@
 //! and by `crest predict` (exit status 1, one `error:` line, never a panic), and files that are fine but odd (no
 //! checksum, class names with control characters) handled as the README says.
 
+use crest::data::{Inputs, Normalize};
 use crest::loss::Loss;
 use crest::model_io::{self, ModelMeta};
 use crest::nn::LayerSpec;
@@ -210,6 +211,28 @@ fn crafted_files_are_refused_with_one_sentence_each() {
     case("a class name twice", craft(&m, &linear, true), "class name a\\tb appears twice");
     let m = edited(&base, &|m| m["channels"] = json!(2));
     case("two channels", craft(&m, &linear, true), "its images have 2 channels; crest reads images of 1, 3 or 4");
+    let m = edited(&base, &|m| m["normalize"] = json!({"mean": [0.5], "std": [0.0]}));
+    case(
+        "a normalisation's std of 0",
+        craft(&m, &linear, true),
+        "its normalisation's mean [0.5] and std [0.0] must be finite, and the std above 0",
+    );
+    let imagenet = json!({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]});
+    let m = edited(&base, &|m| m["normalize"] = imagenet.clone());
+    case(
+        "a normalisation for other channels",
+        craft(&m, &linear, true),
+        "its normalisation has 3 mean values for images of 1 channels",
+    );
+    let m = edited(&base, &|m| {
+        m["normalize"] = json!({"mean": [0.5], "std": [0.25]});
+        m["preprocess"] = json!({"resize": 2, "crop": 2, "mean": [0.5], "std": [0.25]});
+    });
+    case(
+        "a normalisation beside a preprocessing",
+        craft(&m, &linear, true),
+        "it has both a preprocessing and a normalisation; a model's inputs have one mean and std",
+    );
     let m = edited(&base, &|m| m["loss"] = json!("bce"));
     case(
         "a binary loss on three classes",
@@ -410,19 +433,52 @@ fn a_file_without_a_checksum_loads_with_a_warning() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A file of another format is told as such, not as damage: the checksum is format 1's.
+/// A file of another format is told as such, not as damage: the checksum is formats 1 and 2's.
 #[test]
 fn another_format_is_told_before_the_checksum() {
     let mut m = meta(linear_spec(), 2);
-    m["format"] = json!(2);
+    m["format"] = json!(3);
     m["crest_version"] = json!("9.0\n");
     let mut other = craft(&m, &tensors(&linear_spec()), true);
     let at = checksum_at(&other);
     other[at].copy_from_slice(b"00000000");
     assert_eq!(
         refusal(&other),
-        "<memory> was written in model format 2 (crest 9.0\\n); this crest (0.1.0) reads format 1"
+        "<memory> was written in model format 3 (crest 9.0\\n); this crest (0.1.0) reads formats 1 and 2"
     );
+}
+
+/// The format a file's metadata says it is in.
+fn format_of(file: &[u8]) -> u64 {
+    let (_, header) = safetensors::SafeTensors::read_metadata(file).unwrap();
+    let json: Value = serde_json::from_str(&header.metadata().as_ref().unwrap()["crest"]).unwrap();
+    json["format"].as_u64().unwrap()
+}
+
+/// A model whose inputs are normalised is written in format 2, which a crest that reads format 1 alone refuses
+/// rather than predict on unnormalised pixels; a model without a mean and std is still written in format 1, which
+/// every crest reads, and a format-1 file with a preprocessing (as `crest import` wrote them before format 2) still
+/// loads with it.
+#[test]
+fn normalised_models_are_format_2_and_format_1_files_still_load() {
+    let model = linear_spec().build(&mut Rng::new(7));
+    let plain: ModelMeta = serde_json::from_value(meta(linear_spec(), 2)).unwrap();
+    assert_eq!(format_of(&model_io::save_bytes(model.as_ref(), &plain).unwrap()), 1);
+
+    let statistics = Normalize { mean: vec![0.5], std: vec![0.25] };
+    let normalised = ModelMeta { normalize: Some(statistics.clone()), ..plain };
+    let file = model_io::save_bytes(model.as_ref(), &normalised).unwrap();
+    assert_eq!(format_of(&file), 2);
+    let (_, loaded) = model_io::load_bytes(&file).unwrap();
+    assert_eq!((loaded.format, loaded.inputs()), (2, Inputs::Normalized(statistics.clone())));
+
+    let mut imported = meta(linear_spec(), 2);
+    imported["preprocess"] = json!({"resize": 3, "crop": 2, "mean": [0.5], "std": [0.25]});
+    let file = craft(&imported, &tensors(&linear_spec()), true);
+    let (_, loaded) = model_io::load_bytes(&file).unwrap();
+    assert_eq!((loaded.format, loaded.inputs()), (1, Inputs::Normalized(statistics)));
+    let written = model_io::save_bytes(model.as_ref(), &loaded).unwrap();
+    assert_eq!(format_of(&written), 2, "saved again, it says that it needs the mean and std");
 }
 
 #[test]

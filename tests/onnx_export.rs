@@ -5,7 +5,7 @@
 mod common;
 
 use common::{crest, temp_dir, text};
-use crest::data::{image_files, load_image, Batch, Inputs, Preprocess};
+use crest::data::{image_files, load_image, Batch, Normalize, Preprocess};
 use crest::export::{onnx_bytes, Dim, ModelInfo, OnnxGraph, Port, LOGITS, PROBABILITIES};
 use crest::interpret::image_probabilities;
 use crest::loss::Loss;
@@ -77,14 +77,8 @@ fn max_difference(model: &dyn Module, meta: &ModelMeta) -> (f32, Vec<f32>) {
     assert_eq!(outputs[0].1, [batch.n, k]);
     assert_eq!(outputs[1].0, LOGITS);
     assert_eq!(outputs[1].1, [batch.n, meta.loss.outputs(k)]);
-    let x = match meta.inputs() {
-        Inputs::Scaled(scale) => {
-            Tensor::from_u8(batch.pixels.clone(), &[batch.n, batch.channels, batch.height, batch.width], scale)
-        }
-        Inputs::Normalized(p) => p.normalize(&batch.pixels, batch.n),
-    };
-    let logits = model.forward(&x).to_vec();
-    let expected = image_probabilities(model, meta.loss, &batch, meta.inputs(), None, &|i| i.to_string()).unwrap();
+    let logits = model.forward(&batch.inputs(&meta.inputs())).to_vec();
+    let expected = image_probabilities(model, meta.loss, &batch, &meta.inputs(), None, &|i| i.to_string()).unwrap();
     let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(diff(&outputs[1].2, &logits) < 1e-3, "logits differ by {}", diff(&outputs[1].2, &logits));
     (diff(&outputs[0].2, &expected), expected)
@@ -180,7 +174,8 @@ fn perturb_batch_norms(model: &dyn Module, seed: u64) {
 }
 
 /// torchvision's ResNets (narrow, so the test is quick; the layers and the wiring are the full ones') export with
-/// every block, downsample and BatchNorm, in crest's own scaling and in an imported model's mean/std normalisation.
+/// every block, downsample and BatchNorm, in crest's own scaling and in a mean/std normalisation: an imported
+/// model's (in its preprocessing) or a model's fine-tuned from one (on its own).
 #[test]
 fn resnets_export_and_tract_gives_crests_probabilities() {
     for (depth, channels) in [(18, 1), (34, 1), (50, 3)] {
@@ -193,8 +188,11 @@ fn resnets_export_and_tract_gives_crests_probabilities() {
         let (d, _) = max_difference(&model, &meta);
         println!("resnet{depth}: tract vs crest, largest difference {d:e}");
         assert!(d <= 1e-4, "resnet{depth}: tract's probabilities differ from crest's by {d}");
-        meta.preprocess =
-            Some(Preprocess { resize: 40, crop: 40, mean: vec![0.4; channels], std: vec![0.3; channels] });
+        let statistics = Normalize { mean: vec![0.4; channels], std: vec![0.3; channels] };
+        match depth {
+            18 => meta.normalize = Some(statistics),
+            _ => meta.preprocess = Some(Preprocess { resize: 40, crop: 40, normalize: statistics }),
+        }
         let (d, _) = max_difference(&model, &meta);
         println!("resnet{depth}, normalised: tract vs crest, largest difference {d:e}");
         assert!(d <= 1e-4, "resnet{depth} normalised: tract's probabilities differ from crest's by {d}");

@@ -1,7 +1,7 @@
 //! A trained model leaves its thread: it moves to another one, and several threads predict with it at once, each
 //! getting exactly what one thread alone gets.
 
-use crest::data::{self, DataLoader, LoadOptions, Order, Targets};
+use crest::data::{self, DataLoader, Inputs, LoadOptions, Order, Targets};
 use crest::learner::{DataLoaders, Learner};
 use crest::nn::{fuse, Arch, Module, Sequential};
 use crest::rng::Rng;
@@ -29,7 +29,7 @@ fn tensors_layers_and_models_are_send_and_sync() {
 fn batches(split: &data::Split) -> Vec<Tensor> {
     let all = Arc::new(split.train.clone());
     let dl = DataLoader::new(all, 1000, Order::Sequential);
-    dl.batches(0).map(|b| b.into_xy(1.0 / 255.0, Targets::Classes).0).collect()
+    dl.batches(0).map(|b| b.into_xy(&Inputs::Scaled(1.0 / 255.0), Targets::Classes).0).collect()
 }
 
 fn predict(model: &dyn Module, xs: &[Tensor]) -> Vec<Vec<u32>> {

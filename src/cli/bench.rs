@@ -23,7 +23,7 @@ pub fn run(args: TrainArgs, world: &World) -> Result<()> {
     if world.rank() != 0 {
         return Ok(());
     }
-    let infer = inference_rate(&mut done.learner, &done.data.valid, done.scale);
+    let infer = inference_rate(&mut done.learner, &done.data.valid);
     println!(
         "load_s={load_s:.3} images_per_s={:.0} train_s={train_s:.3} epoch_s={:.4} valid_acc={:.4} \
          infer_images_per_s={infer:.0} peak_rss_mb={:.1}",
@@ -48,10 +48,10 @@ fn median_train_pass<'a>(rows: impl Iterator<Item = &'a EpochRow>) -> f64 {
 const INFER_BYTES: usize = 64 << 20;
 
 /// Images per second through the trained model in evaluation mode, measured as `bench/torch_fashion.py` measures
-/// PyTorch: batches of 1000 ready in memory as scaled f32 values, one warm-up batch first, and passes over them
+/// PyTorch: batches of 1000 ready in memory as the f32 values the model was trained on, one warm-up batch first, and passes over them
 /// repeated until a second has gone by (one pass over 10,000 images takes a few milliseconds). Large images get
 /// smaller and fewer batches, within [`INFER_BYTES`].
-fn inference_rate(learner: &mut Learner, valid: &Arc<Dataset>, scale: f32) -> f64 {
+fn inference_rate(learner: &mut Learner, valid: &Arc<Dataset>) -> f64 {
     if valid.is_empty() {
         return 0.0;
     }
@@ -59,7 +59,8 @@ fn inference_rate(learner: &mut Learner, valid: &Arc<Dataset>, scale: f32) -> f6
     let image_bytes = valid.item_len() * std::mem::size_of::<f32>();
     let bs = (INFER_BYTES / image_bytes.max(1)).clamp(1, 1000);
     let dl = DataLoader::new(valid.clone(), bs, Order::Sequential);
-    let batches = || dl.batches(0).map(|batch| batch.into_xy(scale, Targets::Classes).0);
+    let inputs = learner.inputs().clone();
+    let batches = || dl.batches(0).map(|batch| batch.into_xy(&inputs, Targets::Classes).0);
     if let Some(x) = batches().next() {
         learner.predict_batch(&x);
     }

@@ -189,8 +189,9 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         careful_write::check(page, "the report")?;
     }
     let (mut model, meta) = load_model(&args.model)?;
-    // Its data is loaded as training loads it (stretched to the model's size, bytes times the scale), which is not
-    // what imported weights expect: their scores would be wrong without a word.
+    // Its data is loaded as training loads it (stretched to the model's size), which is not what imported weights
+    // expect: their scores would be wrong without a word. (A model fine-tuned from them was trained on such images,
+    // normalised with the mean and std it records, as the interpretation's inputs are.)
     if meta.preprocess.is_some() {
         return Err(Error::InvalidArgument(format!(
             "{} expects torchvision's preprocessing (it was imported), which crest evaluate does not apply yet; \
@@ -219,7 +220,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         println!("test-time augmentation: {} copies ({}), weight {} on the plain image", t.n, t.augment, t.beta);
     }
     let bs = args.bs as usize;
-    let interp = Interpretation::from_model(model.as_mut(), meta.loss, &dataset, meta.scale, bs, tta.as_ref())?;
+    let interp = Interpretation::from_model(model.as_mut(), meta.loss, &dataset, &meta.inputs(), bs, tta.as_ref())?;
     let names = image_names(&dataset);
     print(&interp, &names);
     if let Some(csv) = &args.csv {

@@ -1,4 +1,4 @@
-use crest::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
+use crest::data::{Normalize, Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 use crest::model_io::{self, ImportOptions};
 use crest::nn::Arch;
 use crest::{Error, Result};
@@ -39,8 +39,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
     let preprocess = Preprocess {
         resize: args.resize as usize,
         crop: args.crop as usize,
-        mean: or_imagenet(args.mean, IMAGENET_MEAN),
-        std: or_imagenet(args.std, IMAGENET_STD),
+        normalize: Normalize { mean: or_imagenet(args.mean, IMAGENET_MEAN), std: or_imagenet(args.std, IMAGENET_STD) },
     };
     let channels = args.channels;
     preprocess.check(channels).map_err(|why| Error::InvalidArgument(format!("{why} (see --mean, --std, --crop)")))?;

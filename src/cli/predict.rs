@@ -64,6 +64,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let (model, meta) = load_model(&args.model)?;
     let (images, empty_folders) = expand(&args.images)?;
     let tta = args.tta.map(Tta::new);
+    let inputs = meta.inputs();
     let mut failed = 0;
     for (index, path) in images.iter().enumerate() {
         let shown = printable(&path.display().to_string()).into_owned();
@@ -90,7 +91,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             width: meta.width,
         };
         let name = |_| path.display().to_string();
-        let probs = image_probabilities(model.as_ref(), meta.loss, &batch, meta.inputs(), tta.as_ref(), &name)?;
+        let probs = image_probabilities(model.as_ref(), meta.loss, &batch, &inputs, tta.as_ref(), &name)?;
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         // Class names come from the model file and paths from anywhere: escaped, so that none can end the line or

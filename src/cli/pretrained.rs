@@ -6,8 +6,13 @@
 //! classes, not fastai's bigger head (pooling of both average and max, BatchNorm, dropout and two Linear layers):
 //! the fine-tuned model stays the architecture `--arch` names, so it saves, loads, exports and compares with a
 //! model trained from scratch as any other of that architecture.
+//!
+//! Its inputs are fastai's (`vision_learner(normalize=True)`, `_add_norm`): normalised with the pretrained model's
+//! mean and std when it records them (an imported model) for as many channels as the data has; otherwise, as
+//! fastai then adds no `Normalize`, scaled as crest's own models are.
 
 use super::train::{ScheduleArg, TrainArgs};
+use crest::data::{Inputs, Normalize};
 use crest::learner::LayerGroups;
 use crest::model_io::{self, ModelMeta};
 use crest::nn::Module;
@@ -49,8 +54,14 @@ pub fn load(path: &Path, args: &TrainArgs) -> Result<(Box<dyn Module>, ModelMeta
 }
 
 /// Puts the pretrained model's weights into `fresh`, the model `--arch` names built for this data, all but its
-/// head. `shape` is the data's image shape, for the message when the model was made for other sizes.
-pub fn transfer_into(path: &Path, args: &TrainArgs, fresh: &dyn Module, shape: [usize; 3]) -> Result<()> {
+/// head, and returns the mean and std the pretrained model's inputs are normalised with, if they are. `shape` is
+/// the data's image shape, for the message when the model was made for other sizes.
+pub fn transfer_into(
+    path: &Path,
+    args: &TrainArgs,
+    fresh: &dyn Module,
+    shape: [usize; 3],
+) -> Result<Option<Normalize>> {
     let (pretrained, meta) = load(path, args)?;
     let groups = LayerGroups::of(fresh);
     if groups.count < 2 {
@@ -72,5 +83,30 @@ pub fn transfer_into(path: &Path, args: &TrainArgs, fresh: &dyn Module, shape: [
             "{e}: it was trained on {}x{}x{} images, these are {c}x{h}x{w} (--size sets the size)",
             meta.channels, meta.height, meta.width
         ))
-    })
+    })?;
+    Ok(meta.statistics().cloned())
+}
+
+/// What the fine-tuned model sees of images of `channels` channels, given the pretrained model's `statistics`:
+/// normalised with them if they are for that many channels, else `scaled`; with the line that says which, when
+/// there are statistics.
+pub fn inputs(statistics: Option<Normalize>, channels: usize, scaled: Inputs) -> (Inputs, Option<String>) {
+    match statistics {
+        None => (scaled, None),
+        Some(n) if n.channels() == channels => {
+            let line = format!(
+                "inputs: normalised with the pretrained model's mean {:?} and std {:?}, as its weights were trained",
+                n.mean, n.std
+            );
+            (Inputs::Normalized(n), Some(line))
+        }
+        Some(n) => {
+            let line = format!(
+                "inputs: byte/255, not normalised: the pretrained model's mean and std are for {} channels, these \
+                 images have {channels}, and fastai adds no Normalize then",
+                n.channels()
+            );
+            (scaled, Some(line))
+        }
+    }
 }

@@ -119,14 +119,9 @@ pub fn training(args: &TrainArgs, trained: &mut Trained) -> Result<Report> {
         page.class_weights = class_weights(trained, loss.outputs(train.classes.len()));
     }
     if !valid.is_empty() {
-        let interp = Interpretation::from_model(
-            trained.learner.model.as_mut(),
-            loss,
-            &valid,
-            trained.scale,
-            INTERPRET_BS,
-            None,
-        )?;
+        let inputs = trained.learner.inputs().clone();
+        let interp =
+            Interpretation::from_model(trained.learner.model.as_mut(), loss, &valid, &inputs, INTERPRET_BS, None)?;
         add_interpretation(&mut page, &interp, &valid);
     }
     Ok(page)

@@ -1,6 +1,6 @@
 use clap::ValueEnum;
 use crest::data::transforms::Augment;
-use crest::data::{self, Caching, ChannelsOpt, DataLoader, Dataset, LoadOptions, Order, Split};
+use crest::data::{self, Caching, ChannelsOpt, DataLoader, Dataset, Inputs, LoadOptions, Normalize, Order, Split};
 use crest::learner::{
     self, Checkpointing, DataLoaders, EarlyStoppingCallback, EpochRow, Learner, LrFind, MetricAverage, Monitor, RunLog,
     SaveModelCallback, Schedule, Spread,
@@ -357,7 +357,6 @@ pub struct Trained {
     /// The first run's learner, whose model is the one saved.
     pub learner: Learner,
     pub data: Data,
-    pub scale: f32,
     /// The saved model's validation accuracy.
     pub accuracy: Option<f32>,
     /// Every run's logs, the first one's included (one run without `--runs`).
@@ -367,23 +366,29 @@ pub struct Trained {
     pub lr_find: Option<LrFind>,
 }
 
-/// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`).
-fn build_model(args: &TrainArgs, data: &Data, recipe: &Recipe) -> Result<(Box<dyn Module>, LayerSpec)> {
+/// The model `--arch` names for this data, its layers' runs fused before training (see `Sequential::fused`), and
+/// the mean and std of the pretrained model it is fine-tuned from, if that has them.
+fn build_model(
+    args: &TrainArgs,
+    data: &Data,
+    recipe: &Recipe,
+) -> Result<(Box<dyn Module>, LayerSpec, Option<Normalize>)> {
     let classes = data.train.classes.len();
     let shape = [data.train.channels, data.train.height, data.train.width];
     let spec = args.arch.spec(shape, recipe.loss.outputs(classes));
     check_memory(args, &spec, shape, recipe.bs.min(data.train.len()))?;
     let model = spec.build(&mut Rng::fork(args.seed, 0x1417));
-    if let Some(path) = &args.pretrained {
-        super::pretrained::transfer_into(path, args, model.as_ref(), shape)?;
-    }
+    let statistics = match &args.pretrained {
+        Some(path) => super::pretrained::transfer_into(path, args, model.as_ref(), shape)?,
+        None => None,
+    };
     if let Some(std) = recipe.init_std {
         let mut rng = Rng::fork(args.seed, 0x1417);
         for p in model.parameters() {
             p.data_mut().copy_from_slice(&Tensor::randn(p.shape(), std, &mut rng).data());
         }
     }
-    Ok((fuse(model), spec))
+    Ok((fuse(model), spec, statistics))
 }
 
 /// Refuses a model, image size or batch too large for this machine before any of its buffers is allocated.
@@ -414,7 +419,12 @@ fn learner(
     world: &World,
 ) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
-    let (model, spec) = build_model(args, data, recipe)?;
+    let (model, spec, statistics) = build_model(args, data, recipe)?;
+    let scaled = Inputs::Scaled(recipe.scale);
+    let (inputs, note) = super::pretrained::inputs(statistics, data.train.channels, scaled);
+    if let (true, Some(note)) = (verbose, note) {
+        println!("{note}");
+    }
     let mut train_dl = DataLoader::new(data.train.clone(), recipe.bs * world.size(), recipe.order);
     if let Some(aug) = args.aug {
         train_dl = train_dl.augmented(aug, args.seed);
@@ -432,7 +442,7 @@ fn learner(
         .opt_func(recipe.opt)
         .loss_func(loss_func)
         .metrics([metric])
-        .pixel_scale(recipe.scale)
+        .inputs(inputs)
         .metric_average(recipe.metric_average)
         .communicator(world.clone());
     if let Some(goal) = args.stop_at {
@@ -726,8 +736,11 @@ pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
         println!("the post's slips: unshuffled class-sorted batches (each batch one class), pixels /255 twice, std-1 init, accuracy averaged over batches");
     }
     let shape = [data.train.channels, data.train.height, data.train.width];
-    let meta =
+    let mut meta =
         ModelMeta::new(data.train.classes.clone(), shape, recipe.scale, &args.arch.to_string(), recipe.loss, spec);
+    if let Inputs::Normalized(n) = learner.inputs() {
+        meta.normalize = Some(n.clone());
+    }
     model_io::save(&args.out, learner.model.as_ref(), &meta)?;
     if runs > 1 {
         println!("the model saved is run 1's (seed {}): the file the same command without --runs saves", args.seed);
@@ -736,7 +749,7 @@ pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
         Some(best) => println!("saved model to {}: {best}", args.out.display()),
         None => println!("saved model to {}", args.out.display()),
     }
-    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: logs, loss: recipe.loss, lr_find })
+    Ok(Trained { learner, data, accuracy, runs: logs, loss: recipe.loss, lr_find })
 }
 
 /// A rank other than 0 under `mpirun`: the training rank 0 does, step for step, printing and saving nothing.
@@ -746,7 +759,7 @@ fn follow(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
     let (learner, _, lr_find) = train(&args, &data, &recipe, false, world)?;
     let accuracy = model_epoch(&learner).and_then(|row| row.metrics[0]);
-    Ok(Trained { learner, data, scale: recipe.scale, accuracy, runs: Vec::new(), loss: recipe.loss, lr_find })
+    Ok(Trained { learner, data, accuracy, runs: Vec::new(), loss: recipe.loss, lr_find })
 }
 
 /// The options a data-parallel run can't take yet: the post's replay and `--runs` train several models one after

@@ -14,6 +14,7 @@ mod hash128;
 pub mod idx;
 mod image_files;
 mod image_folder;
+mod normalize;
 mod paths;
 pub(crate) mod pixels;
 mod preprocess;
@@ -34,9 +35,10 @@ pub use dataloader::{Batch, DataLoader, Order};
 pub use dataset::Dataset;
 pub use decode::{load_image, load_image_preprocessed};
 pub use image_files::image_files;
+pub use normalize::{Normalize, IMAGENET_MEAN, IMAGENET_STD};
 pub use paths::Paths;
 pub use pixels::Pixels;
-pub use preprocess::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
+pub use preprocess::Preprocess;
 pub use to_tensor::{Inputs, Targets};
 
 /// How many channels the images get.

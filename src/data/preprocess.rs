@@ -3,12 +3,8 @@
 //! `CenterCrop(crop)`, `ToTensor()` (bytes / 255) and `Normalize(mean, std)`. Each step computes what torchvision
 //! computes on a PIL image, in the same arithmetic, so a model sees the tensor PyTorch's would, bit for bit.
 
-use crate::Tensor;
+use super::Normalize;
 use serde::{Deserialize, Serialize};
-
-/// ImageNet's per-channel mean and standard deviation, as torchvision's weights record them.
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// The longest `resize` accepted: larger sides are no model's input, and keep `resize * side` exact in f64.
 pub const MAX_RESIZE: usize = 1 << 16;
@@ -19,15 +15,16 @@ pub struct Preprocess {
     pub resize: usize,
     /// Then the centre `crop` x `crop` square is kept.
     pub crop: usize,
-    /// Then each channel's values `byte / 255` become `(value - mean) / std`.
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
+    /// Then each channel's values `byte / 255` become `(value - mean) / std`. Its `mean` and `std` are stored
+    /// beside `resize` and `crop`, as model files have always held them.
+    #[serde(flatten)]
+    pub normalize: Normalize,
 }
 
 impl Preprocess {
     /// torchvision's ImageNet evaluation transform (its weights use 256 and 224) for RGB images.
     pub fn imagenet(resize: usize, crop: usize) -> Preprocess {
-        Preprocess { resize, crop, mean: IMAGENET_MEAN.to_vec(), std: IMAGENET_STD.to_vec() }
+        Preprocess { resize, crop, normalize: Normalize::imagenet() }
     }
 
     /// Why these steps can't be applied to images of `channels` channels, as the end of a sentence; a model file
@@ -40,21 +37,7 @@ impl Preprocess {
                  and the resize at most {MAX_RESIZE}"
             ));
         }
-        for (what, values) in [("mean", &self.mean), ("std", &self.std)] {
-            if values.len() != channels {
-                return Err(format!(
-                    "the preprocessing has {} {what} values for images of {channels} channels",
-                    values.len()
-                ));
-            }
-        }
-        if !self.mean.iter().all(|m| m.is_finite()) || !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return Err(format!(
-                "the preprocessing's mean {:?} and std {:?} must be finite, and the std above 0",
-                self.mean, self.std
-            ));
-        }
-        Ok(())
+        self.normalize.check(channels, "the preprocessing")
     }
 
     /// The size (width, height) a `width` x `height` image is resized to: torchvision's
@@ -77,21 +60,6 @@ impl Preprocess {
         let start = |side: usize| ((side - self.crop) as f64 / 2.0).round_ties_even() as usize;
         (start(width), start(height))
     }
-
-    /// `[n, C, crop, crop]` bytes as the model's input: `ToTensor` then `Normalize`, in f32 as PyTorch computes them.
-    pub fn normalize(&self, pixels: &[u8], n: usize) -> Tensor {
-        let plane = self.crop * self.crop;
-        let channels = self.mean.len();
-        let values = pixels
-            .chunks_exact(plane)
-            .enumerate()
-            .flat_map(|(i, p)| {
-                let (mean, std) = (self.mean[i % channels], self.std[i % channels]);
-                p.iter().map(move |&b| (b as f32 / 255.0 - mean) / std)
-            })
-            .collect();
-        Tensor::from_vec(values, &[n, channels, self.crop, self.crop])
-    }
 }
 
 #[cfg(test)]
@@ -112,22 +80,21 @@ mod tests {
     }
 
     #[test]
-    fn normalizes_as_torchvision() {
-        let p = Preprocess { resize: 1, crop: 1, mean: vec![0.5, 0.25], std: vec![0.5, 2.0] };
-        let x = p.normalize(&[255, 0, 51, 128], 2);
-        assert_eq!(x.shape(), &[2, 2, 1, 1]);
-        let want = [(1.0f32 - 0.5) / 0.5, (0.0 - 0.25) / 2.0, (51.0 / 255.0 - 0.5) / 0.5, (128.0 / 255.0 - 0.25) / 2.0];
-        assert_eq!(*x.data(), want);
-    }
-
-    #[test]
     fn refuses_what_cannot_be_applied() {
         let p = Preprocess::imagenet(256, 224);
         assert_eq!(p.check(3), Ok(()));
         assert_eq!(p.check(1).unwrap_err(), "the preprocessing has 3 mean values for images of 1 channels");
         let crop_too_big = Preprocess { crop: 300, ..p.clone() };
         assert!(crop_too_big.check(3).unwrap_err().starts_with("the preprocessing resizes to 256 and crops 300;"));
-        let zero_std = Preprocess { std: vec![0.2, 0.0, 0.2], ..p };
+        let zero_std = Preprocess { normalize: Normalize { std: vec![0.2, 0.0, 0.2], ..p.normalize.clone() }, ..p };
         assert!(zero_std.check(3).unwrap_err().ends_with("must be finite, and the std above 0"));
+    }
+
+    #[test]
+    fn model_files_hold_the_mean_and_std_beside_the_sizes_as_before() {
+        let json = r#"{"resize":16,"crop":12,"mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}"#;
+        let p: Preprocess = serde_json::from_str(json).unwrap();
+        assert_eq!(p, Preprocess::imagenet(16, 12));
+        assert_eq!(serde_json::to_string(&p).unwrap(), json);
     }
 }

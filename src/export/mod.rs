@@ -2,10 +2,11 @@
 //! giving the probabilities `crest predict` gives.
 //!
 //! The graph takes `pixels`, float32 `[N, C, H, W]` for any batch size N: images at the model's size and channels,
-//! as crest's loader makes them, with raw pixel values from 0 to 255. Its first node scales them as crest does
-//! before the model sees them (the model file's `scale`, 1/255 unless the model was trained `--as-posted`), so
-//! whoever runs it needs to know nothing of how the model was trained: the bytes any image library decodes, as
-//! floats, are the input. Then come the model's layers, then two outputs:
+//! as crest's loader makes them, with raw pixel values from 0 to 255. Its first nodes make them what the model sees
+//! ([`ModelMeta::inputs`]): times the model file's `scale` (1/255 unless the model was trained `--as-posted`), or,
+//! for a model that records a mean and std (imported from PyTorch, or fine-tuned from such a model), divided by
+//! 255 and normalised per channel with them. Whoever runs it needs to know nothing of how the model was trained:
+//! the bytes any image library decodes, as floats, are the input. Then come the model's layers, then two outputs:
 //! - `probabilities`, float32 `[N, K]`, one column per class in the model's order: what `crest predict` prints
 //!   (softmax of the logits; for a model with one output, trained with a binary loss, `[1 − σ(x), σ(x)]`);
 //! - `logits`, float32 `[N, outputs]`, the model's own outputs, for what needs the scores before the softmax
@@ -20,6 +21,7 @@ mod resnet;
 
 pub use graph::{Dim, ModelInfo, OnnxGraph, Port, BATCH, OPSET};
 
+use crate::data::Inputs;
 use crate::loss::Loss;
 use crate::model_io::{self, ModelMeta};
 use crate::nn::{Module, Sequential};
@@ -109,18 +111,22 @@ fn undescribed_layer(model: &dyn Module, place: &str) -> String {
     undescribed_layer(layer.as_ref(), &place)
 }
 
-/// The input as the model sees it: pixel values times the model's scale, or, for a model that records torchvision's
-/// preprocessing (an imported one), `(value / 255 - mean) / std` per channel, in the order of operations
-/// [`crate::data::Preprocess::normalize`] uses, so that the values are the same to the last bit.
+/// The input as the model sees it ([`ModelMeta::inputs`]): pixel values times the model's scale, or, for a model
+/// whose inputs are normalised (an imported one, or one fine-tuned from it), `(value / 255 - mean) / std` per
+/// channel, in the order of operations [`crate::data::Normalize::apply`] uses, so that the values are the same to
+/// the last bit.
 fn normalised_input(graph: &mut OnnxGraph, meta: &ModelMeta) -> String {
-    let Some(p) = &meta.preprocess else {
-        let scale = graph.constant("scale", &[], &[meta.scale]);
-        return graph.mul(INPUT, &scale);
+    let n = match meta.inputs() {
+        Inputs::Scaled(scale) => {
+            let scale = graph.constant("scale", &[], &[scale]);
+            return graph.mul(INPUT, &scale);
+        }
+        Inputs::Normalized(n) => n,
     };
-    let per_channel = [1, p.mean.len(), 1, 1];
+    let per_channel = [1, n.channels(), 1, 1];
     let max = graph.constant("max_pixel", &[], &[255.0]);
-    let mean = graph.constant("mean", &per_channel, &p.mean);
-    let std = graph.constant("std", &per_channel, &p.std);
+    let mean = graph.constant("mean", &per_channel, &n.mean);
+    let std = graph.constant("std", &per_channel, &n.std);
     let unit = graph.div(INPUT, &max);
     let centred = graph.sub(&unit, &mean);
     graph.div(&centred, &std)
@@ -151,22 +157,22 @@ fn doc_string(meta: &ModelMeta) -> String {
         Loss::Mnist | Loss::Bce => "[1 - sigmoid(logit), sigmoid(logit)] of its one logit",
         Loss::CrossEntropy => "the softmax of its logits",
     };
-    let (scaling, resizing) = match &meta.preprocess {
-        None => (
-            format!("the graph first multiplies them by {}, as crest does", meta.scale),
-            format!("Images of another size are resized to {w}x{h} first, as crest does (bilinear, antialiased)"),
+    let scaling = match meta.inputs() {
+        Inputs::Scaled(scale) => format!("the graph first multiplies them by {scale}, as crest does"),
+        Inputs::Normalized(n) => format!(
+            "the graph first divides them by 255, then subtracts the mean {:?} and divides by the std {:?}{}, per \
+             channel, as torchvision's Normalize does",
+            n.mean,
+            n.std,
+            if meta.preprocess.is_some() { "" } else { " (the statistics the model was fine-tuned with)" }
         ),
-        Some(p) => (
-            format!(
-                "the graph first divides them by 255, then subtracts the mean {:?} and divides by the std {:?}, per \
-                 channel, as torchvision's Normalize does",
-                p.mean, p.std
-            ),
-            format!(
-                "Images are first resized, their shorter side to {} (PIL's antialiased bilinear), and their centre \
-                 {w}x{h} kept, as `crest predict` and torchvision's evaluation transform do",
-                p.resize
-            ),
+    };
+    let resizing = match &meta.preprocess {
+        None => format!("Images of another size are resized to {w}x{h} first, as crest does (bilinear, antialiased)"),
+        Some(p) => format!(
+            "Images are first resized, their shorter side to {} (PIL's antialiased bilinear), and their centre {w}x{h} \
+             kept, as `crest predict` and torchvision's evaluation transform do",
+            p.resize
         ),
     };
     format!(

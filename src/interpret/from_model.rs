@@ -56,7 +56,7 @@ pub fn image_probabilities(
     model: &dyn Module,
     loss: Loss,
     batch: &Batch,
-    inputs: Inputs,
+    inputs: &Inputs,
     tta: Option<&Tta>,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Vec<f32>> {
@@ -81,7 +81,7 @@ fn plain_probabilities(
     model: &dyn Module,
     loss: Loss,
     batch: &Batch,
-    inputs: Inputs,
+    inputs: &Inputs,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Vec<f32>> {
     let _g = no_grad();
@@ -117,14 +117,15 @@ fn image_loss(p_true: f32) -> f32 {
 }
 
 impl Interpretation {
-    /// Runs `model` over `dataset` in batches of `batch_size`, in evaluation mode and without gradients, pixels
-    /// times `scale` as it was trained on (with test-time augmentation if `tta` is given), and interprets the outcome. Takes the model `&mut` to switch it to
-    /// evaluation mode (BatchNorm's running statistics, no Dropout); it is left there.
+    /// Runs `model` over `dataset` in batches of `batch_size`, in evaluation mode and without gradients, on the
+    /// `inputs` it was trained on (with test-time augmentation if `tta` is given), and interprets the outcome. Takes
+    /// the model `&mut` to switch it to evaluation mode (BatchNorm's running statistics, no Dropout); it is left
+    /// there.
     pub fn from_model(
         model: &mut dyn Module,
         loss: Loss,
         dataset: &Dataset,
-        scale: f32,
+        inputs: &Inputs,
         batch_size: usize,
         tta: Option<&Tta>,
     ) -> Result<Interpretation> {
@@ -144,7 +145,7 @@ impl Interpretation {
                 Some(path) => path.display().to_string(),
                 None => format!("image {}", start + i),
             };
-            probs.extend(image_probabilities(model, loss, &batch, Inputs::Scaled(scale), tta, &name)?);
+            probs.extend(image_probabilities(model, loss, &batch, inputs, tta, &name)?);
         }
         if probs.len() != dataset.len() * k {
             return Err(Error::Shape(format!(
@@ -200,9 +201,9 @@ mod tests {
         };
         let flip = Augment { flip: true, ..Augment::none() };
         let name = |i: usize| format!("image {i}");
-        let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), None, &name).unwrap();
+        let plain = image_probabilities(&model, Loss::CrossEntropy, &batch, &Inputs::Scaled(0.1), None, &name).unwrap();
         let tta =
-            image_probabilities(&model, Loss::CrossEntropy, &batch, Inputs::Scaled(0.1), Some(&Tta::new(flip)), &name)
+            image_probabilities(&model, Loss::CrossEntropy, &batch, &Inputs::Scaled(0.1), Some(&Tta::new(flip)), &name)
                 .unwrap();
         let mut differs = false;
         for i in 0..4 {
@@ -228,7 +229,7 @@ mod tests {
         // logit = x0 - 2 x1 + 0.5 on pixels / 10: 0.5, 1.5, -1.5, -0.5.
         let mut model = linear(1, &[1.0, -2.0], &[0.5]);
         let ds = dataset(2);
-        let i = Interpretation::from_model(&mut model, Loss::Bce, &ds, 0.1, 3, None).unwrap();
+        let i = Interpretation::from_model(&mut model, Loss::Bce, &ds, &Inputs::Scaled(0.1), 3, None).unwrap();
         let logits = [0.5f32, 1.5, -1.5, -0.5];
         for (n, &x) in logits.iter().enumerate() {
             let p = 1.0 / (1.0 + (-x as f64).exp());
@@ -247,7 +248,7 @@ mod tests {
     fn softmax_probabilities_and_losses_match_cross_entropy() {
         let mut model = linear(3, &[1.0, 0.0, 0.0, 1.0, -1.0, -1.0], &[0.0, 0.0, 1.0]);
         let ds = dataset(3);
-        let i = Interpretation::from_model(&mut model, Loss::CrossEntropy, &ds, 0.1, 2, None).unwrap();
+        let i = Interpretation::from_model(&mut model, Loss::CrossEntropy, &ds, &Inputs::Scaled(0.1), 2, None).unwrap();
         for n in 0..4 {
             let sum: f32 = i.probs_of(n).iter().sum();
             assert!((sum - 1.0).abs() < 1e-6);
@@ -272,13 +273,16 @@ mod tests {
     fn outputs_that_do_not_fit_the_data_are_errors() {
         let ds = dataset(3);
         let mut two = linear(2, &[0.0; 4], &[0.0; 2]);
-        let e = Interpretation::from_model(&mut two, Loss::CrossEntropy, &ds, 0.1, 4, None).unwrap_err();
+        let e =
+            Interpretation::from_model(&mut two, Loss::CrossEntropy, &ds, &Inputs::Scaled(0.1), 4, None).unwrap_err();
         assert!(e.to_string().contains("3 classes"), "{e}");
-        let e = Interpretation::from_model(&mut two, Loss::Bce, &dataset(2), 0.1, 4, None).unwrap_err();
+        let e =
+            Interpretation::from_model(&mut two, Loss::Bce, &dataset(2), &Inputs::Scaled(0.1), 4, None).unwrap_err();
         assert!(e.to_string().contains("Bce"), "{e}");
         let mut huge = linear(3, &[3e38; 6], &[0.0; 3]);
-        let e = Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 4, None).unwrap_err();
+        let e =
+            Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, &Inputs::Scaled(1.0), 4, None).unwrap_err();
         assert_eq!(e.to_string(), "the model's outputs for image 1 are not finite numbers: its weights are too large");
-        assert!(Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, 1.0, 0, None).is_err());
+        assert!(Interpretation::from_model(&mut huge, Loss::CrossEntropy, &ds, &Inputs::Scaled(1.0), 0, None).is_err());
     }
 }

@@ -118,7 +118,7 @@ impl Learner {
                 let lr =
                     (o.start_lr as f64 * (o.end_lr as f64 / o.start_lr as f64).powf(i as f64 / num_it as f64)) as f32;
                 opt.set_lr(lr);
-                let (xb, yb) = batch.into_xy(self.pixel_scale, self.targets);
+                let (xb, yb) = batch.into_xy(&self.inputs, self.targets);
                 let model = |x: &Tensor| self.model.forward(x);
                 let loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
                 opt.step();

@@ -58,7 +58,7 @@ pub use stop_at::StopAtCallback;
 pub use table::EpochRow;
 pub use tracker::{Best, Monitor};
 
-use crate::data::{DataLoader, Targets};
+use crate::data::{DataLoader, Inputs, Targets};
 use crate::dist::{self, Communicator, Solo};
 use crate::loss::{bce_with_logits, cross_entropy};
 use crate::metrics::Metric;
@@ -134,7 +134,7 @@ pub struct LearnerBuilder {
     opt_func: OptFunc,
     loss_func: Option<LossFn>,
     metrics: Vec<Metric>,
-    pixel_scale: f32,
+    inputs: Inputs,
     metric_average: MetricAverage,
     callbacks: Vec<Box<dyn Callback>>,
     print_table: bool,
@@ -163,9 +163,11 @@ impl LearnerBuilder {
         self
     }
 
-    /// What pixel bytes are multiplied by as batches are assembled: 1/255 by default (scaled once, to [0, 1]).
-    pub fn pixel_scale(mut self, scale: f32) -> Self {
-        self.pixel_scale = scale;
+    /// How pixel bytes become the model's inputs as every batch is assembled (training, validation, lr_find):
+    /// `Inputs::Scaled(1/255)` by default, to [0, 1]; a model pretrained on normalised images fine-tunes on
+    /// `Inputs::Normalized` with its weights' mean and std, as fastai's `Normalize` does.
+    pub fn inputs(mut self, inputs: Inputs) -> Self {
+        self.inputs = inputs;
         self
     }
 
@@ -218,16 +220,19 @@ impl LearnerBuilder {
 
     /// Checks that the model takes the data's images and gives a fitting output before anything trains, naming
     /// both shapes if not. A model with a layer that can't tell its output shape is run on two training images
-    /// (in evaluation mode, without gradients) to find it.
+    /// (in evaluation mode, without gradients) to find it. Normalising statistics must be for the data's channels.
     pub fn build(mut self) -> Result<Learner> {
         let d = self.dls.train.dataset();
+        if let Inputs::Normalized(n) = &self.inputs {
+            n.check(d.channels, "the inputs' normalisation").map_err(Error::InvalidArgument)?;
+        }
         let input = [d.channels, d.height, d.width];
         let classes = d.classes.len();
         let out = match self.model.output_shape(&input) {
             Some(shape) => {
                 shape.map_err(|e| Error::Shape(format!("the model does not fit images of shape {input:?}: {e}")))?
             }
-            None => probe_output_shape(self.model.as_mut(), &self.dls.train, self.pixel_scale)?,
+            None => probe_output_shape(self.model.as_mut(), &self.dls.train, &self.inputs)?,
         };
         let targets = match out[..] {
             [1] if classes <= 2 => Targets::Binary,
@@ -254,7 +259,7 @@ impl LearnerBuilder {
             opt_func: self.opt_func,
             loss_func,
             metrics: self.metrics,
-            pixel_scale: self.pixel_scale,
+            inputs: self.inputs,
             metric_average: self.metric_average,
             callbacks: self.callbacks,
             print_table: self.print_table,
@@ -272,9 +277,9 @@ impl LearnerBuilder {
 }
 
 /// The model's output shape for one image, from a forward pass over the first two training images.
-fn probe_output_shape(model: &mut dyn Module, train: &DataLoader, scale: f32) -> Result<Vec<usize>> {
+fn probe_output_shape(model: &mut dyn Module, train: &DataLoader, inputs: &Inputs) -> Result<Vec<usize>> {
     let batch = train.batches(0).next().ok_or_else(|| Error::Data("there are no training images".into()))?;
-    let (x, _) = batch.take(2).into_xy(scale, Targets::Classes);
+    let (x, _) = batch.take(2).into_xy(inputs, Targets::Classes);
     let _g = no_grad();
     model.set_training(false);
     let y = model.forward(&x);
@@ -292,7 +297,7 @@ pub struct Learner {
     opt_func: OptFunc,
     loss_func: LossFn,
     metrics: Vec<Metric>,
-    pixel_scale: f32,
+    inputs: Inputs,
     metric_average: MetricAverage,
     callbacks: Vec<Box<dyn Callback>>,
     print_table: bool,
@@ -319,7 +324,7 @@ impl Learner {
             opt_func: OptFunc::adam(),
             loss_func: None,
             metrics: Vec::new(),
-            pixel_scale: 1.0 / 255.0,
+            inputs: Inputs::Scaled(1.0 / 255.0),
             metric_average: MetricAverage::PerImage,
             callbacks: Vec::new(),
             print_table: true,
@@ -331,6 +336,12 @@ impl Learner {
     /// The table's header as `fit` prints it: epoch, the losses, the metrics' names, time.
     pub fn header(&self) -> &[String] {
         &self.header
+    }
+
+    /// How the batches' bytes become the model's inputs ([`LearnerBuilder::inputs`]): what a model file of the
+    /// trained model must record.
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
     }
 
     /// How the targets are shaped for this model: 0/1 for one logit, class indices for one output per class.
@@ -463,7 +474,7 @@ impl Learner {
             let local = part.n;
             let mut loss = 0.0;
             if local > 0 {
-                let (xb, yb) = part.into_xy(self.pixel_scale, self.targets);
+                let (xb, yb) = part.into_xy(&self.inputs, self.targets);
                 let model = |x: &Tensor| self.model.forward(x);
                 loss = calc_grad(&xb, &yb, &model, self.loss_func).item();
             }
@@ -518,7 +529,7 @@ impl Learner {
                 sums.resize(sums.len() + width - 1, 0.0);
                 continue;
             }
-            let (x, y) = part.into_xy(self.pixel_scale, self.targets);
+            let (x, y) = part.into_xy(&self.inputs, self.targets);
             let preds = self.model.forward(&x);
             sums.push((self.loss_func)(&preds, &y).item() as f64 * local as f64);
             sums.extend(self.metrics.iter().map(|m| (m.f)(&preds, &y).item() as f64 * local as f64));

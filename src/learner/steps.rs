@@ -1,6 +1,6 @@
 //! The post's training loop by its own names. `Learner::fit` is built from the same pieces.
 
-use crate::data::{DataLoader, Targets};
+use crate::data::{DataLoader, Inputs, Targets};
 use crate::tensor::{no_grad, Tensor};
 
 /// The model as the post writes it: any function from a batch to predictions (`linear1`, or a module's forward).
@@ -18,7 +18,7 @@ pub fn calc_grad(xb: &Tensor, yb: &Tensor, model: Model, loss: LossFn) -> Tensor
 /// One pass over the data: a gradient-descent step (`gd_step`) after each batch.
 pub fn train_epoch(model: Model, lr: f32, params: &[Tensor], dl: &DataLoader, epoch: usize, scale: f32, loss: LossFn) {
     for batch in dl.batches(epoch) {
-        let (xb, yb) = batch.into_xy(scale, Targets::Binary);
+        let (xb, yb) = batch.into_xy(&Inputs::Scaled(scale), Targets::Binary);
         calc_grad(&xb, &yb, model, loss);
         gd_step(params, lr);
     }
@@ -40,7 +40,7 @@ pub fn validate_epoch(model: Model, dl: &DataLoader, scale: f32, metric: LossFn)
     let accs: Vec<Tensor> = dl
         .batches(0)
         .map(|b| {
-            let (xb, yb) = b.into_xy(scale, Targets::Binary);
+            let (xb, yb) = b.into_xy(&Inputs::Scaled(scale), Targets::Binary);
             metric(&model(&xb), &yb)
         })
         .collect();

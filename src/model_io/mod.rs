@@ -18,7 +18,7 @@ pub(crate) use tensor_file::{encode, le_bytes, TensorFile};
 pub use file::MAX_MODEL_FILE_BYTES;
 pub use import::{import, ImportOptions, SAVE_AS_SAFETENSORS};
 
-use crate::data::{Inputs, Preprocess};
+use crate::data::{Inputs, Normalize, Preprocess};
 use crate::loss::Loss;
 use crate::nn::{LayerSpec, Module};
 use crate::rng::Rng;
@@ -29,21 +29,31 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Bumped when the file layout changes; files of other formats are refused, not guessed at. (The checksum came
-/// within format 1: files without one still load.)
-pub const FORMAT: u32 = 1;
+/// within format 1: files without one still load.) Format 2 is format 1 for a model whose inputs are normalised
+/// with a mean and std (`preprocess`, `normalize`), and says so: a crest that reads only format 1 ignores
+/// `normalize` (crests older still ignore `preprocess` too) and would predict on unnormalised pixels; the format
+/// number makes it refuse the file instead.
+/// Files without a mean and std are still written as format 1, which every crest reads; format-1 files with
+/// `preprocess`, as `crest import` wrote them before format 2, load as they did.
+pub const FORMAT: u32 = 2;
+/// The format of files that any crest reads correctly: without a mean and std to normalise inputs with.
+pub const PLAIN_FORMAT: u32 = 1;
 const META_KEY: &str = "crest";
 /// What errors call a model given as bytes rather than a path.
 const IN_MEMORY: &str = "<memory>";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
+    /// The format of the file it was read from. [`save`] writes the oldest format that holds the metadata,
+    /// whatever this says ([`ModelMeta::format_needed`]).
     pub format: u32,
     pub crest_version: String,
     pub classes: Vec<String>,
     pub channels: usize,
     pub height: usize,
     pub width: usize,
-    /// Pixel bytes are multiplied by this before the model sees them.
+    /// Pixel bytes are multiplied by this before the model sees them, unless `preprocess` or `normalize` say how
+    /// to normalise them instead ([`ModelMeta::inputs`]).
     pub scale: f32,
     /// How the model was asked for on the command line (`linear`, `mlp:256`, …).
     pub arch: String,
@@ -55,6 +65,12 @@ pub struct ModelMeta {
     /// that those read as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preprocess: Option<Preprocess>,
+    /// The mean and std each channel's `byte / 255` is normalised with (`scale` is then unused), for a model
+    /// fine-tuned from weights that came with them (fastai's recipe): its images are resized to `height` x `width`
+    /// as crest's own models' are, not put through `preprocess`, which such a model never has. Absent from files
+    /// that have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Normalize>,
     /// Set by [`load`] for a file written before crest stored a checksum, whose damage could not be detected (it is
     /// loaded all the same; saving the model again adds one). Not stored.
     #[serde(skip)]
@@ -65,7 +81,7 @@ impl ModelMeta {
     pub fn new(classes: Vec<String>, shape: [usize; 3], scale: f32, arch: &str, loss: Loss, spec: LayerSpec) -> Self {
         let [channels, height, width] = shape;
         ModelMeta {
-            format: FORMAT,
+            format: PLAIN_FORMAT,
             crest_version: env!("CARGO_PKG_VERSION").to_string(),
             classes,
             channels,
@@ -76,15 +92,31 @@ impl ModelMeta {
             loss,
             spec,
             preprocess: None,
+            normalize: None,
             predates_checksum: false,
         }
     }
 
-    /// What the model sees of an image's bytes.
-    pub fn inputs(&self) -> Inputs<'_> {
-        match &self.preprocess {
-            Some(p) => Inputs::Normalized(p),
+    /// The per-channel mean and std the model's inputs are normalised with: its preprocessing's, or those it was
+    /// fine-tuned with; `None` for a model that sees `byte * scale`.
+    pub fn statistics(&self) -> Option<&Normalize> {
+        self.preprocess.as_ref().map(|p| &p.normalize).or(self.normalize.as_ref())
+    }
+
+    /// What the model sees of an image's bytes: what everything that runs a model from a file feeds it.
+    pub fn inputs(&self) -> Inputs {
+        match self.statistics() {
+            Some(n) => Inputs::Normalized(n.clone()),
             None => Inputs::Scaled(self.scale),
+        }
+    }
+
+    /// The oldest format a file of this metadata can be written in: format 2 for a model whose inputs are
+    /// normalised, which a crest reading only format 1 must refuse rather than misread.
+    pub fn format_needed(&self) -> u32 {
+        match self.statistics() {
+            Some(_) => FORMAT,
+            None => PLAIN_FORMAT,
         }
     }
 }
@@ -104,7 +136,8 @@ pub fn save(path: &Path, model: &dyn Module, meta: &ModelMeta) -> Result<()> {
 
 /// What [`save`] writes, as bytes ([`load_bytes`] reads them).
 pub fn save_bytes(model: &dyn Module, meta: &ModelMeta) -> Result<Vec<u8>> {
-    let info = serde_json::to_string(meta).map_err(|e| Error::InvalidArgument(format!("model metadata: {e}")))?;
+    let meta = ModelMeta { format: meta.format_needed(), ..meta.clone() };
+    let info = serde_json::to_string(&meta).map_err(|e| Error::InvalidArgument(format!("model metadata: {e}")))?;
     serialize(model, Some(info))
 }
 
@@ -144,22 +177,24 @@ fn read_model(bytes: &[u8], path: &Path) -> Result<(Box<dyn Module>, ModelMeta)>
     let file = Layout::parse(bytes).map_err(bad)?;
     let json = file.entry(META_KEY).ok_or_else(|| bad("it has no crest metadata".into()))?;
     let value = serde_json::from_str::<serde_json::Value>(json);
-    let is_format_1 = |v: &serde_json::Value| v["format"].as_u64() == Some(FORMAT as u64);
+    let is_known_format = |v: &serde_json::Value| {
+        v["format"].as_u64().is_some_and(|f| (PLAIN_FORMAT as u64..=FORMAT as u64).contains(&f))
+    };
     let other_version = |v: &serde_json::Value| Error::ModelVersion {
         path: path.to_path_buf(),
         format: v["format"].as_u64(),
         written_by: v["crest_version"].as_str().map(|s| printable(s).into_owned()),
     };
-    // Another format number is told before the checksum is checked: the checksum is format 1's.
+    // Another format number is told before the checksum is checked: the checksum is formats 1 and 2's.
     if let Ok(v) = &value {
-        if v["format"].is_u64() && !is_format_1(v) {
+        if v["format"].is_u64() && !is_known_format(v) {
             return Err(other_version(v));
         }
     }
     let predates_checksum = !checksum_matches(&file, Some(json)).map_err(bad)?;
     match &value {
         Err(e) => return Err(bad(format!("its crest metadata is not valid JSON ({})", printable(&e.to_string())))),
-        Ok(v) if !is_format_1(v) => return Err(other_version(v)),
+        Ok(v) if !is_known_format(v) => return Err(other_version(v)),
         Ok(_) => {}
     }
     let mut meta: ModelMeta = serde_json::from_str(json)

@@ -1,5 +1,5 @@
 //! Everything a model file says, checked against everything else it says, before anything is built from it: the
-//! metadata (classes, image shape, pixel scale) against itself, the architecture against the images and the
+//! metadata (classes, image shape, pixel scale or mean and std) against itself, the architecture against the images and the
 //! classes, and every tensor against the architecture. What is built after is then the size of the tensors really
 //! in the file, and `predict` can index classes by output and read images of the stored shape without a panic.
 
@@ -44,6 +44,14 @@ pub(super) fn metadata(meta: &ModelMeta) -> Result<SpecShapes, String> {
         if (h, w) != (p.crop, p.crop) {
             return Err(format!("its images are {w}x{h}, but its preprocessing crops {0}x{0}", p.crop));
         }
+    }
+    if let Some(n) = &meta.normalize {
+        if meta.preprocess.is_some() {
+            return Err(
+                "it has both a preprocessing and a normalisation; a model's inputs have one mean and std".into()
+            );
+        }
+        n.check(c, "its normalisation")?;
     }
     let input = [c, h, w];
     let shapes = meta
