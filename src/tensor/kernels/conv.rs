@@ -71,6 +71,12 @@ impl Conv2dShape {
         (GROUP_COLS / self.positions().max(1)).max(1)
     }
 
+    /// The batch cut into parts of at least `min_imgs` images, as evenly as that allows: 16 images in groups of 5
+    /// would leave a last group of 1, and one thread with 10 images' work while the other has 6.
+    fn even_parts(&self, min_imgs: usize) -> usize {
+        self.n.div_ceil(self.n.div_ceil(min_imgs.max(1)).max(1))
+    }
+
     /// Stride 1 with an output as wide as the input: a step of one row in a column row is a
     /// step of one row in the image, so each column row reads one contiguous run of its plane
     /// (plus padding) and im2col/col2im move whole runs instead of row pieces.
@@ -154,7 +160,7 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     if s.n == 0 || s.out_image() == 0 {
         return;
     }
-    let (k, p, g) = (s.k_dim(), s.positions(), s.group());
+    let (k, p, g) = (s.k_dim(), s.positions(), s.even_parts(s.group()));
     // A single group cannot be split over tasks, so let the GEMM use the threads instead.
     let gemm = if s.n <= g { sgemm } else { sgemm_serial };
     out.split(g * per_image).into_par_iter().zip(x.par_chunks(g * s.in_image())).for_each_init(
@@ -281,7 +287,7 @@ pub fn conv2d_backward(
     }
     // Chunks at least a forward group wide: a chunk of a few small images would make dW and dcols GEMMs only a
     // few columns deep (4 images of ResNet's 2×2 last stage: 16), far below the GEMM's speed.
-    let chunk_imgs = s.n.div_ceil(DW_CHUNKS).max(s.group());
+    let chunk_imgs = s.even_parts(s.n.div_ceil(DW_CHUNKS).max(s.group()));
     let n_chunks = s.n.div_ceil(chunk_imgs);
     let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
         Some(dx) => {
