@@ -151,7 +151,10 @@ fn pick_lower(top: &[f32], bottom: &[f32], top_at: &[u32], bottom_at: &[u32], o:
 /// Windows overlap only within a plane, so planes are scattered in parallel, each in its own order.
 pub fn maxpool2d_backward(argmax: &[u32], dout: &[f32], planes: usize, len: usize) -> Vec<f32> {
     assert_eq!(argmax.len(), dout.len(), "maxpool2d_backward: argmax and dout differ in length");
-    assert!(planes > 0 && len % planes == 0 && dout.len() % planes == 0, "maxpool2d_backward: uneven planes");
+    assert!(
+        planes > 0 && len.is_multiple_of(planes) && dout.len().is_multiple_of(planes),
+        "maxpool2d_backward: uneven planes"
+    );
     let mut dx = super::zeros(len);
     let (plane, pooled) = (len / planes, dout.len() / planes);
     if plane == 0 || pooled == 0 {
