@@ -112,9 +112,14 @@ fn gemm_with(
     // Negative strides pass `extent` only on axes of length 1, where they are never applied.
     let [rsa, csa, rsb, csb, rsc, csc] = [rsa, csa, rsb, csb, rsc, csc].map(isize::abs);
     // The microkernels prefer a column-major destination, so a row-major C is computed as Cᵀ = Bᵀ·Aᵀ, as the
-    // `gemm` crate's generic front end does before it dispatches to `gemm-f32`.
+    // `gemm` crate's generic front end does before it dispatches to `gemm-f32`: unless that makes gemm copy a
+    // large left operand into its panel layout (it copies any that is not column-major) that the other way round
+    // is small, as in a convolution's weight gradient dout·colsᵀ, whose cols are nine times dout's size while
+    // dW, written in the slower row-major way, is a small result of a long sum.
+    let packed = |rows: usize, rs: isize| if rs != 1 { rows * k } else { 0 };
+    let transpose = csc < rsc && packed(n, csb) <= packed(m, rsa) + ROW_MAJOR_STORE_COST * m * n;
     let (m, n, a, rsa, csa, b, rsb, csb, rsc, csc) =
-        if csc < rsc { (n, m, b, csb, rsb, a, csa, rsa, csc, rsc) } else { (m, n, a, rsa, csa, b, rsb, csb, rsc, csc) };
+        if transpose { (n, m, b, csb, rsb, a, csa, rsa, csc, rsc) } else { (m, n, a, rsa, csa, b, rsb, csb, rsc, csc) };
     // SAFETY: the asserts above keep every strided access inside its slice (transposing swaps the roles of the
     // operands and their strides, not the addresses touched) and make C's elements distinct, so gemm's parallel
     // writes never race; `&mut c` excludes aliasing with A and B. gemm-f32 detects the CPU features of the kernel
@@ -143,6 +148,9 @@ fn gemm_with(
         );
     }
 }
+
+/// What a row-major C costs the microkernels, per element, in elements of packing (see `gemm_with`).
+const ROW_MAJOR_STORE_COST: usize = 4;
 
 /// Up to this many columns of C, [`few_cols`] beats the GEMM, whose 16-row register tile a 10-class output
 /// fills only partly.
@@ -301,7 +309,9 @@ mod tests {
 
     #[test]
     fn matches_naive_with_transposes() {
-        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 70, 65), (128, 200, 10)] {
+        // (8, 300, 40) with a row-major A and a transposed B is computed without swapping the operands (see
+        // `gemm_with`), as a convolution's weight gradient is.
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 70, 65), (128, 200, 10), (8, 300, 40)] {
             if !affordable(m * k * n) {
                 continue;
             }
