@@ -65,26 +65,62 @@ pub fn maxpool2d_forward(
                     maxpool2x2_plane(xp, w, base as u32, pairs, o, am);
                     continue;
                 }
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut best = f32::NEG_INFINITY;
-                        let mut best_at = usize::MAX;
-                        for iy in window(oy, k, stride, pad, h) {
-                            for ix in window(ox, k, stride, pad, w) {
-                                let v = xp[iy * w + ix];
-                                if best_at == usize::MAX || beats(v, best) {
-                                    best = v;
-                                    best_at = iy * w + ix;
-                                }
-                            }
-                        }
-                        o[oy * ow + ox] = best;
-                        am[oy * ow + ox] = (base + best_at) as u32;
-                    }
-                }
+                maxpool_plane(xp, [h, w], ow, (k, stride, pad), base as u32, pairs, o, am);
             }
         },
     );
+}
+
+/// Any other window, in two passes as [`maxpool2x2_plane`]: the first max of each row's horizontal windows for
+/// every input row, then the first max down each output's rows of those. Rows are met in order, each with its
+/// own first max, so the window's first maximum in reading order wins, as [`beats`] has it. `pairs` holds
+/// `h·ow` values and their indices.
+#[allow(clippy::too_many_arguments)]
+fn maxpool_plane(
+    xp: &[f32],
+    [h, w]: [usize; 2],
+    ow: usize,
+    (k, stride, pad): (usize, usize, usize),
+    base: u32,
+    pairs: &mut (Vec<f32>, Vec<u32>),
+    o: &mut [f32],
+    am: &mut [u32],
+) {
+    let (hv, hi) = pairs;
+    hv.resize(h * ow, 0.0);
+    hi.resize(h * ow, 0);
+    let cols: Vec<_> = (0..ow).map(|ox| window(ox, k, stride, pad, w)).collect();
+    for (iy, (row, (v, i))) in xp.chunks_exact(w).zip(hv.chunks_exact_mut(ow).zip(hi.chunks_exact_mut(ow))).enumerate()
+    {
+        for ((v, i), c) in v.iter_mut().zip(i.iter_mut()).zip(&cols) {
+            let (mut best, mut at) = (row[c.start], c.start);
+            for (ix, &v) in row.iter().enumerate().take(c.end).skip(c.start + 1) {
+                if beats(v, best) {
+                    (best, at) = (v, ix);
+                }
+            }
+            *v = best;
+            *i = base + (iy * w + at) as u32;
+        }
+    }
+    for (oy, (o, am)) in o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow)).enumerate() {
+        let rows = window(oy, k, stride, pad, h);
+        o.copy_from_slice(&hv[rows.start * ow..][..ow]);
+        am.copy_from_slice(&hi[rows.start * ow..][..ow]);
+        for iy in rows.start + 1..rows.end {
+            pick_lower_in_place(&hv[iy * ow..][..ow], &hi[iy * ow..][..ow], o, am);
+        }
+    }
+}
+
+/// Per element, the lower row's value and index where it [`beats`] the running max, which it then replaces.
+#[inline(always)]
+fn pick_lower_in_place(lower: &[f32], lower_at: &[u32], o: &mut [f32], am: &mut [u32]) {
+    for (((o, am), &v), &at) in o.iter_mut().zip(am.iter_mut()).zip(lower).zip(lower_at) {
+        let take = beats(v, *o);
+        *o = if take { v } else { *o };
+        *am = if take { at } else { *am };
+    }
 }
 
 /// Whether `v`, met later in a window, replaces the running max `best`: a larger value does,
