@@ -167,7 +167,7 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
         || (Vec::new(), Vec::new()),
         |(cols, prods), (o, xg)| {
             let imgs = xg.len() / s.in_image();
-            let cols = gather_cols(s, xg, cols);
+            let cols = gather_cols(s, xg, cols, s.n <= g);
             // One image writes a plain output in place; otherwise the [c_out, imgs·p] product goes
             // to a tile, split back into images or pooled from there.
             let (dst, o): (&mut [f32], _) = match o {
@@ -312,7 +312,8 @@ pub fn conv2d_backward(
                 for start in (first..last).step_by(group) {
                     let imgs = group.min(last - start);
                     let ld = imgs * p;
-                    let cols = gather_cols(s, &x[start * s.in_image()..(start + imgs) * s.in_image()], cols);
+                    let xg = &x[start * s.in_image()..(start + imgs) * s.in_image()];
+                    let cols = gather_cols(s, xg, cols, n_chunks == 1);
                     // dout of the group as one [c_out, imgs·p] matrix, images side by side as in cols.
                     let gs: &[f32] = match grad {
                         ConvGrad::Plain(dout) if imgs == 1 => &dout[start * s.out_image()..][..s.out_image()],
@@ -360,7 +361,7 @@ pub fn conv2d_backward(
                     }
                     let dcols = scratch(dcols, k * ld);
                     gemm(k, s.c_out, ld, 1.0, w, 1, k as isize, gs, ld as isize, 1, 0.0, dcols, ld as isize, 1);
-                    col2im(s, dcols, dxg);
+                    col2im(s, dcols, dxg, n_chunks == 1);
                 }
                 (dw_part, db_part)
             },
@@ -396,28 +397,35 @@ fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// The column matrix `[k, imgs·p]` of the images in `xg`, side by side. A single pointwise
 /// image already is its column matrix.
 ///
-/// Each input channel's `kh·kw` rows are one block of the matrix, filled by one task: a batch whose
-/// images share one group (a ResNet's late, small stages) is otherwise gathered by one thread while
-/// the other waits for the GEMM.
-fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+/// When the group is the whole batch (`alone`: a ResNet's late, small stages), each input channel's `kh·kw`
+/// rows, one block of the matrix, are filled by their own task; otherwise one thread would gather them while the
+/// other waits for the GEMM. Groups that are tasks already are gathered by their own thread.
+fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>, alone: bool) -> &'a [f32] {
     let imgs = xg.len() / s.in_image();
     if s.pointwise() && imgs == 1 {
         return xg;
     }
     let (p, ld, hw) = (s.positions(), imgs * s.positions(), s.h * s.w);
     let cols = scratch(buf, s.k_dim() * ld);
-    cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s)).enumerate().for_each(|(c, rows)| {
-        for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
-            im2col_plane(s, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
-        }
-    });
+    cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s, alone)).enumerate().for_each(
+        |(c, rows)| {
+            for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
+                im2col_plane(s, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
+            }
+        },
+    );
     cols
 }
 
 /// Input channels per task of [`gather_cols`] and [`col2im`]: at most eight tasks, each of at least two channels,
-/// so small layers are not cut finer than the threads can use.
-fn channels_per_task(s: &Conv2dShape) -> usize {
-    s.c_in.div_ceil(8).max(2)
+/// so small layers are not cut finer than the threads can use; all of them in one when the caller is one of
+/// several tasks already.
+fn channels_per_task(s: &Conv2dShape, alone: bool) -> usize {
+    if alone {
+        s.c_in.div_ceil(8).max(2)
+    } else {
+        usize::MAX
+    }
 }
 
 /// For kernel column `kx`, the output columns whose input column lies inside the image
@@ -507,7 +515,7 @@ fn im2col_plane(s: &Conv2dShape, plane: &[f32], cols: &mut [f32], ld: usize) {
 /// Adjoint of [`gather_cols`]: dx `[imgs,c_in,h,w]` (overwritten) gathers every entry of the column matrix
 /// `dcols` `[k, imgs·p]` that read it, one task per block of input channels as in [`gather_cols`]. The entries
 /// of `dcols` that read padding may be zeroed.
-fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32]) {
+fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32], alone: bool) {
     let (p, hw) = (s.positions(), s.h * s.w);
     let imgs = dx.len() / s.in_image();
     let ld = imgs * p;
@@ -517,7 +525,7 @@ fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32]) {
         planes[i % s.c_in].push(plane);
     }
     let rows = dcols[..s.k_dim() * ld].par_chunks_mut(s.kh * s.kw * ld);
-    rows.zip(planes).with_min_len(channels_per_task(s)).for_each(|(rows, planes)| {
+    rows.zip(planes).with_min_len(channels_per_task(s, alone)).for_each(|(rows, planes)| {
         for (img, plane) in planes.into_iter().enumerate() {
             col2im_plane(s, &mut rows[img * p..], ld, plane);
         }
