@@ -53,6 +53,9 @@ pub fn maxpool2d_forward(
     // Several planes per task: one 14×14 plane is too little work to be worth a rayon split.
     let per_task = TASK_MIN_ELEMS.div_ceil(h * w);
     let fast = k == 2 && stride == 2 && pad == 0 && w.is_multiple_of(2);
+    // Each output row's and column's window, the same in every plane.
+    let windows = |len, size| (0..len).map(|o| window(o, k, stride, pad, size)).collect::<Vec<_>>();
+    let (rows, cols) = if fast { (Vec::new(), Vec::new()) } else { (windows(oh, h), windows(ow, w)) };
     let tasks = out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate();
     tasks.for_each_init(
         || (Vec::new(), Vec::new()),
@@ -65,7 +68,7 @@ pub fn maxpool2d_forward(
                     maxpool2x2_plane(xp, w, base as u32, pairs, o, am);
                     continue;
                 }
-                maxpool_plane(xp, [h, w], ow, (k, stride, pad), base as u32, pairs, o, am);
+                maxpool_plane(xp, w, [&rows, &cols], base as u32, pairs, o, am);
             }
         },
     );
@@ -73,26 +76,24 @@ pub fn maxpool2d_forward(
 
 /// Any other window, in two passes as [`maxpool2x2_plane`]: the first max of each row's horizontal windows for
 /// every input row, then the first max down each output's rows of those. Rows are met in order, each with its
-/// own first max, so the window's first maximum in reading order wins, as [`beats`] has it. `pairs` holds
-/// `h·ow` values and their indices.
-#[allow(clippy::too_many_arguments)]
+/// own first max, so the window's first maximum in reading order wins, as [`beats`] has it. `windows` are each
+/// output row's input rows and each output column's input columns; `pairs` holds `h·ow` values and their indices.
 fn maxpool_plane(
     xp: &[f32],
-    [h, w]: [usize; 2],
-    ow: usize,
-    (k, stride, pad): (usize, usize, usize),
+    w: usize,
+    [rows, cols]: [&[std::ops::Range<usize>]; 2],
     base: u32,
     pairs: &mut (Vec<f32>, Vec<u32>),
     o: &mut [f32],
     am: &mut [u32],
 ) {
+    let ow = cols.len();
     let (hv, hi) = pairs;
-    hv.resize(h * ow, 0.0);
-    hi.resize(h * ow, 0);
-    let cols: Vec<_> = (0..ow).map(|ox| window(ox, k, stride, pad, w)).collect();
+    hv.resize(xp.len() / w * ow, 0.0);
+    hi.resize(xp.len() / w * ow, 0);
     for (iy, (row, (v, i))) in xp.chunks_exact(w).zip(hv.chunks_exact_mut(ow).zip(hi.chunks_exact_mut(ow))).enumerate()
     {
-        for ((v, i), c) in v.iter_mut().zip(i.iter_mut()).zip(&cols) {
+        for ((v, i), c) in v.iter_mut().zip(i.iter_mut()).zip(cols) {
             let (mut best, mut at) = (row[c.start], c.start);
             for (ix, &v) in row.iter().enumerate().take(c.end).skip(c.start + 1) {
                 if beats(v, best) {
@@ -103,23 +104,12 @@ fn maxpool_plane(
             *i = base + (iy * w + at) as u32;
         }
     }
-    for (oy, (o, am)) in o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow)).enumerate() {
-        let rows = window(oy, k, stride, pad, h);
+    for ((o, am), rows) in o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow)).zip(rows) {
         o.copy_from_slice(&hv[rows.start * ow..][..ow]);
         am.copy_from_slice(&hi[rows.start * ow..][..ow]);
         for iy in rows.start + 1..rows.end {
-            pick_lower_in_place(&hv[iy * ow..][..ow], &hi[iy * ow..][..ow], o, am);
+            pick_lower(&hv[iy * ow..][..ow], &hi[iy * ow..][..ow], o, am);
         }
-    }
-}
-
-/// Per element, the lower row's value and index where it [`beats`] the running max, which it then replaces.
-#[inline(always)]
-fn pick_lower_in_place(lower: &[f32], lower_at: &[u32], o: &mut [f32], am: &mut [u32]) {
-    for (((o, am), &v), &at) in o.iter_mut().zip(am.iter_mut()).zip(lower).zip(lower_at) {
-        let take = beats(v, *o);
-        *o = if take { v } else { *o };
-        *am = if take { at } else { *am };
     }
 }
 
@@ -155,31 +145,33 @@ fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, pairs: &mut (Vec<f32>, Vec<
         // sure that nothing aliases, turn each block into a few vector ops.
         const BLOCK: usize = 4;
         if ow < BLOCK {
-            pick_lower(top, bottom, top_at, bottom_at, o, am);
+            o.copy_from_slice(top);
+            am.copy_from_slice(top_at);
+            pick_lower(bottom, bottom_at, o, am);
             continue;
         }
         for s in (0..ow - BLOCK).step_by(BLOCK).chain([ow - BLOCK]) {
             let r = s..s + BLOCK;
             let block = |v: &[f32]| -> [f32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
             let block_at = |v: &[u32]| -> [u32; BLOCK] { v[r.clone()].try_into().expect("BLOCK long") };
-            let (mut bo, mut bam) = ([0.0; BLOCK], [0; BLOCK]);
-            pick_lower(&block(top), &block(bottom), &block_at(top_at), &block_at(bottom_at), &mut bo, &mut bam);
+            let (mut bo, mut bam) = (block(top), block_at(top_at));
+            pick_lower(&block(bottom), &block_at(bottom_at), &mut bo, &mut bam);
             o[r.clone()].copy_from_slice(&bo);
             am[r].copy_from_slice(&bam);
         }
     }
 }
 
-/// Per element, the bottom value and index where it [`beats`] the top one, else the top.
+/// Per element, the lower row's value and index where it [`beats`] the running max (the rows above it), which
+/// it then replaces.
 #[inline(always)]
-fn pick_lower(top: &[f32], bottom: &[f32], top_at: &[u32], bottom_at: &[u32], o: &mut [f32], am: &mut [u32]) {
-    let pairs = top.iter().zip(bottom).zip(top_at.iter().zip(bottom_at));
-    for ((o, am), ((&t, &b), (&ta, &ba))) in o.iter_mut().zip(am.iter_mut()).zip(pairs) {
-        let take = beats(b, t);
-        *o = if take { b } else { t };
+fn pick_lower(lower: &[f32], lower_at: &[u32], o: &mut [f32], am: &mut [u32]) {
+    for (((o, am), &b), &ba) in o.iter_mut().zip(am.iter_mut()).zip(lower).zip(lower_at) {
+        let take = beats(b, *o);
+        *o = if take { b } else { *o };
         // A mask, not `if`: LLVM turns an index select into a select of addresses, which
         // stays scalar.
-        *am = ta ^ ((ta ^ ba) & (take as u32).wrapping_neg());
+        *am ^= (*am ^ ba) & (take as u32).wrapping_neg();
     }
 }
 
