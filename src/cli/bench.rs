@@ -48,9 +48,9 @@ fn median_train_pass<'a>(rows: impl Iterator<Item = &'a EpochRow>) -> f64 {
 const INFER_BYTES: usize = 64 << 20;
 
 /// Images per second through the trained model in evaluation mode, measured as `bench/torch_fashion.py` measures
-/// PyTorch: batches of 1000 ready in memory as the f32 values the model was trained on, one warm-up batch first, and passes over them
-/// repeated until a second has gone by (one pass over 10,000 images takes a few milliseconds). Large images get
-/// smaller and fewer batches, within [`INFER_BYTES`].
+/// PyTorch: batches of 1000 ready in memory as the f32 values the model was trained on, one warm-up batch first,
+/// and passes over them repeated until a second has gone by (one pass over 10,000 images takes a few
+/// milliseconds). Large images get smaller and fewer batches, within [`INFER_BYTES`].
 fn inference_rate(learner: &mut Learner, valid: &Arc<Dataset>) -> f64 {
     if valid.is_empty() {
         return 0.0;
