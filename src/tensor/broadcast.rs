@@ -94,11 +94,12 @@ impl Layout {
     }
 }
 
-/// The gradient of a broadcast operand: `g` (shaped like the output) summed back onto `shape`.
-pub fn reduce_to_shape(g: &[f32], shape: &[usize], out: &[usize]) -> Vec<f32> {
+/// The gradient of a broadcast operand: `g` (shaped like the output) summed back onto `shape`; an operand shaped
+/// like the output takes `g` as it is.
+pub fn reduce_to_shape(g: Vec<f32>, shape: &[usize], out: &[usize]) -> Vec<f32> {
     let n: usize = shape.iter().product();
     match layout(shape, out) {
-        Layout::Same => g.to_vec(),
+        Layout::Same => g,
         Layout::Scalar => vec![g.iter().sum()],
         Layout::Suffix(n) => {
             let mut r = vec![0.0; n];
@@ -138,8 +139,8 @@ mod tests {
         assert_eq!(broadcast_offsets(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
         assert_eq!(broadcast_offsets(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
         let g = [1., 2., 3., 4., 5., 6.];
-        assert_eq!(reduce_to_shape(&g, &[2, 1], &[2, 3]), vec![6., 15.]);
-        assert_eq!(reduce_to_shape(&g, &[1, 3], &[2, 3]), vec![5., 7., 9.]);
-        assert_eq!(reduce_to_shape(&g, &[], &[2, 3]), vec![21.]);
+        assert_eq!(reduce_to_shape(g.to_vec(), &[2, 1], &[2, 3]), vec![6., 15.]);
+        assert_eq!(reduce_to_shape(g.to_vec(), &[1, 3], &[2, 3]), vec![5., 7., 9.]);
+        assert_eq!(reduce_to_shape(g.to_vec(), &[], &[2, 3]), vec![21.]);
     }
 }

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::sum_f64;
+use super::{dev_dot, sum_f64};
 
 fn check(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32]) {
     assert_eq!(x.len(), n * c * hw, "batchnorm: x is not [n,c,hw]");
@@ -43,7 +43,7 @@ pub fn batchnorm_forward_train(
     mean.par_iter_mut().zip(invstd.par_iter_mut()).enumerate().for_each(|(ch, (m, is))| {
         let mu = channel_sum(n, c, hw, x, ch, sum_f64) / count;
         // Two passes: Σ(x-μ)² does not cancel catastrophically the way Σx² - nμ² does.
-        let var = channel_sum(n, c, hw, x, ch, |p| p.iter().map(|&v| (v as f64 - mu).powi(2)).sum()) / count;
+        let var = channel_sum(n, c, hw, x, ch, |p| dev_dot(p, mu, p, mu)) / count;
         *m = mu as f32;
         *is = (1.0 / (var + eps as f64).sqrt()) as f32;
     });
@@ -136,7 +136,7 @@ pub fn batchnorm_backward(
             let (xp, gp) = (&x[range.clone()], &dout[range]);
             sum_dy += sum_f64(gp);
             // Σdy·(x-μ) per plane in f64; invstd applied once at the end.
-            sum_dy_xhat += xp.iter().zip(gp).map(|(&v, &g)| (v as f64 - mu) * g as f64).sum::<f64>();
+            sum_dy_xhat += dev_dot(xp, mu, gp, 0.0);
         }
         *db = sum_dy as f32;
         *dg = (sum_dy_xhat * is) as f32;

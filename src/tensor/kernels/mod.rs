@@ -60,6 +60,31 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// Σ (x−μ)·(y−ν) in f64, over 8 independent lanes so it vectorises (one f64 sum would be a chain of dependent
+    /// adds, one element per add latency); lanes are combined pairwise at the end. The order is fixed by the length
+    /// alone. Batch norm's variance is `dev_dot(x, μ, x, μ)`, its backward's Σdy·(x−μ) `dev_dot(x, μ, dy, 0)`.
+    pub(crate) fn dev_dot(x: &[f32], mu: f64, y: &[f32], nu: f64) -> f64 {
+        assert_eq!(x.len(), y.len(), "dev_dot: lengths differ");
+        let mut acc = [0.0f64; 8];
+        let main = x.len() / 8 * 8;
+        for (xs, ys) in x[..main].chunks_exact(8).zip(y[..main].chunks_exact(8)) {
+            for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+                *s += (a as f64 - mu) * (b as f64 - nu);
+            }
+        }
+        let tail: f64 = x[main..].iter().zip(&y[main..]).map(|(&a, &b)| (a as f64 - mu) * (b as f64 - nu)).sum();
+        let mut width = 8;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+        }
+        acc[0] + tail
+    }
+}
+
 use rayon::prelude::*;
 
 /// Elementwise passes over at least this many values split over the threads. Below it, waking a second thread
@@ -67,31 +92,45 @@ use rayon::prelude::*;
 /// layer of a 1000-image inference batch).
 const PAR_MAP_MIN: usize = 1 << 18;
 
+/// A new vector of `len` values: chunk `range` of it is `values(range)`, the chunks written on both threads when
+/// `len` is large. Each chunk is a plain loop over slices (rayon's `collect` hands values over one at a time, a loop
+/// that does not vectorise); the result does not depend on the split.
+fn written<I: Iterator<Item = f32>>(len: usize, values: impl Fn(std::ops::Range<usize>) -> I + Sync) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    let write = |start: usize, chunk: &mut [std::mem::MaybeUninit<f32>]| {
+        let len = chunk.len();
+        let n = chunk.iter_mut().zip(values(start..start + len)).map(|(slot, v)| slot.write(v)).count();
+        assert_eq!(n, len, "written: a chunk's values ran short");
+    };
+    let slots = &mut out.spare_capacity_mut()[..len];
+    if len < PAR_MAP_MIN {
+        write(0, slots);
+    } else {
+        let chunk = PAR_MAP_MIN / 4;
+        slots.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| write(i * chunk, c));
+    }
+    // SAFETY: `slots` is the first `len` entries of the capacity, and every chunk of it was written in full (the
+    // assert above panics before this line otherwise).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `f` of each element, on both threads for large slices; the result does not depend on the split.
 pub(crate) fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    if x.len() < PAR_MAP_MIN {
-        return x.iter().map(|&v| f(v)).collect();
-    }
-    x.par_iter().with_min_len(PAR_MAP_MIN / 4).map(|&v| f(v)).collect()
+    written(x.len(), |r| x[r].iter().map(|&v| f(v)))
 }
 
 /// `len` zeros, for an op's output or gradient that its kernel then writes: a batch's activations zeroed by the one
 /// thread that allocates them (the op's caller) would leave the other core idle for as long, so large ones are
 /// written by both.
 pub(crate) fn zeros(len: usize) -> Vec<f32> {
-    if len < PAR_MAP_MIN {
-        return vec![0.0; len];
-    }
-    rayon::iter::repeat_n(0.0, len).with_min_len(PAR_MAP_MIN / 4).collect()
+    written(len, |r| std::iter::repeat_n(0.0, r.len()))
 }
 
 /// `f` of each pair of elements, as [`map`].
 pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");
-    if a.len() < PAR_MAP_MIN {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-    }
-    a.par_iter().zip(b).with_min_len(PAR_MAP_MIN / 4).map(|(&x, &y)| f(x, y)).collect()
+    written(a.len(), |r| a[r.clone()].iter().zip(&b[r]).map(|(&x, &y)| f(x, y)))
 }
 
 pub mod batchnorm;

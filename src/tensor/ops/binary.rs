@@ -1,6 +1,7 @@
 //! `+ - * /` with broadcasting, as methods and as operators on `&Tensor`, `Tensor` and `f32`.
 
-use crate::tensor::broadcast::{broadcast_shape, layout, reduce_to_shape};
+use crate::tensor::broadcast::{broadcast_shape, layout, reduce_to_shape, Layout};
+use crate::tensor::kernels::zip_map;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy)]
@@ -23,7 +24,11 @@ fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
             Op::Mul => x * y,
             Op::Div => x / y,
         };
-        (0..n).map(|i| f(ad[la.at(i)], bd[lb.at(i)])).collect()
+        match (&la, &lb) {
+            // Same shapes (a residual add): a plain loop over both, which vectorises and runs on both threads.
+            (Layout::Same, Layout::Same) => zip_map(&ad, &bd, f),
+            _ => (0..n).map(|i| f(ad[la.at(i)], bd[lb.at(i)])).collect(),
+        }
     };
     let (ac, bc) = (a.clone(), b.clone());
     let name = match op {
@@ -61,7 +66,7 @@ fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
                 (ga, gb)
             }
         };
-        vec![ga.map(|v| reduce_to_shape(&v, ac.shape(), &shape)), gb.map(|v| reduce_to_shape(&v, bc.shape(), &shape))]
+        vec![ga.map(|v| reduce_to_shape(v, ac.shape(), &shape)), gb.map(|v| reduce_to_shape(v, bc.shape(), &shape))]
     })
 }
 

@@ -49,8 +49,8 @@ impl Tensor {
                 (0..ctx.g.len()).map(|i| if (cd[lc.at(i)] != 0.0) == take_a { ctx.g[i] } else { 0.0 }).collect()
             };
             vec![
-                ctx.needs[0].then(|| reduce_to_shape(&pick(true), &ashape, &shape)),
-                ctx.needs[1].then(|| reduce_to_shape(&pick(false), &bshape, &shape)),
+                ctx.needs[0].then(|| reduce_to_shape(pick(true), &ashape, &shape)),
+                ctx.needs[1].then(|| reduce_to_shape(pick(false), &bshape, &shape)),
             ]
         })
     }
