@@ -77,13 +77,6 @@ impl Conv2dShape {
         self.n.div_ceil(self.n.div_ceil(min_imgs.max(1)).max(1))
     }
 
-    /// Stride 1 with an output as wide as the input: a step of one row in a column row is a
-    /// step of one row in the image, so each column row reads one contiguous run of its plane
-    /// (plus padding) and im2col/col2im move whole runs instead of row pieces.
-    fn contiguous(&self) -> bool {
-        self.stride == 1 && self.out_w() == self.w
-    }
-
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
@@ -405,12 +398,12 @@ fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>, alone:
     if s.pointwise() && imgs == 1 {
         return xg;
     }
-    let (p, ld, hw) = (s.positions(), imgs * s.positions(), s.h * s.w);
+    let (p, ld, hw, taps) = (s.positions(), imgs * s.positions(), s.h * s.w, Taps::new(s));
     let cols = scratch(buf, s.k_dim() * ld);
     cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s, alone)).enumerate().for_each(
         |(c, rows)| {
             for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
-                im2col_plane(s, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
+                im2col_plane(&taps, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
             }
         },
     );
@@ -428,84 +421,97 @@ fn channels_per_task(s: &Conv2dShape, alone: bool) -> usize {
     }
 }
 
-/// For kernel column `kx`, the output columns whose input column lies inside the image
-/// (the rest read padding).
-fn valid_cols(s: &Conv2dShape, kx: usize) -> (usize, usize) {
-    let ow = s.out_w();
-    let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
-    let hi = if s.w + s.pad > kx { (s.w + s.pad - kx).div_ceil(s.stride).min(ow) } else { 0 };
-    (lo.min(hi), hi)
+/// Where each kernel offset reads an input plane, worked out once per call rather than once per plane and offset:
+/// for small planes (ResNet-18's 2×2 and 4×4 last stages) those integer divisions cost more than the copies.
+struct Taps {
+    s: Conv2dShape,
+    oh: usize,
+    ow: usize,
+    /// Stride 1 with an output as wide as the input: a step of one row in a column row is a step of one row in
+    /// the image, so each column row reads one contiguous run of its plane (plus padding) and im2col/col2im move
+    /// whole runs instead of row pieces.
+    contiguous: bool,
+    /// One per kernel offset, row-major over (ky, kx).
+    taps: Vec<Tap>,
 }
 
-/// Output rows whose input row at kernel row `ky` lies inside the image, for stride 1.
-fn valid_rows(s: &Conv2dShape, ky: usize) -> std::ops::Range<usize> {
-    let hi = (s.h + s.pad).saturating_sub(ky).min(s.out_h());
-    s.pad.saturating_sub(ky).min(hi)..hi
+struct Tap {
+    ky: usize,
+    kx: usize,
+    /// The output columns whose input column lies inside the image (the rest read padding).
+    cols: std::ops::Range<usize>,
+    /// For a contiguous shape: the output rows whose input row lies inside the image, and the run they read as
+    /// (start in the column row, start in the plane, length), `None` when it reads only padding.
+    rows: std::ops::Range<usize>,
+    run: Option<(usize, usize, usize)>,
 }
 
-/// For a [`Conv2dShape::contiguous`] shape, the entries of the column row for kernel offset
-/// (ky, kx) that read the image, as one run: (start in the row, start in the plane, length).
-fn run(s: &Conv2dShape, ky: usize, kx: usize) -> Option<(usize, usize, usize)> {
-    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
-    if rows.is_empty() || lo == hi {
-        return None;
+impl Taps {
+    fn new(s: &Conv2dShape) -> Taps {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let contiguous = s.stride == 1 && ow == s.w;
+        let tap = |ky: usize, kx: usize| {
+            let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
+            let hi = if s.w + s.pad > kx { (s.w + s.pad - kx).div_ceil(s.stride).min(ow) } else { 0 };
+            let cols = lo.min(hi)..hi;
+            let top = (s.h + s.pad).saturating_sub(ky).min(oh);
+            let rows = s.pad.saturating_sub(ky).min(top)..top;
+            let run = (contiguous && !rows.is_empty() && !cols.is_empty()).then(|| {
+                let at = rows.start * ow + cols.start;
+                (at, (rows.start + ky - s.pad) * s.w + cols.start + kx - s.pad, (rows.end - 1) * ow + cols.end - at)
+            });
+            Tap { ky, kx, cols, rows, run }
+        };
+        let taps = (0..s.kh).flat_map(|ky| (0..s.kw).map(move |kx| (ky, kx))).map(|(ky, kx)| tap(ky, kx)).collect();
+        Taps { s: *s, oh, ow, contiguous, taps }
     }
-    let at = rows.start * ow + lo;
-    Some((at, (rows.start + ky - s.pad) * s.w + lo + kx - s.pad, (rows.end - 1) * ow + hi - at))
-}
 
-/// Zeroes the entries of a [`Conv2dShape::contiguous`] column row for kernel offset (ky, kx)
-/// that read padding.
-fn zero_padding(s: &Conv2dShape, ky: usize, kx: usize, row: &mut [f32]) {
-    let (rows, (lo, hi), ow) = (valid_rows(s, ky), valid_cols(s, kx), s.out_w());
-    row[..rows.start * ow].fill(0.0);
-    row[rows.end * ow..].fill(0.0);
-    // Column by column: these are a pad's width of single entries per row, too short for fill.
-    for c in (0..lo).chain(hi..ow) {
-        for oy in rows.clone() {
-            row[oy * ow + c] = 0.0;
+    /// Input row read by output row `oy` at kernel row `ky`, if not padding.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.s.stride + ky).checked_sub(self.s.pad).filter(|&iy| iy < self.s.h)
+    }
+
+    /// Zeroes the entries of a contiguous shape's column row for `tap` that read padding.
+    fn zero_padding(&self, tap: &Tap, row: &mut [f32]) {
+        let ow = self.ow;
+        row[..tap.rows.start * ow].fill(0.0);
+        row[tap.rows.end * ow..].fill(0.0);
+        for r in row[tap.rows.start * ow..tap.rows.end * ow].chunks_exact_mut(ow) {
+            r[..tap.cols.start].fill(0.0);
+            r[tap.cols.end..].fill(0.0);
         }
     }
 }
 
-/// Input row read by output row `oy` at kernel row `ky`, if not padding.
-fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
-    (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)
-}
-
 /// The `kh·kw` rows `[kh·kw, oh·ow]` of one input plane `[h,w]` in the column matrix, rows `ld` apart; padding
 /// reads as zero.
-fn im2col_plane(s: &Conv2dShape, plane: &[f32], cols: &mut [f32], ld: usize) {
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let mut r = 0;
-    for ky in 0..s.kh {
-        for kx in 0..s.kw {
-            let row = &mut cols[r * ld..r * ld + oh * ow];
-            r += 1;
-            if s.contiguous() {
-                if let Some((at, from, len)) = run(s, ky, kx) {
-                    row[at..at + len].copy_from_slice(&plane[from..from + len]);
-                }
-                zero_padding(s, ky, kx, row);
-                continue;
+fn im2col_plane(t: &Taps, plane: &[f32], cols: &mut [f32], ld: usize) {
+    let (ow, w, stride) = (t.ow, t.s.w, t.s.stride);
+    for (r, tap) in t.taps.iter().enumerate() {
+        let row = &mut cols[r * ld..r * ld + t.oh * ow];
+        if t.contiguous {
+            if let Some((at, from, len)) = tap.run {
+                row[at..at + len].copy_from_slice(&plane[from..from + len]);
             }
-            let (lo, hi) = valid_cols(s, kx);
-            for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
-                let Some(iy) = input_row(s, oy, ky) else {
-                    dst.fill(0.0);
-                    continue;
-                };
-                let src = &plane[iy * s.w..(iy + 1) * s.w];
-                dst[..lo].fill(0.0);
-                dst[hi..].fill(0.0);
-                // lo ≥ pad - kx whenever kx < pad, so the first read is never negative.
-                let first = lo * s.stride + kx - s.pad;
-                if s.stride == 1 {
-                    dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                } else {
-                    for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(s.stride)) {
-                        *d = v;
-                    }
+            t.zero_padding(tap, row);
+            continue;
+        }
+        let (lo, hi) = (tap.cols.start, tap.cols.end);
+        for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+            let Some(iy) = t.input_row(oy, tap.ky) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let src = &plane[iy * w..(iy + 1) * w];
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            // lo ≥ pad - kx whenever kx < pad, so the first read is never negative.
+            let first = lo * stride + tap.kx - t.s.pad;
+            if stride == 1 {
+                dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+            } else {
+                for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(stride)) {
+                    *d = v;
                 }
             }
         }
@@ -516,7 +522,7 @@ fn im2col_plane(s: &Conv2dShape, plane: &[f32], cols: &mut [f32], ld: usize) {
 /// `dcols` `[k, imgs·p]` that read it, one task per block of input channels as in [`gather_cols`]. The entries
 /// of `dcols` that read padding may be zeroed.
 fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32], alone: bool) {
-    let (p, hw) = (s.positions(), s.h * s.w);
+    let (p, hw, taps) = (s.positions(), s.h * s.w, Taps::new(s));
     let imgs = dx.len() / s.in_image();
     let ld = imgs * p;
     // Each channel's planes, one per image, handed to the task that owns that channel's rows.
@@ -527,46 +533,42 @@ fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32], alone: bool) {
     let rows = dcols[..s.k_dim() * ld].par_chunks_mut(s.kh * s.kw * ld);
     rows.zip(planes).with_min_len(channels_per_task(s, alone)).for_each(|(rows, planes)| {
         for (img, plane) in planes.into_iter().enumerate() {
-            col2im_plane(s, &mut rows[img * p..], ld, plane);
+            col2im_plane(&taps, &mut rows[img * p..], ld, plane);
         }
     });
 }
 
 /// Adjoint of [`im2col_plane`]: one input plane `[h,w]` (overwritten) from its `kh·kw` rows, `ld` apart.
-fn col2im_plane(s: &Conv2dShape, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
+fn col2im_plane(t: &Taps, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
     plane.fill(0.0);
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let mut r = 0;
-    for ky in 0..s.kh {
-        for kx in 0..s.kw {
-            let row = &mut dcols[r * ld..r * ld + oh * ow];
-            r += 1;
-            if s.contiguous() {
-                // Zeroed padding entries add nothing to the pixels the run wraps onto.
-                zero_padding(s, ky, kx, row);
-                if let Some((at, from, len)) = run(s, ky, kx) {
-                    for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
-                        *d += v;
-                    }
+    let (ow, w, stride) = (t.ow, t.s.w, t.s.stride);
+    for (r, tap) in t.taps.iter().enumerate() {
+        let row = &mut dcols[r * ld..r * ld + t.oh * ow];
+        if t.contiguous {
+            // Zeroed padding entries add nothing to the pixels the run wraps onto.
+            t.zero_padding(tap, row);
+            if let Some((at, from, len)) = tap.run {
+                for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
+                    *d += v;
                 }
-                continue;
             }
-            let (lo, hi) = valid_cols(s, kx);
-            for (oy, src) in row.chunks_exact(ow).enumerate() {
-                let Some(iy) = input_row(s, oy, ky) else {
-                    continue;
-                };
-                let dst = &mut plane[iy * s.w..(iy + 1) * s.w];
-                let first = lo * s.stride + kx - s.pad;
-                // step_by blocks vectorisation, so the common stride-1 case gets a plain zip.
-                if s.stride == 1 {
-                    for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
-                        *d += v;
-                    }
-                } else {
-                    for (d, &v) in dst[first..].iter_mut().step_by(s.stride).zip(&src[lo..hi]) {
-                        *d += v;
-                    }
+            continue;
+        }
+        let (lo, hi) = (tap.cols.start, tap.cols.end);
+        for (oy, src) in row.chunks_exact(ow).enumerate() {
+            let Some(iy) = t.input_row(oy, tap.ky) else {
+                continue;
+            };
+            let dst = &mut plane[iy * w..(iy + 1) * w];
+            let first = lo * stride + tap.kx - t.s.pad;
+            // step_by blocks vectorisation, so the common stride-1 case gets a plain zip.
+            if stride == 1 {
+                for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                    *d += v;
+                }
+            } else {
+                for (d, &v) in dst[first..].iter_mut().step_by(stride).zip(&src[lo..hi]) {
+                    *d += v;
                 }
             }
         }
