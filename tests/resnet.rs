@@ -11,6 +11,7 @@ use common::relative_error;
 use crest::loss::cross_entropy;
 use crest::nn::{LayerSpec, Module, ResNet};
 use crest::rng::Rng;
+use crest::tensor::no_grad;
 use crest::Tensor;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
@@ -81,6 +82,11 @@ fn matches_torchvision_in_eval_and_train_mode() {
 
         model.set_training(false);
         let logits = check(c.name, "eval logits", &model.forward(x), &fixture["eval_logits"], LOGITS_TOLERANCE);
+        // Without gradients, evaluation folds each BatchNorm into the convolution before it: the same logits.
+        let folded = {
+            let _g = no_grad();
+            check(c.name, "eval logits without gradients", &model.forward(x), &fixture["eval_logits"], LOGITS_TOLERANCE)
+        };
 
         model.set_training(training);
         let loss = cross_entropy(&model.forward(x), &fixture["labels"]);
@@ -99,7 +105,7 @@ fn matches_torchvision_in_eval_and_train_mode() {
             worst = worst.max(check(c.name, &format!("{name} after training"), &b, want, tolerance));
         }
         let mode = if training { "train" } else { "eval" };
-        eprintln!("{}: logits {logits:.1e}; {mode} mode {worst:.1e} (PyTorch's float32 {torch_f32_error:.1e})", c.name);
+        eprintln!("{}: logits {logits:.1e}, folded {folded:.1e}; {mode} mode {worst:.1e} (PyTorch's float32 {torch_f32_error:.1e})", c.name);
     }
 }
 

@@ -1,8 +1,8 @@
 //! `BatchNorm1d` / `BatchNorm2d` in one layer: per-channel normalisation of [N, C] or [N, C, H, W], with running
 //! statistics (saved in the model file) used in evaluation.
 
-use super::{LayerSpec, Module};
-use crate::tensor::BatchNormState;
+use super::{Conv2d, LayerSpec, Module};
+use crate::tensor::{is_grad_enabled, BatchNormState};
 use crate::{Error, Result, Tensor};
 
 pub struct BatchNorm {
@@ -30,6 +30,31 @@ impl BatchNorm {
             eps: BatchNorm::EPS,
             training: true,
         }
+    }
+
+    /// `self.forward(&conv.forward(x))`. In evaluation without gradients the normalisation is an affine map with
+    /// constant coefficients, so it is folded into the convolution, as PyTorch's `fuse_conv_bn_eval` does: weights
+    /// scaled per output channel by γ/σ, bias (b − μ)·γ/σ + β. One pass over the output instead of two, equal to
+    /// the two layers up to rounding.
+    pub fn after_conv(&self, conv: &Conv2d, x: &Tensor) -> Tensor {
+        if self.training || is_grad_enabled() {
+            return self.forward(&conv.forward(x));
+        }
+        let (gamma, beta, mean, var) =
+            (self.weight.data(), self.bias.data(), self.running_mean.data(), self.running_var.data());
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(var.iter())
+            .map(|(&g, &v)| g * (1.0 / (v as f64 + self.eps as f64).sqrt()) as f32)
+            .collect();
+        let bias = conv.bias.as_ref().map(|b| b.data().to_vec()).unwrap_or_else(|| vec![0.0; scale.len()]);
+        let shift = (0..scale.len()).map(|c| (bias[c] - mean[c]) * scale[c] + beta[c]).collect();
+        let w = conv.weight.data();
+        let per_out = w.len() / scale.len().max(1);
+        let weight =
+            w.chunks_exact(per_out).zip(&scale).flat_map(|(row, &a)| row.iter().map(move |&v| v * a)).collect();
+        let weight = Tensor::from_vec(weight, conv.weight.shape());
+        x.conv2d(&weight, Some(&Tensor::from_vec(shift, &[scale.len()])), conv.stride, conv.padding)
     }
 }
 

@@ -47,7 +47,7 @@ impl Module for Block {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.main.iter().enumerate() {
-            h = bn.forward(&conv.forward(&h));
+            h = bn.after_conv(conv, &h);
             // The last pair's ReLU comes after the residual add.
             if i + 1 < self.main.len() {
                 h = h.relu();
