@@ -226,19 +226,22 @@ fn conv2d_all_three_gradients() {
     );
 }
 
-/// The fused op is checked against the three ops it replaces (each gradient-checked here): the same values and
-/// the same gradients, bit for bit, including odd sizes where pooling drops a row and a column.
+/// The fused ops are checked against the ops they replace (each gradient-checked here): the same values and the
+/// same gradients, bit for bit, including odd sizes where pooling drops a row and a column, and batches of one
+/// image (written in place) and of several (through a tile).
 #[test]
-fn conv_relu_maxpool_fused_equals_the_three_ops() {
-    for (xs, stride, pad) in [([3, 2, 8, 8], 1, 1), ([2, 3, 9, 7], 1, 0), ([2, 2, 10, 11], 2, 1)] {
+fn conv_relu_and_conv_relu_maxpool_fused_equal_the_ops_they_replace() {
+    let cases = [([3, 2, 8, 8], 1, 1), ([2, 3, 9, 7], 1, 0), ([2, 2, 10, 11], 2, 1), ([1, 2, 6, 6], 1, 1)];
+    for ((xs, stride, pad), pool) in cases.into_iter().flat_map(|c| [(c, true), (c, false)]) {
         let inputs = [param(&xs, 1), param(&[4, xs[1], 3, 3], 2), param(&[4], 3)];
         let run = |fused: bool| {
             inputs.iter().for_each(Tensor::zero_grad);
             let [x, w, b] = &inputs;
-            let y = if fused {
-                x.conv2d_relu_maxpool2(w, Some(b), stride, pad)
-            } else {
-                x.conv2d(w, Some(b), stride, pad).relu().max_pool2d(2, 2, 0)
+            let y = match (fused, pool) {
+                (true, true) => x.conv2d_relu_maxpool2(w, Some(b), stride, pad),
+                (false, true) => x.conv2d(w, Some(b), stride, pad).relu().max_pool2d(2, 2, 0),
+                (true, false) => x.conv2d_relu(w, Some(b), stride, pad),
+                (false, false) => x.conv2d(w, Some(b), stride, pad).relu(),
             };
             weighted(&y).backward();
             let grads: Vec<Vec<f32>> = inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()).collect();

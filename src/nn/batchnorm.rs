@@ -32,13 +32,15 @@ impl BatchNorm {
         }
     }
 
-    /// `self.forward(&conv.forward(x))`. In evaluation without gradients the normalisation is an affine map with
-    /// constant coefficients, so it is folded into the convolution, as PyTorch's `fuse_conv_bn_eval` does: weights
-    /// scaled per output channel by γ/σ, bias (b − μ)·γ/σ + β. One pass over the output instead of two, equal to
-    /// the two layers up to rounding.
-    pub fn after_conv(&self, conv: &Conv2d, x: &Tensor) -> Tensor {
+    /// `self.forward(&conv.forward(x))`, then a ReLU if `relu`. In evaluation without gradients the normalisation
+    /// is an affine map with constant coefficients, so it is folded into the convolution, as PyTorch's
+    /// `fuse_conv_bn_eval` does: weights scaled per output channel by γ/σ, bias (b − μ)·γ/σ + β; and the ReLU is
+    /// the convolution's ([`Tensor::conv2d_relu`]). One pass over the output instead of three, equal to the
+    /// layers up to rounding.
+    pub fn after_conv(&self, conv: &Conv2d, x: &Tensor, relu: bool) -> Tensor {
         if self.training || is_grad_enabled() {
-            return self.forward(&conv.forward(x));
+            let y = self.forward(&conv.forward(x));
+            return if relu { y.relu() } else { y };
         }
         let (gamma, beta, mean, var) =
             (self.weight.data(), self.bias.data(), self.running_mean.data(), self.running_var.data());
@@ -54,7 +56,12 @@ impl BatchNorm {
         let weight =
             w.chunks_exact(per_out).zip(&scale).flat_map(|(row, &a)| row.iter().map(move |&v| v * a)).collect();
         let weight = Tensor::from_vec(weight, conv.weight.shape());
-        x.conv2d(&weight, Some(&Tensor::from_vec(shift, &[scale.len()])), conv.stride, conv.padding)
+        let bias = Tensor::from_vec(shift, &[scale.len()]);
+        if relu {
+            x.conv2d_relu(&weight, Some(&bias), conv.stride, conv.padding)
+        } else {
+            x.conv2d(&weight, Some(&bias), conv.stride, conv.padding)
+        }
     }
 }
 

@@ -47,11 +47,8 @@ impl Module for Block {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.main.iter().enumerate() {
-            h = bn.after_conv(conv, &h);
             // The last pair's ReLU comes after the residual add.
-            if i + 1 < self.main.len() {
-                h = h.relu();
-            }
+            h = bn.after_conv(conv, &h, i + 1 < self.main.len());
         }
         let identity = self.downsample.as_ref().map_or_else(|| x.clone(), |d| d.forward(x));
         h.add(&identity).relu()

@@ -94,7 +94,7 @@ fn prefixed(
 
 impl Module for ResNet {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let stem = self.bn1.after_conv(&self.conv1, x).relu().max_pool2d(3, 2, 1);
+        let stem = self.bn1.after_conv(&self.conv1, x, true).max_pool2d(3, 2, 1);
         let features = self.layers.iter().fold(stem, |h, layer| layer.forward(&h));
         self.fc.forward(&features.global_avg_pool2d())
     }

@@ -99,6 +99,8 @@ impl Conv2dShape {
 pub enum ConvOutput<'a> {
     /// `[n, c_out, out_h, out_w]`.
     Plain(&'a mut [f32]),
+    /// `relu(conv)`, `[n, c_out, out_h, out_w]`: the ReLU applied while the output is still in cache.
+    Relu(&'a mut [f32]),
     /// `out [n, c_out, out_h/2, out_w/2]` and, per output, which entry of its 2×2 window won
     /// (`2·dy + dx`; the first maximum, as `max_pool2d` picks it).
     ReluMaxPool2 { out: &'a mut [f32], which: &'a mut [u8] },
@@ -117,7 +119,7 @@ pub enum ConvGrad<'a> {
 impl<'a> ConvOutput<'a> {
     fn len_per_image(&self, s: &Conv2dShape) -> usize {
         match self {
-            ConvOutput::Plain(_) => s.out_image(),
+            ConvOutput::Plain(_) | ConvOutput::Relu(_) => s.out_image(),
             ConvOutput::ReluMaxPool2 { .. } => s.pooled_image(),
         }
     }
@@ -126,6 +128,7 @@ impl<'a> ConvOutput<'a> {
     fn split(self, per_group: usize) -> Vec<ConvOutput<'a>> {
         match self {
             ConvOutput::Plain(o) => o.chunks_mut(per_group.max(1)).map(ConvOutput::Plain).collect(),
+            ConvOutput::Relu(o) => o.chunks_mut(per_group.max(1)).map(ConvOutput::Relu).collect(),
             ConvOutput::ReluMaxPool2 { out, which } => out
                 .chunks_mut(per_group.max(1))
                 .zip(which.chunks_mut(per_group.max(1)))
@@ -135,13 +138,15 @@ impl<'a> ConvOutput<'a> {
     }
 }
 
-/// out = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias, overwritten, either as it is or
-/// through ReLU and a 2×2 max-pool (see [`ConvOutput`]).
+/// out = conv(x `[n,c_in,h,w]`, w `[c_out,c_in,kh,kw]`) + bias, overwritten, either as it is, through a ReLU,
+/// or through ReLU and a 2×2 max-pool (see [`ConvOutput`]).
 pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: ConvOutput) {
     s.check(x, w);
     let per_image = out.len_per_image(s);
     match &out {
-        ConvOutput::Plain(o) => assert_eq!(o.len(), s.n * per_image, "conv2d: out is not [n,c_out,oh,ow]"),
+        ConvOutput::Plain(o) | ConvOutput::Relu(o) => {
+            assert_eq!(o.len(), s.n * per_image, "conv2d: out is not [n,c_out,oh,ow]")
+        }
         ConvOutput::ReluMaxPool2 { out, which } => {
             assert_eq!(out.len(), s.n * per_image, "conv2d: pooled out is not [n,c_out,oh/2,ow/2]");
             assert_eq!(which.len(), out.len(), "conv2d: which is not [n,c_out,oh/2,ow/2]");
@@ -161,11 +166,12 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
         |(cols, prods), (o, xg)| {
             let imgs = xg.len() / s.in_image();
             let cols = gather_cols(s, xg, cols, s.n <= g);
-            // One image writes a plain output in place; otherwise the [c_out, imgs·p] product goes
-            // to a tile, split back into images or pooled from there.
-            let (dst, o): (&mut [f32], _) = match o {
-                ConvOutput::Plain(o) if imgs == 1 => (o, None),
-                o => (scratch(prods, s.c_out * imgs * p), Some(o)),
+            // One image writes a plain output in place (the ReLU, if any, follows there); otherwise the
+            // [c_out, imgs·p] product goes to a tile, split back into images or pooled from there.
+            let (dst, o, relu_in_place): (&mut [f32], _, _) = match o {
+                ConvOutput::Plain(o) if imgs == 1 => (o, None, false),
+                ConvOutput::Relu(o) if imgs == 1 => (o, None, true),
+                o => (scratch(prods, s.c_out * imgs * p), Some(o), false),
             };
             let beta = match bias {
                 Some(b) => {
@@ -179,14 +185,10 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
             let ld = imgs * p;
             gemm(s.c_out, k, ld, 1.0, w, k as isize, 1, cols, ld as isize, 1, beta, dst, ld as isize, 1);
             match o {
+                None if relu_in_place => dst.iter_mut().for_each(|v| *v = v.max(0.0)),
                 None => {}
-                Some(ConvOutput::Plain(o)) => {
-                    for (img, oi) in o.chunks_exact_mut(s.out_image()).enumerate() {
-                        for (row, src) in oi.chunks_exact_mut(p).zip(dst.chunks_exact(ld)) {
-                            row.copy_from_slice(&src[img * p..(img + 1) * p]);
-                        }
-                    }
-                }
+                Some(ConvOutput::Plain(o)) => unfold(s, dst, o, |v| v),
+                Some(ConvOutput::Relu(o)) => unfold(s, dst, o, |v| v.max(0.0)),
                 Some(ConvOutput::ReluMaxPool2 { out, which }) => {
                     let pp = s.pooled_positions();
                     let planes = out.chunks_exact_mut(pp).zip(which.chunks_exact_mut(pp)).enumerate();
@@ -198,6 +200,16 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
             }
         },
     );
+}
+
+/// The images of a group's product tile `[c_out, imgs·p]` written to their own `[c_out, p]` outputs through `f`.
+fn unfold(s: &Conv2dShape, tile: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
+    let (p, ld) = (s.positions(), out.len() / s.c_out);
+    for (img, oi) in out.chunks_exact_mut(s.out_image()).enumerate() {
+        for (row, src) in oi.chunks_exact_mut(p).zip(tile.chunks_exact(ld)) {
+            row.iter_mut().zip(&src[img * p..(img + 1) * p]).for_each(|(r, &v)| *r = f(v));
+        }
+    }
 }
 
 /// `max_pool2d(relu(plane), 2)` of one `[oh, ow]` plane (an odd last row or column is dropped, as
@@ -476,9 +488,12 @@ impl Taps {
         let ow = self.ow;
         row[..tap.rows.start * ow].fill(0.0);
         row[tap.rows.end * ow..].fill(0.0);
-        for r in row[tap.rows.start * ow..tap.rows.end * ow].chunks_exact_mut(ow) {
-            r[..tap.cols.start].fill(0.0);
-            r[tap.cols.end..].fill(0.0);
+        // Column by column: these are a pad's width of single entries per row, which `fill` would hand to memset
+        // one call each.
+        for c in (0..tap.cols.start).chain(tap.cols.end..ow) {
+            for oy in tap.rows.clone() {
+                row[oy * ow + c] = 0.0;
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! 2-D convolution over NCHW batches: im2col + GEMM forward, and the same for both gradients (kernels/conv.rs);
-//! and the same convolution fused with the ReLU and 2×2 max-pool that follow it in most CNNs.
+//! and the same convolution fused with the ReLU, or the ReLU and 2×2 max-pool, that follow it in most CNNs.
 
 use crate::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
 use crate::tensor::kernels::zeros;
+use crate::tensor::ops::unary::relu_grad;
 use crate::tensor::Tensor;
 
 fn conv_shape(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Conv2dShape {
@@ -42,6 +43,22 @@ impl Tensor {
         let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
         Tensor::from_op(out, &shape, "ConvolutionBackward", &parents, move |ctx| {
             conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(ctx.g))
+        })
+    }
+
+    /// `x.conv2d(weight, bias, stride, pad).relu()` as one op, with the same values and gradients: the ReLU is
+    /// applied to each group's output while it is in cache, instead of in a pass of its own over the batch.
+    pub fn conv2d_relu(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
+        let s = conv_shape(self, weight, stride, pad);
+        let mut out = zeros(s.n * s.c_out * s.out_h() * s.out_w());
+        let (xc, wc) = (self.dense(), weight.clone());
+        forward(&s, &xc, weight, bias, ConvOutput::Relu(&mut out));
+        let mut parents = vec![self, weight];
+        parents.extend(bias);
+        let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
+        Tensor::from_op(out, &shape, "ConvReluBackward", &parents, move |ctx| {
+            let g = relu_grad(ctx.g, &ctx.out.data());
+            conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(&g))
         })
     }
 
