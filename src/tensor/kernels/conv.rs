@@ -161,9 +161,8 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     let (k, p, g) = (s.k_dim(), s.positions(), s.even_parts(s.group()));
     // A single group cannot be split over tasks, so let the GEMM use the threads instead.
     let gemm = if s.n <= g { sgemm } else { sgemm_serial };
-    out.split(g * per_image).into_par_iter().zip(x.par_chunks(g * s.in_image())).for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(cols, prods), (o, xg)| {
+    out.split(g * per_image).into_par_iter().zip(x.par_chunks(g * s.in_image())).for_each(|(o, xg)| {
+        with_scratch(|[cols, prods, _]| {
             let imgs = xg.len() / s.in_image();
             let cols = gather_cols(s, xg, cols, s.n <= g);
             // One image writes a plain output in place (the ReLU, if any, follows there); otherwise the
@@ -198,8 +197,23 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
                     }
                 }
             }
-        },
-    );
+        })
+    });
+}
+
+thread_local! {
+    /// Each thread's column matrix, product tile and gradient buffers, kept from one call to the next: fresh ones
+    /// were allocated (megabytes, so mapped and page-faulted in anew) and zero-filled for every group of images.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// `f` with this thread's scratch buffers, or fresh ones if they are in use further up this thread's stack (a
+/// rayon thread that waits inside a task may run another task meanwhile).
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => f(&mut bufs),
+        Err(_) => f(&mut [Vec::new(), Vec::new(), Vec::new()]),
+    })
 }
 
 /// The images of a group's product tile `[c_out, imgs·p]` written to their own `[c_out, p]` outputs through `f`.
@@ -307,9 +321,8 @@ pub fn conv2d_backward(
     let partials: Vec<(Vec<f32>, Vec<f64>)> = dx_chunks
         .into_par_iter()
         .enumerate()
-        .map_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
-            |(cols, douts, dcols), (chunk, mut dx_chunk)| {
+        .map(|(chunk, mut dx_chunk)| {
+            with_scratch(|[cols, douts, dcols]| {
                 let mut dw_part = vec![0.0f32; dw.len()];
                 let mut db_part = vec![0.0f64; s.c_out];
                 let first = chunk * chunk_imgs;
@@ -369,8 +382,8 @@ pub fn conv2d_backward(
                     col2im(s, dcols, dxg, n_chunks == 1);
                 }
                 (dw_part, db_part)
-            },
-        )
+            })
+        })
         .collect();
     let ((head_w, head_b), rest) = partials.split_first().expect("at least one chunk");
     dw.copy_from_slice(head_w);
@@ -524,6 +537,13 @@ fn im2col_plane(t: &Taps, plane: &[f32], cols: &mut [f32], ld: usize) {
             let first = lo * stride + tap.kx - t.s.pad;
             if stride == 1 {
                 dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+            } else if stride == 2 && hi > lo {
+                // Pairs, so the loop vectorises (step_by does not: ResNet's stem gathered at a tenth of copy
+                // speed); the last entry's pair may run past the row.
+                for (d, pair) in dst[lo..hi - 1].iter_mut().zip(src[first..].chunks_exact(2)) {
+                    *d = pair[0];
+                }
+                dst[hi - 1] = src[first + 2 * (hi - 1 - lo)];
             } else {
                 for (d, &v) in dst[lo..hi].iter_mut().zip(src[first..].iter().step_by(stride)) {
                     *d = v;
@@ -581,6 +601,12 @@ fn col2im_plane(t: &Taps, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
                 for (d, &v) in dst[first..first + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
                     *d += v;
                 }
+            } else if stride == 2 && hi > lo {
+                // As in im2col_plane: pairs vectorise where step_by does not.
+                for (pair, &v) in dst[first..].chunks_exact_mut(2).zip(&src[lo..hi - 1]) {
+                    pair[0] += v;
+                }
+                dst[first + 2 * (hi - 1 - lo)] += src[hi - 1];
             } else {
                 for (d, &v) in dst[first..].iter_mut().step_by(stride).zip(&src[lo..hi]) {
                     *d += v;
