@@ -105,7 +105,11 @@ fn matches_torchvision_in_eval_and_train_mode() {
             worst = worst.max(check(c.name, &format!("{name} after training"), &b, want, tolerance));
         }
         let mode = if training { "train" } else { "eval" };
-        eprintln!("{}: logits {logits:.1e}, folded {folded:.1e}; {mode} mode {worst:.1e} (PyTorch's float32 {torch_f32_error:.1e})", c.name);
+        let name = c.name;
+        let torch = torch_f32_error;
+        eprintln!(
+            "{name}: logits {logits:.1e}, folded {folded:.1e}; {mode} mode {worst:.1e} (PyTorch's float32 {torch:.1e})"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 //! matrix.
 
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 use super::matmul::{sgemm, sgemm_serial};
 use super::sum_f64;
@@ -204,7 +205,7 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
 thread_local! {
     /// Each thread's column matrix, product tile and gradient buffers, kept from one call to the next: fresh ones
     /// were allocated (megabytes, so mapped and page-faulted in anew) and zero-filled for every group of images.
-    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// `f` with this thread's scratch buffers, or fresh ones if they are in use further up this thread's stack (a

@@ -56,6 +56,9 @@ pub fn maxpool2d_forward(
     // Each output row's and column's window, the same in every plane.
     let windows = |len, size| (0..len).map(|o| window(o, k, stride, pad, size)).collect::<Vec<_>>();
     let (rows, cols) = if fast { (Vec::new(), Vec::new()) } else { (windows(oh, h), windows(ow, w)) };
+    // ResNet's stem pool (3 wide, stride 2, pad 1): outputs 1 to `triples` read columns 2·ox−1, 2·ox, 2·ox+1, each
+    // window whole inside the row and its three columns read as two pairs, which vectorises.
+    let triples = if k == 3 && stride == 2 && pad == 1 { (w.saturating_sub(3) / 2).min(ow - 1) } else { 0 };
     let tasks = out.par_chunks_mut(per_task * oh * ow).zip(argmax.par_chunks_mut(per_task * oh * ow)).enumerate();
     tasks.for_each_init(
         || (Vec::new(), Vec::new()),
@@ -68,7 +71,7 @@ pub fn maxpool2d_forward(
                     maxpool2x2_plane(xp, w, base as u32, pairs, o, am);
                     continue;
                 }
-                maxpool_plane(xp, w, [&rows, &cols], base as u32, pairs, o, am);
+                maxpool_plane(xp, w, [&rows, &cols], triples, base as u32, pairs, o, am);
             }
         },
     );
@@ -77,11 +80,13 @@ pub fn maxpool2d_forward(
 /// Any other window, in two passes as [`maxpool2x2_plane`]: the first max of each row's horizontal windows for
 /// every input row, then the first max down each output's rows of those. Rows are met in order, each with its
 /// own first max, so the window's first maximum in reading order wins, as [`beats`] has it. `windows` are each
-/// output row's input rows and each output column's input columns; `pairs` holds `h·ow` values and their indices.
+/// output row's input rows and each output column's input columns; outputs 1 to `triples` are 3-wide windows at
+/// stride 2 from column 1; `pairs` holds `h·ow` values and their indices.
 fn maxpool_plane(
     xp: &[f32],
     w: usize,
     [rows, cols]: [&[std::ops::Range<usize>]; 2],
+    triples: usize,
     base: u32,
     pairs: &mut (Vec<f32>, Vec<u32>),
     o: &mut [f32],
@@ -93,15 +98,32 @@ fn maxpool_plane(
     hi.resize(xp.len() / w * ow, 0);
     for (iy, (row, (v, i))) in xp.chunks_exact(w).zip(hv.chunks_exact_mut(ow).zip(hi.chunks_exact_mut(ow))).enumerate()
     {
-        for ((v, i), c) in v.iter_mut().zip(i.iter_mut()).zip(cols) {
+        let row_base = base + (iy * w) as u32;
+        if triples > 0 {
+            let (v3, i3) = (&mut v[1..1 + triples], &mut i[1..1 + triples]);
+            let outputs = v3.iter_mut().zip(i3.iter_mut()).enumerate();
+            for ((ox, (v, i)), (ab, c)) in outputs.zip(row[1..].chunks_exact(2).zip(row[3..].chunks_exact(2))) {
+                let first = row_base + 2 * ox as u32 + 1;
+                let (mut best, mut at) = (ab[0], first);
+                let take = beats(ab[1], best);
+                best = if take { ab[1] } else { best };
+                at ^= (at ^ (first + 1)) & (take as u32).wrapping_neg();
+                let take = beats(c[0], best);
+                *v = if take { c[0] } else { best };
+                *i = at ^ ((at ^ (first + 2)) & (take as u32).wrapping_neg());
+            }
+        }
+        // Outputs 0 and past `triples`, and every output of other windows.
+        for ox in (0..ow).filter(|&ox| ox == 0 || ox > triples) {
+            let c = &cols[ox];
             let (mut best, mut at) = (row[c.start], c.start);
-            for (ix, &v) in row.iter().enumerate().take(c.end).skip(c.start + 1) {
-                if beats(v, best) {
-                    (best, at) = (v, ix);
+            for (ix, &val) in row.iter().enumerate().take(c.end).skip(c.start + 1) {
+                if beats(val, best) {
+                    (best, at) = (val, ix);
                 }
             }
-            *v = best;
-            *i = base + (iy * w + at) as u32;
+            v[ox] = best;
+            i[ox] = row_base + at as u32;
         }
     }
     for ((o, am), rows) in o.chunks_exact_mut(ow).zip(am.chunks_exact_mut(ow)).zip(rows) {
@@ -300,6 +322,8 @@ mod tests {
     const SHAPES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
         (1, 1, 4, 4, 2, 2, 0),
         (3, 2, 7, 5, 3, 2, 1),
+        (1, 2, 9, 12, 3, 2, 1),
+        (2, 1, 6, 13, 3, 2, 1),
         (1, 3, 6, 9, 3, 1, 1),
         (3, 1, 5, 6, 2, 1, 0),
         (2, 2, 8, 8, 3, 3, 0),
@@ -367,9 +391,9 @@ mod tests {
         }
     }
 
-    /// Ties and NaN, on the 2×2 fast path (with an odd height, whose last row is dropped) and
-    /// on generic shapes (an odd width leaves the fast path): the chosen index must be the first NaN in the window
-    /// if there is one, else the first maximum, as in PyTorch.
+    /// Ties and NaN, on the 2×2 fast path (with an odd height, whose last row is dropped), on the 3-wide
+    /// stride-2 path (even and odd widths) and on generic shapes (an odd width leaves the fast path): the chosen
+    /// index must be the first NaN in the window if there is one, else the first maximum, as in PyTorch.
     #[test]
     fn maxpool_ties_and_nan() {
         let shapes = [
@@ -377,6 +401,8 @@ mod tests {
             (1, 2, 7, 10, 2, 2, 0),
             (1, 2, 7, 9, 2, 2, 0),
             (2, 2, 7, 5, 3, 2, 1),
+            (1, 2, 9, 12, 3, 2, 1),
+            (2, 1, 6, 13, 3, 2, 1),
             (1, 2, 5, 6, 2, 1, 0),
         ];
         for (i, &(n, c, h, w, k, st, p)) in shapes.iter().enumerate() {
