@@ -4,18 +4,12 @@
 
 use rayon::prelude::*;
 
-use super::{dev_dot, sum_f64};
+use super::dev_sums;
 
 fn check(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32]) {
     assert_eq!(x.len(), n * c * hw, "batchnorm: x is not [n,c,hw]");
     assert_eq!(gamma.len(), c, "batchnorm: gamma is not [c]");
     assert!(n * hw > 0, "batchnorm: no elements per channel");
-}
-
-/// Σ over the batch of `f(plane)` for channel `ch`, where plane is that channel's hw values
-/// in one sample; samples are added in order.
-fn channel_sum(n: usize, c: usize, hw: usize, x: &[f32], ch: usize, f: impl Fn(&[f32]) -> f64) -> f64 {
-    (0..n).map(|s| f(&x[(s * c + ch) * hw..(s * c + ch + 1) * hw])).sum()
 }
 
 /// Training-mode forward. Normalises with the biased batch variance (as PyTorch does) and
@@ -41,10 +35,17 @@ pub fn batchnorm_forward_train(
     assert_eq!(invstd.len(), c, "batchnorm: invstd is not [c]");
     let count = (n * hw) as f64;
     mean.par_iter_mut().zip(invstd.par_iter_mut()).enumerate().for_each(|(ch, (m, is))| {
-        let mu = channel_sum(n, c, hw, x, ch, sum_f64) / count;
-        // Two passes: Σ(x-μ)² does not cancel catastrophically the way Σx² - nμ² does.
-        let var = channel_sum(n, c, hw, x, ch, |p| dev_dot(p, mu, p, mu)) / count;
-        *m = mu as f32;
+        // One pass about a shift, the channel's first value: var = Σ(x−s)²/m − (Σ(x−s)/m)² cancels only as far as
+        // the mean lies from s in deviations, never the catastrophic Σx² − mμ² of data far from 0 (f64 has
+        // the digits to spare for any real s).
+        let shift = x[ch * hw] as f64;
+        let [sum, sq] = (0..n).fold([0.0, 0.0], |[s0, s1], i| {
+            let plane = &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+            let [d0, d1] = dev_sums(plane, shift, plane, shift);
+            [s0 + d0, s1 + d1]
+        });
+        let (mean_dev, var) = (sum / count, (sq / count - (sum / count).powi(2)).max(0.0));
+        *m = (shift + mean_dev) as f32;
         *is = (1.0 / (var + eps as f64).sqrt()) as f32;
     });
     normalise(c, hw, x, gamma, beta, mean, invstd, out);
@@ -134,9 +135,10 @@ pub fn batchnorm_backward(
         for s in 0..n {
             let range = (s * c + ch) * hw..(s * c + ch + 1) * hw;
             let (xp, gp) = (&x[range.clone()], &dout[range]);
-            sum_dy += sum_f64(gp);
-            // Σdy·(x-μ) per plane in f64; invstd applied once at the end.
-            sum_dy_xhat += dev_dot(xp, mu, gp, 0.0);
+            // Σdy and Σdy·(x-μ) per plane in f64, in one pass; invstd applied once at the end.
+            let [dy, dy_dev] = dev_sums(xp, mu, gp, 0.0);
+            sum_dy += dy;
+            sum_dy_xhat += dy_dev;
         }
         *db = sum_dy as f32;
         *dg = (sum_dy_xhat * is) as f32;

@@ -61,27 +61,34 @@ multiversion! {
 }
 
 multiversion! {
-    /// Σ (x−μ)·(y−ν) in f64, over 8 independent lanes so it vectorises (one f64 sum would be a chain of dependent
-    /// adds, one element per add latency); lanes are combined pairwise at the end. The order is fixed by the length
-    /// alone. Batch norm's variance is `dev_dot(x, μ, x, μ)`, its backward's Σdy·(x−μ) `dev_dot(x, μ, dy, 0)`.
-    pub(crate) fn dev_dot(x: &[f32], mu: f64, y: &[f32], nu: f64) -> f64 {
-        assert_eq!(x.len(), y.len(), "dev_dot: lengths differ");
-        let mut acc = [0.0f64; 8];
+    /// [Σ (y−ν), Σ (x−μ)·(y−ν)] in f64, in one pass over 8 independent lanes so it vectorises (one f64 sum would
+    /// be a chain of dependent adds, one element per add latency); lanes are combined pairwise at the end. The order
+    /// is fixed by the length alone. Batch norm's statistics are `dev_sums(x, s, x, s)` about a shift s, its
+    /// backward's Σdy and Σdy·(x−μ) `dev_sums(x, μ, dy, 0)`.
+    pub(crate) fn dev_sums(x: &[f32], mu: f64, y: &[f32], nu: f64) -> [f64; 2] {
+        assert_eq!(x.len(), y.len(), "dev_sums: lengths differ");
+        let (mut sum, mut dot) = ([0.0f64; 8], [0.0f64; 8]);
         let main = x.len() / 8 * 8;
         for (xs, ys) in x[..main].chunks_exact(8).zip(y[..main].chunks_exact(8)) {
-            for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
-                *s += (a as f64 - mu) * (b as f64 - nu);
+            for (((s, d), &a), &b) in sum.iter_mut().zip(dot.iter_mut()).zip(xs).zip(ys) {
+                let dy = b as f64 - nu;
+                *s += dy;
+                *d += (a as f64 - mu) * dy;
             }
         }
-        let tail: f64 = x[main..].iter().zip(&y[main..]).map(|(&a, &b)| (a as f64 - mu) * (b as f64 - nu)).sum();
         let mut width = 8;
         while width > 1 {
             width /= 2;
             for l in 0..width {
-                acc[l] += acc[l + width];
+                sum[l] += sum[l + width];
+                dot[l] += dot[l + width];
             }
         }
-        acc[0] + tail
+        for (&a, &b) in x[main..].iter().zip(&y[main..]) {
+            sum[0] += b as f64 - nu;
+            dot[0] += (a as f64 - mu) * (b as f64 - nu);
+        }
+        [sum[0], dot[0]]
     }
 }
 
