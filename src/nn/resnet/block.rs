@@ -2,15 +2,16 @@
 //! differ only in their [`BlockShape`], so one type serves both.
 
 use super::layout::{BlockShape, ConvShape};
-use crate::nn::{BatchNorm, Conv2d, Module, Sequential};
+use crate::nn::{BatchNorm, Conv2d, Module};
 use crate::rng::Rng;
 use crate::Tensor;
 
 pub(super) struct Block {
     /// `conv1`+`bn1`, `conv2`+`bn2`, …
     main: Vec<(Conv2d, BatchNorm)>,
-    /// `downsample.0` (a 1×1 convolution) and `downsample.1` (its BatchNorm), as torchvision's `nn.Sequential`.
-    downsample: Option<Sequential>,
+    /// `downsample.0` (a 1×1 convolution) and `downsample.1` (its BatchNorm), named as in torchvision's
+    /// `nn.Sequential`.
+    downsample: Option<(Conv2d, BatchNorm)>,
 }
 
 /// A convolution without bias initialised as torchvision's ResNets do (`kaiming_normal_`, mode `fan_out`, for
@@ -24,10 +25,7 @@ pub(super) fn conv_bn(c: &ConvShape, rng: &mut Rng) -> (Conv2d, BatchNorm) {
 impl Block {
     pub(super) fn new(shape: &BlockShape, rng: &mut Rng) -> Block {
         let main = shape.main.iter().map(|c| conv_bn(c, rng)).collect();
-        let downsample = shape.downsample.map(|c| {
-            let (conv, bn) = conv_bn(&c, rng);
-            Sequential::new(vec![Box::new(conv), Box::new(bn)])
-        });
+        let downsample = shape.downsample.map(|c| conv_bn(&c, rng));
         Block { main, downsample }
     }
 
@@ -38,7 +36,10 @@ impl Block {
             named.push((format!("conv{}", i + 1), conv));
             named.push((format!("bn{}", i + 1), bn));
         }
-        named.extend(self.downsample.iter().map(|d| ("downsample".to_string(), d as &dyn Module)));
+        if let Some((conv, bn)) = &self.downsample {
+            named.push(("downsample.0".to_string(), conv));
+            named.push(("downsample.1".to_string(), bn));
+        }
         named
     }
 }
@@ -50,7 +51,7 @@ impl Module for Block {
             // The last pair's ReLU comes after the residual add.
             h = bn.after_conv(conv, &h, i + 1 < self.main.len());
         }
-        let identity = self.downsample.as_ref().map_or_else(|| x.clone(), |d| d.forward(x));
+        let identity = self.downsample.as_ref().map_or_else(|| x.clone(), |(conv, bn)| bn.after_conv(conv, x, false));
         h.add(&identity).relu()
     }
 
@@ -67,6 +68,9 @@ impl Module for Block {
             conv.set_training(training);
             bn.set_training(training);
         }
-        self.downsample.iter_mut().for_each(|d| d.set_training(training));
+        if let Some((conv, bn)) = &mut self.downsample {
+            conv.set_training(training);
+            bn.set_training(training);
+        }
     }
 }
