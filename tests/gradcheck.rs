@@ -291,6 +291,33 @@ fn batch_norm_train_and_eval() {
     }
 }
 
+/// The fused batch norm + ReLU against the two ops (each gradient-checked here): the same values, the same running
+/// statistics and the same gradients, bit for bit.
+#[test]
+fn batch_norm_relu_fused_equals_the_two_ops() {
+    use crest::tensor::BatchNormState;
+    for shape in [&[5, 3][..], &[2, 3, 4, 5][..]] {
+        let inputs = [param(shape, 4), positive(&[3], 5), param(&[3], 6)];
+        let run = |fused: bool| {
+            inputs.iter().for_each(Tensor::zero_grad);
+            let (rm, rv) = (Tensor::zeros(&[3]), Tensor::ones(&[3]));
+            let [x, gamma, beta] = &inputs;
+            let st = BatchNormState { gamma, beta, running_mean: &rm, running_var: &rv, momentum: 0.1, eps: 1e-5 };
+            let y = if fused { x.batch_norm_relu_train(&st) } else { x.batch_norm_train(&st).relu() };
+            weighted(&y).backward();
+            let mut values = vec![y.to_vec(), rm.to_vec(), rv.to_vec()];
+            values.extend(inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()));
+            values
+        };
+        let (fused, unfused) = (run(true), run(false));
+        assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for (i, (f, u)) in fused.iter().zip(&unfused).enumerate() {
+            assert_eq!(bits(f), bits(u), "output, running statistics or gradient {i} for input {shape:?}");
+        }
+    }
+}
+
 #[test]
 fn losses() {
     use crest::loss::{bce_with_logits, cross_entropy, mnist_loss};

@@ -32,12 +32,26 @@ impl BatchNorm {
         }
     }
 
+    fn state(&self) -> BatchNormState<'_> {
+        BatchNormState {
+            gamma: &self.weight,
+            beta: &self.bias,
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+
     /// `self.forward(&conv.forward(x))`, then a ReLU if `relu`. In evaluation without gradients the normalisation
     /// is an affine map with constant coefficients, so it is folded into the convolution, as PyTorch's
     /// `fuse_conv_bn_eval` does: weights scaled per output channel by γ/σ, bias (b − μ)·γ/σ + β; and the ReLU is
     /// the convolution's ([`Tensor::conv2d_relu`]). One pass over the output instead of three, equal to the
-    /// layers up to rounding.
+    /// layers up to rounding. In training the ReLU is the batch norm's ([`Tensor::batch_norm_relu_train`]).
     pub fn after_conv(&self, conv: &Conv2d, x: &Tensor, relu: bool) -> Tensor {
+        if self.training && relu {
+            return conv.forward(x).batch_norm_relu_train(&self.state());
+        }
         if self.training || is_grad_enabled() {
             let y = self.forward(&conv.forward(x));
             return if relu { y.relu() } else { y };
@@ -67,14 +81,7 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let st = BatchNormState {
-            gamma: &self.weight,
-            beta: &self.bias,
-            running_mean: &self.running_mean,
-            running_var: &self.running_var,
-            momentum: self.momentum,
-            eps: self.eps,
-        };
+        let st = self.state();
         if self.training {
             x.batch_norm_train(&st)
         } else {

@@ -13,8 +13,8 @@ fn check(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32]) {
 }
 
 /// Training-mode forward. Normalises with the biased batch variance (as PyTorch does) and
-/// writes per-channel `mean` and `invstd = 1/√(var + eps)` for the backward pass. Running
-/// statistics use the unbiased variance: get it from [`unbiased_var`].
+/// writes per-channel `mean` and `invstd = 1/√(var + eps)` for the backward pass, then applies a ReLU
+/// to the output if `relu`. Running statistics use the unbiased variance: get it from [`unbiased_var`].
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
     n: usize,
@@ -24,6 +24,7 @@ pub fn batchnorm_forward_train(
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
+    relu: bool,
     out: &mut [f32],
     mean: &mut [f32],
     invstd: &mut [f32],
@@ -48,7 +49,7 @@ pub fn batchnorm_forward_train(
         *m = (shift + mean_dev) as f32;
         *is = (1.0 / (var + eps as f64).sqrt()) as f32;
     });
-    normalise(c, hw, x, gamma, beta, mean, invstd, out);
+    normalise(c, hw, x, gamma, beta, mean, invstd, relu, out);
 }
 
 /// The unbiased variance of a channel, for running-statistics updates, recovered from the
@@ -78,7 +79,7 @@ pub fn batchnorm_forward_eval(
     assert_eq!(running_var.len(), c, "batchnorm: running_var is not [c]");
     assert_eq!(out.len(), x.len(), "batchnorm: out is not [n,c,hw]");
     let invstd: Vec<f32> = running_var.iter().map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32).collect();
-    normalise(c, hw, x, gamma, beta, running_mean, &invstd, out);
+    normalise(c, hw, x, gamma, beta, running_mean, &invstd, false, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -90,23 +91,26 @@ fn normalise(
     beta: &[f32],
     mean: &[f32],
     invstd: &[f32],
+    relu: bool,
     out: &mut [f32],
 ) {
-    // Folded into one multiply-add per element: y = x·scale + shift.
+    // Folded into one multiply-add per element: y = x·scale + shift (then max(y, 0) when `relu`, in the same
+    // loop: LLVM compiles it twice, with and without, outside the loop).
     let scale: Vec<f32> = gamma.iter().zip(invstd).map(|(g, i)| g * i).collect();
     let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
     out.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(o, xs)| {
         for (ch, (op, xp)) in o.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
             let (a, b) = (scale[ch], shift[ch]);
             for (y, &v) in op.iter_mut().zip(xp) {
-                *y = v * a + b;
+                *y = if relu { (v * a + b).max(0.0) } else { v * a + b };
             }
         }
     });
 }
 
 /// Training-mode backward; `dx`, `dgamma`, `dbeta` are overwritten. With x̂ = (x-μ)·invstd
-/// and m = n·hw: dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd·(dy - dβ/m - x̂·dγ/m).
+/// and m = n·hw: dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd·(dy - dβ/m - x̂·dγ/m). With `relu_out`, the forward's
+/// output after its ReLU, dy is `dout` where that output is positive and 0 elsewhere, the ReLU's backward.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     n: usize,
@@ -117,6 +121,7 @@ pub fn batchnorm_backward(
     mean: &[f32],
     invstd: &[f32],
     dout: &[f32],
+    relu_out: Option<&[f32]>,
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
@@ -128,13 +133,22 @@ pub fn batchnorm_backward(
     assert_eq!(dx.len(), x.len(), "batchnorm: dx is not [n,c,hw]");
     assert_eq!(dgamma.len(), c, "batchnorm: dgamma is not [c]");
     assert_eq!(dbeta.len(), c, "batchnorm: dbeta is not [c]");
+    assert!(relu_out.is_none_or(|o| o.len() == x.len()), "batchnorm: relu_out is not [n,c,hw]");
+    let dy = |g: f32, out: f32| if out > 0.0 { g } else { 0.0 };
     dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate().for_each(|(ch, (dg, db))| {
         let (mu, is) = (mean[ch] as f64, invstd[ch] as f64);
         let mut sum_dy = 0.0f64;
         let mut sum_dy_xhat = 0.0f64;
+        let mut masked = Vec::new();
         for s in 0..n {
             let range = (s * c + ch) * hw..(s * c + ch + 1) * hw;
-            let (xp, gp) = (&x[range.clone()], &dout[range]);
+            let (xp, mut gp) = (&x[range.clone()], &dout[range.clone()]);
+            if let Some(out) = relu_out {
+                // The plane's dy, in a buffer the size of one plane, so still in cache for dev_sums.
+                masked.clear();
+                masked.extend(gp.iter().zip(&out[range]).map(|(&g, &o)| dy(g, o)));
+                gp = &masked;
+            }
             // Σdy and Σdy·(x-μ) per plane in f64, in one pass; invstd applied once at the end.
             let [dy, dy_dev] = dev_sums(xp, mu, gp, 0.0);
             sum_dy += dy;
@@ -144,15 +158,20 @@ pub fn batchnorm_backward(
         *dg = (sum_dy_xhat * is) as f32;
     });
     let inv_m = 1.0 / (n * hw) as f32;
-    dx.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).zip(dout.par_chunks(c * hw)).for_each(|((d, xs), gs)| {
+    // Without a ReLU there is no mask: `mask` is then dout itself, unused.
+    let (mask, relu) = (relu_out.unwrap_or(dout), relu_out.is_some());
+    let samples = dx.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).zip(dout.par_chunks(c * hw));
+    samples.zip(mask.par_chunks(c * hw)).for_each(|(((d, xs), gs), os)| {
         for ch in 0..c {
             let (mu, is) = (mean[ch], invstd[ch]);
             let k = gamma[ch] * is;
             let mean_dy = dbeta[ch] * inv_m;
             let mean_dy_xhat = dgamma[ch] * inv_m;
             let range = ch * hw..(ch + 1) * hw;
-            for ((dv, &v), &g) in d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range]) {
+            let planes = d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range.clone()]).zip(&os[range]);
+            for (((dv, &v), &g), &o) in planes {
                 let xhat = (v - mu) * is;
+                let g = if relu { dy(g, o) } else { g };
                 *dv = k * (g - mean_dy - xhat * mean_dy_xhat);
             }
         }
@@ -210,7 +229,7 @@ mod tests {
                 .collect();
             let mut out = vec![0.0; x.len()];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps, &mut out, &mut mean, &mut invstd);
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps, false, &mut out, &mut mean, &mut invstd);
             assert_close(&out, &want, 1e-3, "batchnorm train");
 
             // Eval with the batch's own (biased) statistics must reproduce training output.
@@ -256,10 +275,10 @@ mod tests {
             };
             let mut out = vec![0.0; len];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps as f32, &mut out, &mut mean, &mut invstd);
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, eps as f32, false, &mut out, &mut mean, &mut invstd);
             let mut dx = vec![f32::NAN; len];
             let (mut dg, mut db) = (vec![f32::NAN; c], vec![f32::NAN; c]);
-            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &r, &mut dx, &mut dg, &mut db);
+            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &r, None, &mut dx, &mut dg, &mut db);
             let want_dx: Vec<f32> = (0..len).map(|j| fd(&x64, j, &|v| loss(v, &g64, &b64))).collect();
             let want_dg: Vec<f32> = (0..c).map(|j| fd(&g64, j, &|v| loss(&x64, v, &b64))).collect();
             let want_db: Vec<f32> = (0..c).map(|j| fd(&b64, j, &|v| loss(&x64, &g64, v))).collect();
@@ -279,10 +298,10 @@ mod tests {
         let run = || {
             let mut out = vec![0.0; x.len()];
             let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, 1e-5, &mut out, &mut mean, &mut invstd);
+            batchnorm_forward_train(n, c, hw, &x, &gamma, &beta, 1e-5, false, &mut out, &mut mean, &mut invstd);
             let mut dx = vec![0.0; x.len()];
             let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
-            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &g, &mut dx, &mut dg, &mut db);
+            batchnorm_backward(n, c, hw, &x, &gamma, &mean, &invstd, &g, None, &mut dx, &mut dg, &mut db);
             [out, dx, dg, db]
         };
         let first = run();

@@ -59,6 +59,16 @@ impl Tensor {
     /// Training mode: normalised with this batch's statistics, which also update the running ones (PyTorch's
     /// momentum, unbiased variance).
     pub fn batch_norm_train(&self, st: &BatchNormState) -> Tensor {
+        self.batch_norm_train_then(st, false)
+    }
+
+    /// `self.batch_norm_train(st).relu()` as one op, with the same values and gradients: the ReLU is applied in
+    /// the normalising pass and its gradient mask in the backward's, instead of in a pass of their own each.
+    pub fn batch_norm_relu_train(&self, st: &BatchNormState) -> Tensor {
+        self.batch_norm_train_then(st, true)
+    }
+
+    fn batch_norm_train_then(&self, st: &BatchNormState, relu: bool) -> Tensor {
         let (n, c, hw) = channels(self, st);
         let s = self.shape().to_vec();
         let mut out = zeros(self.numel());
@@ -72,6 +82,7 @@ impl Tensor {
             &st.gamma.data(),
             &st.beta.data(),
             st.eps,
+            relu,
             &mut out,
             &mut mean,
             &mut invstd,
@@ -84,8 +95,10 @@ impl Tensor {
             }
         }
         let (x, gamma) = (self.clone(), st.gamma.clone());
-        Tensor::from_op(out, &s, "NativeBatchNormBackward", &[self, st.gamma, st.beta], move |ctx| {
+        let name = if relu { "BatchNormReluBackward" } else { "NativeBatchNormBackward" };
+        Tensor::from_op(out, &s, name, &[self, st.gamma, st.beta], move |ctx| {
             let (mut dx, mut dgamma, mut dbeta) = (zeros(n * c * hw), vec![0.0; c], vec![0.0; c]);
+            let out = ctx.out.data();
             batchnorm_backward(
                 n,
                 c,
@@ -95,6 +108,7 @@ impl Tensor {
                 &mean,
                 &invstd,
                 ctx.g,
+                relu.then_some(&out[..]),
                 &mut dx,
                 &mut dgamma,
                 &mut dbeta,
