@@ -291,6 +291,27 @@ fn batch_norm_train_and_eval() {
     }
 }
 
+/// The fused add + ReLU against the two ops (each gradient-checked here), bit for bit.
+#[test]
+fn add_relu_fused_equals_the_two_ops() {
+    let inputs = [param(&[2, 3, 4], 7), param(&[2, 3, 4], 8)];
+    let run = |fused: bool| {
+        inputs.iter().for_each(Tensor::zero_grad);
+        let [a, b] = &inputs;
+        let y = if fused { a.add_relu(b) } else { a.add(b).relu() };
+        weighted(&y).backward();
+        let mut values = vec![y.to_vec()];
+        values.extend(inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()));
+        values
+    };
+    let (fused, unfused) = (run(true), run(false));
+    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for (i, (f, u)) in fused.iter().zip(&unfused).enumerate() {
+        assert_eq!(bits(f), bits(u), "output or gradient {i}");
+    }
+}
+
 /// The fused batch norm + ReLU against the two ops (each gradient-checked here): the same values, the same running
 /// statistics and the same gradients, bit for bit.
 #[test]

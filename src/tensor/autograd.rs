@@ -1,6 +1,7 @@
 //! Reverse-mode autograd, micrograd-style: each op records its parents and a rule that turns the gradient of
 //! its output into gradients for its parents; `backward()` sorts the graph and applies the rules in reverse.
 
+use super::kernels::add_assign;
 use super::Tensor;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -80,7 +81,7 @@ impl Tensor {
                 let Some(pg) = pg.filter(|_| need) else { continue };
                 assert_eq!(pg.len(), p.numel(), "{}: gradient size for parent {:?}", node.name, p.shape());
                 match grads.get_mut(&p.id()) {
-                    Some(acc) => acc.iter_mut().zip(&pg).for_each(|(a, b)| *a += b),
+                    Some(acc) => add_assign(acc, &pg),
                     None => {
                         grads.insert(p.id(), pg);
                     }
@@ -92,7 +93,7 @@ impl Tensor {
     fn accumulate_grad(&self, g: Vec<f32>) {
         let mut slot = self.grad_ref();
         match slot.as_mut() {
-            Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+            Some(acc) => add_assign(acc, &g),
             None => *slot = Some(g),
         }
     }

@@ -52,7 +52,7 @@ impl Module for Block {
             h = bn.after_conv(conv, &h, i + 1 < self.main.len());
         }
         let identity = self.downsample.as_ref().map_or_else(|| x.clone(), |(conv, bn)| bn.after_conv(conv, x, false));
-        h.add(&identity).relu()
+        h.add_relu(&identity)
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {

@@ -134,6 +134,17 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
     written(len, |r| std::iter::repeat_n(0.0, r.len()))
 }
 
+/// acc += x elementwise, on both threads for large slices (a gradient that reaches a tensor along two paths, as a
+/// residual block's input does).
+pub(crate) fn add_assign(acc: &mut [f32], x: &[f32]) {
+    assert_eq!(acc.len(), x.len(), "add_assign: lengths differ");
+    let add = |(a, b): (&mut [f32], &[f32])| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b);
+    if acc.len() < PAR_MAP_MIN {
+        return add((acc, x));
+    }
+    acc.par_chunks_mut(PAR_MAP_MIN / 4).zip(x.par_chunks(PAR_MAP_MIN / 4)).for_each(add);
+}
+
 /// `f` of each pair of elements, as [`map`].
 pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");

@@ -2,6 +2,7 @@
 
 use crate::tensor::broadcast::{broadcast_shape, layout, reduce_to_shape, Layout};
 use crate::tensor::kernels::zip_map;
+use crate::tensor::ops::unary::relu_grad;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy)]
@@ -73,6 +74,17 @@ fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
 impl Tensor {
     pub fn add(&self, other: &Tensor) -> Tensor {
         binary(self, other, Op::Add)
+    }
+
+    /// `self.add(other).relu()` for two tensors of one shape (a residual block's end), as one op with the same
+    /// values and gradients: one pass each way instead of two, and the one masked gradient serves both operands.
+    pub fn add_relu(&self, other: &Tensor) -> Tensor {
+        assert_eq!(self.shape(), other.shape(), "add_relu: shapes differ");
+        let data = zip_map(&self.data(), &other.data(), |x, y| (x + y).max(0.0));
+        Tensor::from_op(data, self.shape(), "AddReluBackward", &[self, other], move |ctx| {
+            let g = relu_grad(ctx.g, &ctx.out.data());
+            vec![ctx.needs[0].then(|| g.clone()), ctx.needs[1].then_some(g)]
+        })
     }
     pub fn sub(&self, other: &Tensor) -> Tensor {
         binary(self, other, Op::Sub)
