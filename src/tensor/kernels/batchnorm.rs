@@ -36,17 +36,11 @@ pub fn batchnorm_forward_train(
     assert_eq!(invstd.len(), c, "batchnorm: invstd is not [c]");
     let count = (n * hw) as f64;
     mean.par_iter_mut().zip(invstd.par_iter_mut()).enumerate().for_each(|(ch, (m, is))| {
-        // One pass about a shift, the channel's first value: var = Σ(x−s)²/m − (Σ(x−s)/m)² cancels only as far as
-        // the mean lies from s in deviations, never the catastrophic Σx² − mμ² of data far from 0 (f64 has
-        // the digits to spare for any real s).
-        let shift = x[ch * hw] as f64;
-        let [sum, sq] = (0..n).fold([0.0, 0.0], |[s0, s1], i| {
-            let plane = &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
-            let [d0, d1] = dev_sums(plane, shift, plane, shift);
-            [s0 + d0, s1 + d1]
-        });
-        let (mean_dev, var) = (sum / count, (sq / count - (sum / count).powi(2)).max(0.0));
-        *m = (shift + mean_dev) as f32;
+        let planes = || (0..n).map(|i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+        let mu = planes().map(|p| dev_sums(p, 0.0, p, 0.0)[0]).sum::<f64>() / count;
+        // Two passes: Σ(x-μ)² does not cancel catastrophically the way Σx² - nμ² does.
+        let var = planes().map(|p| dev_sums(p, mu, p, mu)[1]).sum::<f64>() / count;
+        *m = mu as f32;
         *is = (1.0 / (var + eps as f64).sqrt()) as f32;
     });
     normalise(c, hw, x, gamma, beta, mean, invstd, relu, out);

@@ -47,48 +47,54 @@ multiversion! {
                 }
             }
             let tail: f32 = block[main..].iter().sum();
-            let mut width = 16;
-            while width > 1 {
-                width /= 2;
-                for l in 0..width {
-                    acc[l] += acc[l + width];
-                }
-            }
-            total += (acc[0] + tail) as f64;
+            total += (fold_lanes(acc) + tail) as f64;
         }
         total
     }
 }
 
+/// The 16 lanes of a blocked sum added pairwise (halves, then quarters, …): a fixed order.
+#[inline(always)]
+fn fold_lanes(mut acc: [f32; 16]) -> f32 {
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0]
+}
+
 multiversion! {
-    /// [Σ (y−ν), Σ (x−μ)·(y−ν)] in f64, in one pass over 8 independent lanes so it vectorises (one f64 sum would
-    /// be a chain of dependent adds, one element per add latency); lanes are combined pairwise at the end. The order
-    /// is fixed by the length alone. Batch norm's statistics are `dev_sums(x, s, x, s)` about a shift s, its
-    /// backward's Σdy and Σdy·(x−μ) `dev_sums(x, μ, dy, 0)`.
+    /// [Σ (y−ν), Σ (x−μ)·(y−ν)], in one pass, accurate as [`sum_f64`] is: 16 independent f32 lanes over blocks of
+    /// 1024 (so it vectorises and no lane sums more than 64 terms), block totals carried in f64. The order is fixed
+    /// by the length alone. Batch norm's mean is `dev_sums(x, 0, x, 0)[0]` and its variance
+    /// `dev_sums(x, μ, x, μ)[1]` (deviations from the mean: nothing cancels), its backward's Σdy and Σdy·(x−μ)
+    /// `dev_sums(x, μ, dy, 0)`.
     pub(crate) fn dev_sums(x: &[f32], mu: f64, y: &[f32], nu: f64) -> [f64; 2] {
         assert_eq!(x.len(), y.len(), "dev_sums: lengths differ");
-        let (mut sum, mut dot) = ([0.0f64; 8], [0.0f64; 8]);
-        let main = x.len() / 8 * 8;
-        for (xs, ys) in x[..main].chunks_exact(8).zip(y[..main].chunks_exact(8)) {
-            for (((s, d), &a), &b) in sum.iter_mut().zip(dot.iter_mut()).zip(xs).zip(ys) {
-                let dy = b as f64 - nu;
-                *s += dy;
-                *d += (a as f64 - mu) * dy;
+        let (mu, nu) = (mu as f32, nu as f32);
+        let mut total = [0.0f64; 2];
+        for (xb, yb) in x.chunks(1024).zip(y.chunks(1024)) {
+            let (mut sum, mut dot) = ([0.0f32; 16], [0.0f32; 16]);
+            let main = xb.len() / 16 * 16;
+            for (xs, ys) in xb[..main].chunks_exact(16).zip(yb[..main].chunks_exact(16)) {
+                for (((s, d), &a), &b) in sum.iter_mut().zip(dot.iter_mut()).zip(xs).zip(ys) {
+                    let dy = b - nu;
+                    *s += dy;
+                    *d += (a - mu) * dy;
+                }
             }
-        }
-        let mut width = 8;
-        while width > 1 {
-            width /= 2;
-            for l in 0..width {
-                sum[l] += sum[l + width];
-                dot[l] += dot[l + width];
+            let (mut sum, mut dot) = (fold_lanes(sum), fold_lanes(dot));
+            for (&a, &b) in xb[main..].iter().zip(&yb[main..]) {
+                sum += b - nu;
+                dot += (a - mu) * (b - nu);
             }
+            total[0] += sum as f64;
+            total[1] += dot as f64;
         }
-        for (&a, &b) in x[main..].iter().zip(&y[main..]) {
-            sum[0] += b as f64 - nu;
-            dot[0] += (a as f64 - mu) * (b as f64 - nu);
-        }
-        [sum[0], dot[0]]
+        total
     }
 }
 
