@@ -82,6 +82,7 @@ pub fn maxpool2d_forward(
 /// own first max, so the window's first maximum in reading order wins, as [`beats`] has it. `windows` are each
 /// output row's input rows and each output column's input columns; outputs 1 to `triples` are 3-wide windows at
 /// stride 2 from column 1; `pairs` holds `h·ow` values and their indices.
+#[allow(clippy::too_many_arguments)]
 fn maxpool_plane(
     xp: &[f32],
     w: usize,
