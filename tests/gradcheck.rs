@@ -244,17 +244,12 @@ fn conv_relu_and_conv_relu_maxpool_fused_equal_the_ops_they_replace() {
                 (false, false) => x.conv2d(w, Some(b), stride, pad).relu(),
             };
             weighted(&y).backward();
-            let grads: Vec<Vec<f32>> = inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()).collect();
-            (y.shape().to_vec(), y.to_vec(), grads)
+            let mut values = vec![y.to_vec(), y.shape().iter().map(|&d| d as f32).collect()];
+            values.extend(inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()));
+            values
         };
-        let (fused, unfused) = (run(true), run(false));
-        assert_eq!(fused.0, unfused.0, "shape for input {xs:?}");
-        assert!(fused.1.contains(&0.0) && fused.1.iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&fused.1), bits(&unfused.1), "values for input {xs:?}");
-        for (i, (f, u)) in fused.2.iter().zip(&unfused.2).enumerate() {
-            assert_eq!(bits(f), bits(u), "gradient {i} for input {xs:?}");
-        }
+        let case = if pool { "conv2d_relu_maxpool2" } else { "conv2d_relu" };
+        assert_same_bits(&run(true), &run(false), &format!("{case}, input {xs:?}"));
     }
 }
 
@@ -304,11 +299,16 @@ fn add_relu_fused_equals_the_two_ops() {
         values.extend(inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()));
         values
     };
-    let (fused, unfused) = (run(true), run(false));
-    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
+    assert_same_bits(&run(true), &run(false), "add_relu");
+}
+
+/// `fused` and `unfused` (an output first, then what else the test collected) equal bit for bit, with an output
+/// that the ReLU cut in places, not everywhere.
+fn assert_same_bits(fused: &[Vec<f32>], unfused: &[Vec<f32>], case: &str) {
+    assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0), "{case}: ReLU cuts some, not all");
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    for (i, (f, u)) in fused.iter().zip(&unfused).enumerate() {
-        assert_eq!(bits(f), bits(u), "output or gradient {i}");
+    for (i, (f, u)) in fused.iter().zip(unfused).enumerate() {
+        assert_eq!(bits(f), bits(u), "{case}: output or what followed it, number {i}");
     }
 }
 
@@ -330,12 +330,7 @@ fn batch_norm_relu_fused_equals_the_two_ops() {
             values.extend(inputs.iter().map(|t| t.grad().expect("a gradient").to_vec()));
             values
         };
-        let (fused, unfused) = (run(true), run(false));
-        assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&v| v > 0.0), "ReLU cuts some, not all");
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        for (i, (f, u)) in fused.iter().zip(&unfused).enumerate() {
-            assert_eq!(bits(f), bits(u), "output, running statistics or gradient {i} for input {shape:?}");
-        }
+        assert_same_bits(&run(true), &run(false), &format!("batch_norm_relu_train, input {shape:?}"));
     }
 }
 

@@ -30,36 +30,33 @@ fn conv_grads(s: &Conv2dShape, x: &Tensor, w: &Tensor, needs: &[bool], grad: Con
     vec![dx, needs[1].then_some(dw), db]
 }
 
+/// [`Tensor::conv2d`], then a ReLU if `relu` ([`Tensor::conv2d_relu`]).
+fn conv2d_then(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize, relu: bool) -> Tensor {
+    let s = conv_shape(x, weight, stride, pad);
+    let mut out = zeros(s.n * s.c_out * s.out_h() * s.out_w());
+    // u8 pixels are widened once, for the forward pass and the weight's gradient.
+    let (xc, wc) = (x.dense(), weight.clone());
+    forward(&s, &xc, weight, bias, if relu { ConvOutput::Relu(&mut out) } else { ConvOutput::Plain(&mut out) });
+    let mut parents = vec![x, weight];
+    parents.extend(bias);
+    let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
+    let name = if relu { "ConvReluBackward" } else { "ConvolutionBackward" };
+    Tensor::from_op(out, &shape, name, &parents, move |ctx| {
+        let masked = relu.then(|| relu_grad(ctx.g, &ctx.out.data()));
+        conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(masked.as_deref().unwrap_or(ctx.g)))
+    })
+}
+
 impl Tensor {
     /// `x [N, C, H, W]` ⊛ `weight [O, C, kh, kw]` (+ `bias [O]`), with the given stride and zero padding.
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
-        let s = conv_shape(self, weight, stride, pad);
-        let mut out = zeros(s.n * s.c_out * s.out_h() * s.out_w());
-        // u8 pixels are widened once, for the forward pass and the weight's gradient.
-        let (xc, wc) = (self.dense(), weight.clone());
-        forward(&s, &xc, weight, bias, ConvOutput::Plain(&mut out));
-        let mut parents = vec![self, weight];
-        parents.extend(bias);
-        let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
-        Tensor::from_op(out, &shape, "ConvolutionBackward", &parents, move |ctx| {
-            conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(ctx.g))
-        })
+        conv2d_then(self, weight, bias, stride, pad, false)
     }
 
     /// `x.conv2d(weight, bias, stride, pad).relu()` as one op, with the same values and gradients: the ReLU is
     /// applied to each group's output while it is in cache, instead of in a pass of its own over the batch.
     pub fn conv2d_relu(&self, weight: &Tensor, bias: Option<&Tensor>, stride: usize, pad: usize) -> Tensor {
-        let s = conv_shape(self, weight, stride, pad);
-        let mut out = zeros(s.n * s.c_out * s.out_h() * s.out_w());
-        let (xc, wc) = (self.dense(), weight.clone());
-        forward(&s, &xc, weight, bias, ConvOutput::Relu(&mut out));
-        let mut parents = vec![self, weight];
-        parents.extend(bias);
-        let shape = [s.n, s.c_out, s.out_h(), s.out_w()];
-        Tensor::from_op(out, &shape, "ConvReluBackward", &parents, move |ctx| {
-            let g = relu_grad(ctx.g, &ctx.out.data());
-            conv_grads(&s, &xc, &wc, ctx.needs, ConvGrad::Plain(&g))
-        })
+        conv2d_then(self, weight, bias, stride, pad, true)
     }
 
     /// `x.conv2d(weight, bias, stride, pad).relu().max_pool2d(2, 2, 0)` as one op, with the same values and
