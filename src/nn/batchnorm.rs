@@ -2,6 +2,7 @@
 //! statistics (saved in the model file) used in evaluation.
 
 use super::{Conv2d, LayerSpec, Module};
+use crate::tensor::kernels::batchnorm::{affine, eval_invstd};
 use crate::tensor::{is_grad_enabled, BatchNormState};
 use crate::{Error, Result, Tensor};
 
@@ -45,7 +46,7 @@ impl BatchNorm {
 
     /// `self.forward(&conv.forward(x))`, then a ReLU if `relu`. In evaluation without gradients the normalisation
     /// is an affine map with constant coefficients, so it is folded into the convolution, as PyTorch's
-    /// `fuse_conv_bn_eval` does: weights scaled per output channel by γ/σ, bias (b − μ)·γ/σ + β; and the ReLU is
+    /// `fuse_conv_bn_eval` does: weights scaled per output channel by γ/σ, bias β − μ·γ/σ + b·γ/σ; and the ReLU is
     /// the convolution's ([`Tensor::conv2d_relu`]). One pass over the output instead of three, equal to the
     /// layers up to rounding. In training the ReLU is the batch norm's ([`Tensor::batch_norm_relu_train`]).
     pub fn after_conv(&self, conv: &Conv2d, x: &Tensor, relu: bool) -> Tensor {
@@ -56,15 +57,11 @@ impl BatchNorm {
             let y = self.forward(&conv.forward(x));
             return if relu { y.relu() } else { y };
         }
-        let (gamma, beta, mean, var) =
-            (self.weight.data(), self.bias.data(), self.running_mean.data(), self.running_var.data());
-        let scale: Vec<f32> = gamma
-            .iter()
-            .zip(var.iter())
-            .map(|(&g, &v)| g * (1.0 / (v as f64 + self.eps as f64).sqrt()) as f32)
-            .collect();
-        let bias = conv.bias.as_ref().map(|b| b.data().to_vec()).unwrap_or_else(|| vec![0.0; scale.len()]);
-        let shift = (0..scale.len()).map(|c| (bias[c] - mean[c]) * scale[c] + beta[c]).collect();
+        let invstd = eval_invstd(&self.running_var.data(), self.eps);
+        let (scale, mut shift) = affine(&self.weight.data(), &self.bias.data(), &self.running_mean.data(), &invstd);
+        if let Some(b) = &conv.bias {
+            shift.iter_mut().zip(b.data().iter()).zip(&scale).for_each(|((t, &b), &a)| *t += b * a);
+        }
         let w = conv.weight.data();
         let per_out = w.len() / scale.len().max(1);
         let weight =

@@ -72,8 +72,19 @@ pub fn batchnorm_forward_eval(
     assert_eq!(running_mean.len(), c, "batchnorm: running_mean is not [c]");
     assert_eq!(running_var.len(), c, "batchnorm: running_var is not [c]");
     assert_eq!(out.len(), x.len(), "batchnorm: out is not [n,c,hw]");
-    let invstd: Vec<f32> = running_var.iter().map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32).collect();
-    normalise(c, hw, x, gamma, beta, running_mean, &invstd, false, out);
+    normalise(c, hw, x, gamma, beta, running_mean, &eval_invstd(running_var, eps), false, out);
+}
+
+/// `1/√(var + eps)` per channel of the running variances, as evaluation normalises with them.
+pub fn eval_invstd(running_var: &[f32], eps: f32) -> Vec<f32> {
+    running_var.iter().map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32).collect()
+}
+
+/// The per-channel affine map batch norm applies, `y = x·scale + shift`, from γ, β, the mean and `invstd`.
+pub fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], invstd: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(invstd).map(|(g, i)| g * i).collect();
+    let shift = (0..scale.len()).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
+    (scale, shift)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -88,10 +99,8 @@ fn normalise(
     relu: bool,
     out: &mut [f32],
 ) {
-    // Folded into one multiply-add per element: y = x·scale + shift (then max(y, 0) when `relu`, in the same
-    // loop: LLVM compiles it twice, with and without, outside the loop).
-    let scale: Vec<f32> = gamma.iter().zip(invstd).map(|(g, i)| g * i).collect();
-    let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
+    // Folded into one multiply-add per element: y = x·scale + shift, then max(y, 0) when `relu`.
+    let (scale, shift) = affine(gamma, beta, mean, invstd);
     out.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(o, xs)| {
         for (ch, (op, xp)) in o.chunks_exact_mut(hw).zip(xs.chunks_exact(hw)).enumerate() {
             let (a, b) = (scale[ch], shift[ch]);
@@ -128,7 +137,7 @@ pub fn batchnorm_backward(
     assert_eq!(dgamma.len(), c, "batchnorm: dgamma is not [c]");
     assert_eq!(dbeta.len(), c, "batchnorm: dbeta is not [c]");
     assert!(relu_out.is_none_or(|o| o.len() == x.len()), "batchnorm: relu_out is not [n,c,hw]");
-    let dy = |g: f32, out: f32| if out > 0.0 { g } else { 0.0 };
+    let relu_dy = |g: f32, out: f32| if out > 0.0 { g } else { 0.0 };
     dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate().for_each(|(ch, (dg, db))| {
         let (mu, is) = (mean[ch] as f64, invstd[ch] as f64);
         let mut sum_dy = 0.0f64;
@@ -140,10 +149,10 @@ pub fn batchnorm_backward(
             if let Some(out) = relu_out {
                 // The plane's dy, in a buffer the size of one plane, so still in cache for dev_sums.
                 masked.clear();
-                masked.extend(gp.iter().zip(&out[range]).map(|(&g, &o)| dy(g, o)));
+                masked.extend(gp.iter().zip(&out[range]).map(|(&g, &o)| relu_dy(g, o)));
                 gp = &masked;
             }
-            // Σdy and Σdy·(x-μ) per plane in f64, in one pass; invstd applied once at the end.
+            // Σdy and Σdy·(x-μ) per plane, in one pass (f64 totals); invstd applied once at the end.
             let [dy, dy_dev] = dev_sums(xp, mu, gp, 0.0);
             sum_dy += dy;
             sum_dy_xhat += dy_dev;
@@ -165,7 +174,7 @@ pub fn batchnorm_backward(
             let planes = d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range.clone()]).zip(&os[range]);
             for (((dv, &v), &g), &o) in planes {
                 let xhat = (v - mu) * is;
-                let g = if relu { dy(g, o) } else { g };
+                let g = if relu { relu_dy(g, o) } else { g };
                 *dv = k * (g - mean_dy - xhat * mean_dy_xhat);
             }
         }
