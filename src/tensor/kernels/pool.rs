@@ -106,12 +106,9 @@ fn maxpool_plane(
             for ((ox, (v, i)), (ab, c)) in outputs.zip(row[1..].chunks_exact(2).zip(row[3..].chunks_exact(2))) {
                 let first = row_base + 2 * ox as u32 + 1;
                 let (mut best, mut at) = (ab[0], first);
-                let take = beats(ab[1], best);
-                best = if take { ab[1] } else { best };
-                at ^= (at ^ (first + 1)) & (take as u32).wrapping_neg();
-                let take = beats(c[0], best);
-                *v = if take { c[0] } else { best };
-                *i = at ^ ((at ^ (first + 2)) & (take as u32).wrapping_neg());
+                keep_first_max(&mut best, &mut at, ab[1], first + 1);
+                keep_first_max(&mut best, &mut at, c[0], first + 2);
+                (*v, *i) = (best, at);
             }
         }
         // Outputs 0 and past `triples`, and every output of other windows.
@@ -190,12 +187,18 @@ fn maxpool2x2_plane(xp: &[f32], w: usize, base: u32, pairs: &mut (Vec<f32>, Vec<
 #[inline(always)]
 fn pick_lower(lower: &[f32], lower_at: &[u32], o: &mut [f32], am: &mut [u32]) {
     for (((o, am), &b), &ba) in o.iter_mut().zip(am.iter_mut()).zip(lower).zip(lower_at) {
-        let take = beats(b, *o);
-        *o = if take { b } else { *o };
-        // A mask, not `if`: LLVM turns an index select into a select of addresses, which
-        // stays scalar.
-        *am ^= (*am ^ ba) & (take as u32).wrapping_neg();
+        keep_first_max(o, am, b, ba);
     }
+}
+
+/// The running max `best` (found at `at`) replaced by `v` (at `v_at`) where `v`, met later, [`beats`] it.
+#[inline(always)]
+fn keep_first_max(best: &mut f32, at: &mut u32, v: f32, v_at: u32) {
+    let take = beats(v, *best);
+    *best = if take { v } else { *best };
+    // A mask, not `if`: LLVM turns an index select into a select of addresses, which
+    // stays scalar.
+    *at ^= (*at ^ v_at) & (take as u32).wrapping_neg();
 }
 
 /// dx (`planes` planes, `len` elements) = dout scattered to the positions recorded by [`maxpool2d_forward`].
