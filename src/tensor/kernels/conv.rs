@@ -1,13 +1,14 @@
 //! 2-D convolution, NCHW, as im2col + GEMM over groups of images (their columns side by
 //! side, so narrow outputs still make wide GEMMs), groups spread over rayon tasks.
 //! A lone image of a 1×1, stride-1, unpadded convolution skips im2col: it already is the column
-//! matrix.
+//! matrix. A 3×3, stride-1, padding-1 convolution goes to Winograd's transforms instead (winograd.rs).
 
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::matmul::{sgemm, sgemm_serial};
 use super::sum_f64;
+use super::winograd;
 
 /// The batch is cut into at most this many chunks for the weight gradient: enough to keep
 /// the cores busy, few enough that the per-chunk partial gradients stay cheap to reduce.
@@ -159,6 +160,9 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     if s.n == 0 || s.out_image() == 0 {
         return;
     }
+    if winograd::applies(s) {
+        return winograd::conv(s, x, w, bias, out);
+    }
     let (k, p, g) = (s.k_dim(), s.positions(), s.even_parts(s.group()));
     // A single group cannot be split over tasks, so let the GEMM use the threads instead.
     let gemm = if s.n <= g { sgemm } else { sgemm_serial };
@@ -210,7 +214,7 @@ thread_local! {
 
 /// `f` with this thread's scratch buffers, or fresh ones if they are in use further up this thread's stack (a
 /// rayon thread that waits inside a task may run another task meanwhile).
-fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => f(&mut bufs),
         Err(_) => f(&mut [Vec::new(), Vec::new(), Vec::new()]),
@@ -298,6 +302,39 @@ pub fn conv2d_backward(
         assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
     }
     let (k, p) = (s.k_dim(), s.positions());
+    // A Winograd-shaped convolution's input gradient is another such convolution, and its weight gradient comes
+    // from the same transforms where that pays (see winograd.rs); both from the whole unpooled dout.
+    let unpooled;
+    let (grad, dx) = if winograd::applies(s) && s.n > 0 {
+        let dout = match grad {
+            ConvGrad::Plain(dout) => dout,
+            ConvGrad::ReluMaxPool2 { g, out, which } => {
+                let mut d = vec![0.0; s.n * s.out_image()];
+                d.par_chunks_mut(s.out_image())
+                    .enumerate()
+                    .for_each(|(img, d)| unpool_grad(s, g, out, which, img, 1, d));
+                unpooled = d;
+                &unpooled
+            }
+        };
+        if let Some(dx) = dx {
+            assert_eq!(dx.len(), x.len(), "conv2d: dx is not [n,c_in,h,w]");
+            winograd::input_grad(s, dout, w, dx);
+        }
+        if winograd::weight_grad_pays(s) {
+            winograd::weight_grad(s, x, dout, dw);
+            if let Some(db) = db {
+                let planes = dout.par_chunks(p).map(sum_f64).collect::<Vec<f64>>();
+                for (co, d) in db.iter_mut().enumerate() {
+                    *d = planes.iter().skip(co).step_by(s.c_out).sum::<f64>() as f32;
+                }
+            }
+            return;
+        }
+        (ConvGrad::Plain(dout), None)
+    } else {
+        (grad, dx)
+    };
     if s.n == 0 {
         dw.fill(0.0);
         if let Some(db) = db {
@@ -406,7 +443,7 @@ pub fn conv2d_backward(
 
 /// `buf` grown to `len` and borrowed: reused across a task's groups, and every caller
 /// overwrites what it reads, so stale contents never matter.
-fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
         buf.resize(len, 0.0);
     }

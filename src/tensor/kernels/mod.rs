@@ -164,6 +164,7 @@ pub mod matmul;
 pub mod matmul_u8;
 pub mod pool;
 mod spin_pool;
+mod winograd;
 
 #[cfg(test)]
 pub(crate) mod testutil {
