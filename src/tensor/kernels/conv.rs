@@ -675,6 +675,8 @@ mod tests {
             sh(2, 2, 32, 32, 3, 1, 1, 1, 0),
             // Groups of 5 that split the 40 images (and their backward chunks) unevenly.
             sh(40, 2, 10, 20, 3, 3, 3, 1, 1),
+            // Channels enough for Winograd's transforms (winograd.rs) on both passes.
+            sh(2, 64, 6, 5, 64, 3, 3, 1, 1),
         ]
         .into_iter()
         // The finite-difference check runs the direct convolution a hundred times or so per shape.
