@@ -157,6 +157,28 @@ impl Tiling {
         }
         Tiling { th, tw, rows, chunks }
     }
+
+    /// Chunk `chunk`'s first and last tile row (global: image·th + ty), and for narrow rows where its tiles are read
+    /// and written.
+    fn chunk(&self, s: &Conv2dShape, chunk: usize) -> (usize, usize, Option<Narrow>) {
+        let first = chunk * self.rows;
+        let last = (first + self.rows).min(s.n * self.th);
+        (first, last, (self.tw < WIDE).then(|| Narrow::new(s, self, first..last)))
+    }
+}
+
+/// `f(v, m, tiles, ld)` with this thread's buffers for a chunk's transformed input V `[ξ][c_in][ld]` and products M
+/// `[ξ][c_out][ld]`; rows have room for one more block (`ld = tiles + LANES`), so that the transforms read and write
+/// whole blocks.
+fn with_chunk_buffers<R>(
+    s: &Conv2dShape,
+    tiles: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32], usize, usize) -> R,
+) -> R {
+    with_scratch(|[v, m, _]| {
+        let ld = tiles + LANES;
+        f(scratch(v, XI * s.c_in * ld), scratch(m, XI * s.c_out * ld), tiles, ld)
+    })
 }
 
 /// conv(x `[n, c_in, h, w]`) with the filters `u` of [`with_filters`] (+ bias, then as `out` asks), overwriting
@@ -180,15 +202,8 @@ fn forward(s: &Conv2dShape, x: &[f32], u: &[f32], bias: Option<&[f32]>, out: Con
     };
     let alone = t.chunks == 1;
     pieces.into_par_iter().enumerate().for_each(|(chunk, pieces)| {
-        let first = chunk * t.rows;
-        let last = (first + t.rows).min(s.n * t.th);
-        let narrow = (t.tw < WIDE).then(|| Narrow::new(s, &t, first..last));
-        with_scratch(|[v, m, _]| {
-            let tiles = (last - first) * t.tw;
-            // Rows of V and M have room for one more block, so that the transforms read and write whole blocks.
-            let ld = tiles + LANES;
-            let v = scratch(v, XI * s.c_in * ld);
-            let m = scratch(m, XI * s.c_out * ld);
+        let (first, last, narrow) = t.chunk(s, chunk);
+        with_chunk_buffers(s, (last - first) * t.tw, |v, m, tiles, ld| {
             chunk_input(s, &t, x, first..last, narrow.as_ref(), v, ld, alone);
             let v: &[f32] = v;
             each(alone, m.chunks_mut(s.c_out * ld).collect(), |(xi, mx)| {
@@ -233,7 +248,9 @@ fn chunk_input(
     ld: usize,
     alone: bool,
 ) {
-    each(alone, rows_by_channel(v, s.c_in, ld), |(ci, mut v)| input_tiles(s, t, x, ci, rows.clone(), narrow, &mut v));
+    each(alone, rows_by_channel(v, s.c_in, ld), |(ci, mut v)| {
+        channel_blocks(s, t, &x[ci * s.h * s.w..], s.c_in, rows.clone(), narrow, Blocks::Input, &mut v)
+    });
 }
 
 /// `[16 blocks][c][ld]` as `c` lists of 16 rows of `ld`, one list per channel.
@@ -326,40 +343,38 @@ fn segments(t: &Tiling, rows: std::ops::Range<usize>) -> impl Iterator<Item = (u
     })
 }
 
-/// `V = Bᵀ·d·B` of every 4×4 input block `d` of channel `ci` in tile rows `rows`, into the 16 rows of `v`;
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+/// Which blocks [`channel_blocks`] transforms: the input's 4×4 ones, `V = Bᵀ·d·B` with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`, or the output gradient's 2×2 ones,
+/// `A·dY·Aᵀ` (the gradient of M, the adjoint of [`output_tiles`]; outputs an odd size clips away read as zero).
+#[derive(Clone, Copy)]
+enum Blocks {
+    Input,
+    OutputGrad,
+}
+
+/// The transformed blocks of one channel (`planes`, `[n, channels, h, w]` from that channel's first plane) in tile
+/// rows `rows`, into the 16 rows of `v`.
 #[allow(clippy::too_many_arguments)]
-fn input_tiles(
+fn channel_blocks(
     s: &Conv2dShape,
     t: &Tiling,
-    x: &[f32],
-    ci: usize,
+    planes: &[f32],
+    channels: usize,
     rows: std::ops::Range<usize>,
     narrow: Option<&Narrow>,
+    kind: Blocks,
     v: &mut [&mut [f32]],
 ) {
     let split_len = 2 * (t.tw + 1);
-    split_rows(s, t, &x[ci * s.h * s.w..], s.c_in, rows, narrow.is_some(), true, |buf, segment| match segment {
-        Some((count, t0)) => input_segment(buf, split_len, count, v, t0),
-        None => input_gathered(buf, split_len, &narrow.expect("narrow").blocks, v),
-    });
-}
-
-/// `A·dY·Aᵀ`, the gradient of M, of every 2×2 block `dY` of output gradient channel `co` in tile rows `rows`, into
-/// the 16 rows of `dm` (the adjoint of [`output_tiles`]; outputs an odd size clips away read as zero).
-fn output_grad_tiles(
-    s: &Conv2dShape,
-    t: &Tiling,
-    dout: &[f32],
-    co: usize,
-    rows: std::ops::Range<usize>,
-    narrow: Option<&Narrow>,
-    dm: &mut [&mut [f32]],
-) {
-    let split_len = 2 * (t.tw + 1);
-    split_rows(s, t, &dout[co * s.h * s.w..], s.c_out, rows, narrow.is_some(), false, |buf, segment| match segment {
-        Some((count, t0)) => grad_segment(buf, split_len, count, dm, t0),
-        None => grad_gathered(buf, split_len, &narrow.expect("narrow").blocks, dm),
+    let padded = matches!(kind, Blocks::Input);
+    split_rows(s, t, planes, channels, rows, narrow.is_some(), padded, |buf, segment| {
+        let starts = || &narrow.expect("narrow rows").blocks;
+        match (kind, segment) {
+            (Blocks::Input, Some((count, t0))) => input_segment(buf, split_len, count, v, t0),
+            (Blocks::Input, None) => input_gathered(buf, split_len, starts(), v),
+            (Blocks::OutputGrad, Some((count, t0))) => grad_segment(buf, split_len, count, v, t0),
+            (Blocks::OutputGrad, None) => grad_gathered(buf, split_len, starts(), v),
+        }
     });
 }
 
@@ -651,18 +666,22 @@ pub(crate) fn weight_grad(s: &Conv2dShape, x: &[f32], dout: &[f32], dw: &mut [f3
         .map(|part| {
             let mut du = vec![0.0f32; XI * s.c_out * s.c_in];
             for chunk in part * per_part..((part + 1) * per_part).min(t.chunks) {
-                let first = chunk * t.rows;
-                let last = (first + t.rows).min(s.n * t.th);
-                let narrow = (t.tw < WIDE).then(|| Narrow::new(s, &t, first..last));
+                let (first, last, narrow) = t.chunk(s, chunk);
                 let beta = if chunk == part * per_part { 0.0 } else { 1.0 };
-                with_scratch(|[v, m, _]| {
-                    let tiles = (last - first) * t.tw;
-                    let ld = tiles + LANES;
-                    let v = scratch(v, XI * s.c_in * ld);
-                    let m = scratch(m, XI * s.c_out * ld);
+                with_chunk_buffers(s, (last - first) * t.tw, |v, m, tiles, ld| {
                     chunk_input(s, &t, x, first..last, narrow.as_ref(), v, ld, alone);
                     each(alone, rows_by_channel(m, s.c_out, ld), |(co, mut dm)| {
-                        output_grad_tiles(s, &t, dout, co, first..last, narrow.as_ref(), &mut dm)
+                        let planes = &dout[co * s.h * s.w..];
+                        channel_blocks(
+                            s,
+                            &t,
+                            planes,
+                            s.c_out,
+                            first..last,
+                            narrow.as_ref(),
+                            Blocks::OutputGrad,
+                            &mut dm,
+                        )
                     });
                     let (v, m): (&[f32], &[f32]) = (v, m);
                     each(alone, du.chunks_mut(s.c_out * s.c_in).collect(), |(xi, du)| {
