@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::matmul::{sgemm, sgemm_serial};
-use super::sum_f64;
 use super::winograd;
+use super::{add_assign, sum_f64};
 
 /// The batch is cut into at most this many chunks for the weight gradient: enough to keep
 /// the cores busy, few enough that the per-chunk partial gradients stay cheap to reduce.
@@ -427,9 +427,7 @@ pub fn conv2d_backward(
     dw.copy_from_slice(head_w);
     let mut db_total = head_b.clone();
     for (part_w, part_b) in rest {
-        for (d, &v) in dw.iter_mut().zip(part_w) {
-            *d += v;
-        }
+        add_assign(dw, part_w);
         for (d, &v) in db_total.iter_mut().zip(part_b) {
             *d += v;
         }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use std::cell::RefCell;
 
+use super::add_assign;
 use super::conv::{scratch, with_scratch, Conv2dShape, ConvOutput};
 use super::matmul::sgemm_serial;
 
@@ -167,17 +168,13 @@ impl Tiling {
     }
 }
 
-/// `f(v, m, tiles, ld)` with this thread's buffers for a chunk's transformed input V `[ξ][c_in][ld]` and products M
+/// `f(v, m, ld)` with this thread's buffers for a chunk's transformed input V `[ξ][c_in][ld]` and products M
 /// `[ξ][c_out][ld]`; rows have room for one more block (`ld = tiles + LANES`), so that the transforms read and write
 /// whole blocks.
-fn with_chunk_buffers<R>(
-    s: &Conv2dShape,
-    tiles: usize,
-    f: impl FnOnce(&mut [f32], &mut [f32], usize, usize) -> R,
-) -> R {
+fn with_chunk_buffers<R>(s: &Conv2dShape, tiles: usize, f: impl FnOnce(&mut [f32], &mut [f32], usize) -> R) -> R {
     with_scratch(|[v, m, _]| {
         let ld = tiles + LANES;
-        f(scratch(v, XI * s.c_in * ld), scratch(m, XI * s.c_out * ld), tiles, ld)
+        f(scratch(v, XI * s.c_in * ld), scratch(m, XI * s.c_out * ld), ld)
     })
 }
 
@@ -203,7 +200,8 @@ fn forward(s: &Conv2dShape, x: &[f32], u: &[f32], bias: Option<&[f32]>, out: Con
     let alone = t.chunks == 1;
     pieces.into_par_iter().enumerate().for_each(|(chunk, pieces)| {
         let (first, last, narrow) = t.chunk(s, chunk);
-        with_chunk_buffers(s, (last - first) * t.tw, |v, m, tiles, ld| {
+        let tiles = (last - first) * t.tw;
+        with_chunk_buffers(s, tiles, |v, m, ld| {
             chunk_input(s, &t, x, first..last, narrow.as_ref(), v, ld, alone);
             let v: &[f32] = v;
             each(alone, m.chunks_mut(s.c_out * ld).collect(), |(xi, mx)| {
@@ -291,12 +289,12 @@ fn pooled_pieces<'a>(s: &Conv2dShape, t: &Tiling, out: &'a mut [f32], which: &'a
     let (pw, pp) = (s.w / 2, (s.h / 2) * (s.w / 2));
     assert!(out.len() == s.n * s.c_out * pp && which.len() == out.len(), "winograd: out is not [n,c_out,h/2,w/2]");
     let mut chunks: Vec<Vec<Dest>> = (0..t.chunks).map(|_| Vec::new()).collect();
-    // Empty pooled planes (an input one row or column wide) still get their (empty) pieces, in order.
-    let planes = (0..s.n * s.c_out).map(|_| pp);
+    // Plane by plane with split_at_mut rather than chunks_mut: empty pooled planes (an input one row or column
+    // wide) still get their (empty) pieces, in order.
     let (mut out, mut which) = (out, which);
-    for (plane_at, len) in planes.enumerate() {
-        let (o, o_rest) = std::mem::take(&mut out).split_at_mut(len);
-        let (w, w_rest) = std::mem::take(&mut which).split_at_mut(len);
+    for plane_at in 0..s.n * s.c_out {
+        let (o, o_rest) = std::mem::take(&mut out).split_at_mut(pp);
+        let (w, w_rest) = std::mem::take(&mut which).split_at_mut(pp);
         (out, which) = (o_rest, w_rest);
         let img = plane_at / s.c_out;
         let rows = plane_rows(t, img, o, pw, pp).zip(plane_rows(t, img, w, pw, pp));
@@ -432,7 +430,7 @@ fn split_rows(
     }
 }
 
-/// Where a chunk of tile rows narrower than [`LANES`] reads and writes each tile: its tiles go through the
+/// Where a chunk of tile rows narrower than [`WIDE`] reads and writes each tile: its tiles go through the
 /// transforms sixteen at a time across rows and images, each lane's block gathered and its outputs scattered.
 struct Narrow {
     /// Per tile, where its block starts in the chunk's split rows (all images' rows, one after the other).
@@ -668,7 +666,8 @@ pub(crate) fn weight_grad(s: &Conv2dShape, x: &[f32], dout: &[f32], dw: &mut [f3
             for chunk in part * per_part..((part + 1) * per_part).min(t.chunks) {
                 let (first, last, narrow) = t.chunk(s, chunk);
                 let beta = if chunk == part * per_part { 0.0 } else { 1.0 };
-                with_chunk_buffers(s, (last - first) * t.tw, |v, m, tiles, ld| {
+                let tiles = (last - first) * t.tw;
+                with_chunk_buffers(s, tiles, |v, m, ld| {
                     chunk_input(s, &t, x, first..last, narrow.as_ref(), v, ld, alone);
                     each(alone, rows_by_channel(m, s.c_out, ld), |(co, mut dm)| {
                         let planes = &dout[co * s.h * s.w..];
@@ -698,9 +697,7 @@ pub(crate) fn weight_grad(s: &Conv2dShape, x: &[f32], dout: &[f32], dw: &mut [f3
     let mut partials = partials.into_iter();
     let mut du = partials.next().expect("at least one part");
     for part in partials {
-        for (d, &p) in du.iter_mut().zip(&part) {
-            *d += p;
-        }
+        add_assign(&mut du, &part);
     }
     let du = &du;
     dw.par_chunks_mut(s.c_in * 9).enumerate().for_each(|(o, rows)| filter_grad_rows(du, s.c_out, o, rows));
