@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::matmul::{sgemm, sgemm_serial};
-use super::winograd;
 use super::{add_assign, sum_f64};
+use super::{tapwise, winograd};
 
 /// The batch is cut into at most this many chunks for the weight gradient: enough to keep
 /// the cores busy, few enough that the per-chunk partial gradients stay cheap to reduce.
@@ -77,6 +77,11 @@ impl Conv2dShape {
     /// would leave a last group of 1, and one thread with 10 images' work while the other has 6.
     fn even_parts(&self, min_imgs: usize) -> usize {
         self.n.div_ceil(self.n.div_ceil(min_imgs.max(1)).max(1))
+    }
+
+    /// A 3×3 kernel, stride 1, padding 1: the output plane is the input's.
+    pub(super) fn is_same_3x3(&self) -> bool {
+        self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == 1
     }
 
     fn pointwise(&self) -> bool {
@@ -160,6 +165,9 @@ pub fn conv2d_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]
     if s.n == 0 || s.out_image() == 0 {
         return;
     }
+    if tapwise::applies(s) {
+        return tapwise::conv(s, x, w, bias, out);
+    }
     if winograd::applies(s) {
         return winograd::conv(s, x, w, bias, out);
     }
@@ -233,7 +241,7 @@ fn unfold(s: &Conv2dShape, tile: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32
 
 /// `max_pool2d(relu(plane), 2)` of one `[oh, ow]` plane (an odd last row or column is dropped, as
 /// PyTorch's floor mode does), recording which entry of each window won.
-fn relu_maxpool2(plane: &[f32], ow: usize, out: &mut [f32], which: &mut [u8]) {
+pub(super) fn relu_maxpool2(plane: &[f32], ow: usize, out: &mut [f32], which: &mut [u8]) {
     let pw = ow / 2;
     for (py, (o, wh)) in out.chunks_exact_mut(pw.max(1)).zip(which.chunks_exact_mut(pw.max(1))).enumerate() {
         let (top, bottom) = plane[2 * py * ow..].split_at(ow);
@@ -302,10 +310,11 @@ pub fn conv2d_backward(
         assert_eq!(db.len(), s.c_out, "conv2d: db is not [c_out]");
     }
     let (k, p) = (s.k_dim(), s.positions());
-    // A Winograd-shaped convolution's input gradient is another such convolution, and its weight gradient comes
-    // from the same transforms where that pays (see winograd.rs); both from the whole unpooled dout.
+    // A small plane's gradients come from the same taps as its forward pass (tapwise.rs); a Winograd-shaped
+    // convolution's input gradient is another such convolution, and its weight gradient comes from the same
+    // transforms where that pays (see winograd.rs). All from the whole unpooled dout.
     let unpooled;
-    let (grad, dx) = if winograd::applies(s) && s.n > 0 {
+    let (grad, dx) = if (tapwise::applies(s) || winograd::applies(s)) && s.n > 0 {
         let dout = match grad {
             ConvGrad::Plain(dout) => dout,
             ConvGrad::ReluMaxPool2 { g, out, which } => {
@@ -317,19 +326,19 @@ pub fn conv2d_backward(
                 &unpooled
             }
         };
-        if let Some(dx) = dx {
+        if let Some(dx) = &dx {
             assert_eq!(dx.len(), x.len(), "conv2d: dx is not [n,c_in,h,w]");
+        }
+        if tapwise::applies(s) {
+            tapwise::backward(s, x, w, dout, dx, dw);
+            return bias_grad(s, dout, db);
+        }
+        if let Some(dx) = dx {
             winograd::input_grad(s, dout, w, dx);
         }
         if winograd::weight_grad_pays(s) {
             winograd::weight_grad(s, x, dout, dw);
-            if let Some(db) = db {
-                let planes = dout.par_chunks(p).map(sum_f64).collect::<Vec<f64>>();
-                for (co, d) in db.iter_mut().enumerate() {
-                    *d = planes.iter().skip(co).step_by(s.c_out).sum::<f64>() as f32;
-                }
-            }
-            return;
+            return bias_grad(s, dout, db);
         }
         (ConvGrad::Plain(dout), None)
     } else {
@@ -435,6 +444,16 @@ pub fn conv2d_backward(
     if let Some(db) = db {
         for (d, &v) in db.iter_mut().zip(&db_total) {
             *d = v as f32;
+        }
+    }
+}
+
+/// db `[c_out]` (if asked for) of dout `[n, c_out, p]`: each channel's sum over images and positions.
+fn bias_grad(s: &Conv2dShape, dout: &[f32], db: Option<&mut [f32]>) {
+    if let Some(db) = db {
+        let planes = dout.par_chunks(s.positions()).map(sum_f64).collect::<Vec<f64>>();
+        for (co, d) in db.iter_mut().enumerate() {
+            *d = planes.iter().skip(co).step_by(s.c_out).sum::<f64>() as f32;
         }
     }
 }
@@ -655,7 +674,7 @@ fn col2im_plane(t: &Taps, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::kernels::testutil::{affordable, assert_close, bit_identical, rand_vec};
+    use crate::tensor::kernels::testutil::{affordable, assert_close, bit_identical, conv_direct, rand_vec};
 
     fn shapes() -> Vec<Conv2dShape> {
         let sh = |n, c_in, h, w, c_out, kh, kw, stride, pad| Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, pad };
@@ -675,42 +694,14 @@ mod tests {
             sh(40, 2, 10, 20, 3, 3, 3, 1, 1),
             // Channels enough for Winograd's transforms (winograd.rs) on both passes.
             sh(2, 64, 6, 5, 64, 3, 3, 1, 1),
+            // Planes small enough for one GEMM per tap (tapwise.rs).
+            sh(4, 3, 2, 3, 5, 3, 3, 1, 1),
+            sh(3, 2, 1, 1, 3, 3, 3, 1, 1),
         ]
         .into_iter()
         // The finite-difference check runs the direct convolution a hundred times or so per shape.
         .filter(|s| affordable(s.n * s.out_image() * s.k_dim() * 8))
         .collect()
-    }
-
-    /// Direct convolution in f64: the definition, with no shared code path.
-    fn naive_forward(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
-        let (oh, ow) = (s.out_h(), s.out_w());
-        let mut out = vec![0.0f64; s.n * s.c_out * oh * ow];
-        for b in 0..s.n {
-            for co in 0..s.c_out {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = bias.map_or(0.0, |bv| bv[co] as f64);
-                        for ci in 0..s.c_in {
-                            for ky in 0..s.kh {
-                                for kx in 0..s.kw {
-                                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
-                                        continue;
-                                    }
-                                    let xv = x[((b * s.c_in + ci) * s.h + iy as usize) * s.w + ix as usize];
-                                    let wv = w[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
-                                    acc += xv as f64 * wv as f64;
-                                }
-                            }
-                        }
-                        out[((b * s.c_out + co) * oh + oy) * ow + ox] = acc;
-                    }
-                }
-            }
-        }
-        out
     }
 
     #[test]
@@ -722,7 +713,7 @@ mod tests {
             for bias in [None, Some(&b[..])] {
                 let mut out = vec![f32::NAN; s.n * s.out_image()];
                 conv2d_forward(s, &x, &w, bias, ConvOutput::Plain(&mut out));
-                let want: Vec<f32> = naive_forward(s, &x, &w, bias).iter().map(|&v| v as f32).collect();
+                let want: Vec<f32> = conv_direct(s, &x, &w, bias).iter().map(|&v| v as f32).collect();
                 assert_close(&out, &want, 1e-5, &format!("conv forward {s:?}"));
             }
         }
@@ -738,7 +729,7 @@ mod tests {
             let b = rand_vec(s.c_out, 60 + i as u64);
             let r = rand_vec(s.n * s.out_image(), 70 + i as u64);
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                naive_forward(s, x, w, Some(b)).iter().zip(&r).map(|(o, &g)| o * g as f64).sum()
+                conv_direct(s, x, w, Some(b)).iter().zip(&r).map(|(o, &g)| o * g as f64).sum()
             };
             let mut dx = vec![f32::NAN; x.len()];
             let mut dw = vec![f32::NAN; w.len()];
@@ -780,13 +771,17 @@ mod tests {
         // Even and odd outputs (an odd last row/column is dropped), one image per GEMM and groups.
         for (i, s) in
             [sh(3, 2, 8, 8, 4, 1, 1), sh(5, 3, 7, 9, 3, 1, 0), sh(2, 1, 33, 32, 5, 1, 1), sh(40, 2, 10, 20, 3, 2, 1)]
+                .into_iter()
+                // Planes of at most 3×3 take tapwise.rs's GEMMs.
+                .chain([sh(3, 2, 3, 2, 4, 1, 1), sh(2, 3, 2, 3, 2, 1, 1)])
+                .collect::<Vec<_>>()
                 .iter()
                 .enumerate()
         {
             let x = rand_vec(s.n * s.in_image(), 80 + i as u64);
             let w = rand_vec(s.c_out * s.k_dim(), 90 + i as u64);
             let b = rand_vec(s.c_out, 100 + i as u64);
-            let conv = naive_forward(s, &x, &w, Some(&b));
+            let conv = conv_direct(s, &x, &w, Some(&b));
             let (oh, ow, ph, pw) = (s.out_h(), s.out_w(), s.out_h() / 2, s.out_w() / 2);
             let (mut want, mut want_at) = (vec![], vec![]);
             for plane in conv.chunks_exact(oh * ow) {

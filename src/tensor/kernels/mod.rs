@@ -164,10 +164,13 @@ pub mod matmul;
 pub mod matmul_u8;
 pub mod pool;
 mod spin_pool;
+mod tapwise;
 mod winograd;
 
 #[cfg(test)]
 pub(crate) mod testutil {
+    use super::conv::Conv2dShape;
+
     /// Uniform values in [-1, 1) from a xorshift stream: reproducible without a dependency.
     pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -186,6 +189,55 @@ pub(crate) mod testutil {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!((g - w).abs() <= rtol * (1.0 + w.abs()), "{what}: index {i}: got {g}, want {w}");
         }
+    }
+
+    /// A convolution by its definition in f64 (no code shared with the kernels):
+    /// out[b][o][y][x] = bias[o] + Σ w[o][i][ky][kx]·x[b][i][y·stride+ky−pad][x·stride+kx−pad].
+    pub fn conv_direct(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
+        let mut out = Vec::with_capacity(s.n * s.c_out * s.out_h() * s.out_w());
+        for (b, o, oy, ox) in outputs(s) {
+            let mut acc = bias.map_or(0.0, |bv| bv[o] as f64);
+            for (i, ky, kx, iy, ix) in window(s, oy, ox) {
+                acc += x[((b * s.c_in + i) * s.h + iy) * s.w + ix] as f64
+                    * w[((o * s.c_in + i) * s.kh + ky) * s.kw + kx] as f64;
+            }
+            out.push(acc);
+        }
+        out
+    }
+
+    /// The weight gradient by its definition in f64: dw[o][i][ky][kx] = Σ dout[b][o][y][x]·x[b][i][iy][ix] over the
+    /// outputs whose window puts input pixel (iy, ix) under tap (ky, kx).
+    pub fn conv_weight_grad_direct(s: &Conv2dShape, x: &[f32], dout: &[f32]) -> Vec<f64> {
+        let mut dw = vec![0.0f64; s.c_out * s.c_in * s.kh * s.kw];
+        for (j, (b, o, oy, ox)) in outputs(s).enumerate() {
+            for (i, ky, kx, iy, ix) in window(s, oy, ox) {
+                dw[((o * s.c_in + i) * s.kh + ky) * s.kw + kx] +=
+                    dout[j] as f64 * x[((b * s.c_in + i) * s.h + iy) * s.w + ix] as f64;
+            }
+        }
+        dw
+    }
+
+    /// Every output (image, channel, y, x) in memory order.
+    fn outputs(s: &Conv2dShape) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        (0..s.n).flat_map(move |b| {
+            (0..s.c_out).flat_map(move |o| (0..oh).flat_map(move |y| (0..ow).map(move |x| (b, o, y, x))))
+        })
+    }
+
+    /// The (channel, ky, kx, iy, ix) of each input pixel inside the window of output (oy, ox).
+    fn window(s: &Conv2dShape, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize, usize, usize, usize)> + '_ {
+        (0..s.c_in).flat_map(move |i| {
+            (0..s.kh).flat_map(move |ky| {
+                (0..s.kw).filter_map(move |kx| {
+                    let iy = (oy * s.stride + ky).checked_sub(s.pad).filter(|&iy| iy < s.h)?;
+                    let ix = (ox * s.stride + kx).checked_sub(s.pad).filter(|&ix| ix < s.w)?;
+                    Some((i, ky, kx, iy, ix))
+                })
+            })
+        })
     }
 
     pub fn bit_identical(a: &[f32], b: &[f32]) -> bool {

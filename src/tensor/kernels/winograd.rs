@@ -36,12 +36,7 @@ const MIN_CHANNELS: usize = 64;
 
 /// Whether [`conv`] computes this convolution, rather than im2col.
 pub(crate) fn applies(s: &Conv2dShape) -> bool {
-    fits(s) && s.c_in.min(s.c_out) >= MIN_CHANNELS
-}
-
-/// Whether the transforms compute this convolution at all: a 3×3 kernel, stride 1, padding 1.
-fn fits(s: &Conv2dShape) -> bool {
-    s.kh == 3 && s.kw == 3 && s.stride == 1 && s.pad == 1
+    s.is_same_3x3() && s.c_in.min(s.c_out) >= MIN_CHANNELS
 }
 
 /// `conv(x)` (+ bias, then as `out` asks) with the weight `w` `[c_out, c_in, 3, 3]`, overwriting `out`.
@@ -182,7 +177,7 @@ fn with_chunk_buffers<R>(s: &Conv2dShape, tiles: usize, f: impl FnOnce(&mut [f32
 /// `out`. Chunks of tile rows run as tasks of their own; a batch too small to cut shares each step of its one chunk
 /// out instead.
 fn forward(s: &Conv2dShape, x: &[f32], u: &[f32], bias: Option<&[f32]>, out: ConvOutput) {
-    assert!(fits(s), "winograd: not a 3×3 stride-1 padding-1 convolution");
+    assert!(s.is_same_3x3(), "winograd: not a 3×3 stride-1 padding-1 convolution");
     assert_eq!(x.len(), s.n * s.c_in * s.h * s.w, "winograd: x is not [n,c_in,h,w]");
     assert_eq!(u.len(), s.c_out * XI * s.c_in, "winograd: u is not [c_out,16,c_in]");
     if let Some(b) = bias {
@@ -648,7 +643,7 @@ pub(crate) fn weight_grad_pays(s: &Conv2dShape) -> bool {
 /// `dout`: dU_ξ = Σ_tiles dM_ξ·V_ξᵀ, with V the input's blocks as in [`forward`] and dM the output gradient's, then
 /// `dw = Gᵀ·dU·G`. A sixteenth of im2col's multiplies for each 2×2 output, as in the forward pass.
 pub(crate) fn weight_grad(s: &Conv2dShape, x: &[f32], dout: &[f32], dw: &mut [f32]) {
-    assert!(fits(s), "winograd: not a 3×3 stride-1 padding-1 convolution");
+    assert!(s.is_same_3x3(), "winograd: not a 3×3 stride-1 padding-1 convolution");
     assert_eq!(x.len(), s.n * s.c_in * s.h * s.w, "winograd: x is not [n,c_in,h,w]");
     assert_eq!(dout.len(), s.n * s.c_out * s.h * s.w, "winograd: dout is not [n,c_out,h,w]");
     assert_eq!(dw.len(), s.c_out * s.c_in * 9, "winograd: dw is not [c_out,c_in,3,3]");
@@ -897,33 +892,7 @@ fn transform_output(m: &[&[f32]; XI], at: usize, bias: f32, relu: bool, y: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::kernels::testutil::{affordable, assert_close, rand_vec};
-
-    /// The direct sum in f64: out[b][o][y][x] = bias[o] + Σ w[o][i][ky][kx]·x[b][i][y+ky-1][x+kx-1].
-    fn direct(s: &Conv2dShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-        let (h, wd) = (s.h as isize, s.w as isize);
-        let mut out = Vec::with_capacity(s.n * s.c_out * s.h * s.w);
-        for b in 0..s.n {
-            for o in 0..s.c_out {
-                for y in 0..h {
-                    for xx in 0..wd {
-                        let mut acc = bias[o] as f64;
-                        for i in 0..s.c_in {
-                            for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
-                                let (iy, ix) = (y + ky as isize - 1, xx + kx as isize - 1);
-                                if iy >= 0 && ix >= 0 && iy < h && ix < wd {
-                                    let xv = x[((b * s.c_in + i) * s.h + iy as usize) * s.w + ix as usize];
-                                    acc += xv as f64 * w[((o * s.c_in + i) * 3 + ky) * 3 + kx] as f64;
-                                }
-                            }
-                        }
-                        out.push(acc as f32);
-                    }
-                }
-            }
-        }
-        out
-    }
+    use crate::tensor::kernels::testutil::{affordable, assert_close, conv_direct, conv_weight_grad_direct, rand_vec};
 
     /// Every way the tiles are cut: narrow rows gathered across images (1×1 to 7 wide), wide rows with a partial
     /// last block and odd widths and heights, one chunk shared out or many, chunk boundaries inside an image.
@@ -949,7 +918,7 @@ mod tests {
             let x = rand_vec(s.n * s.c_in * s.h * s.w, 1 + k as u64);
             let w = rand_vec(s.c_out * s.c_in * 9, 100 + k as u64);
             let b = rand_vec(s.c_out, 200 + k as u64);
-            let want = direct(s, &x, &w, &b);
+            let want: Vec<f32> = conv_direct(s, &x, &w, Some(&b)).iter().map(|&v| v as f32).collect();
             let mut out = vec![f32::NAN; want.len()];
             conv(s, &x, &w, Some(&b), ConvOutput::Plain(&mut out));
             assert_close(&out, &want, 1e-5, &format!("winograd {s:?}"));
@@ -982,22 +951,7 @@ mod tests {
             }
             let x = rand_vec(s.n * s.c_in * s.h * s.w, 300 + k as u64);
             let dout = rand_vec(s.n * s.c_out * s.h * s.w, 400 + k as u64);
-            let (h, wd) = (s.h as isize, s.w as isize);
-            let mut want = vec![0.0f64; s.c_out * s.c_in * 9];
-            for (b, o, i) in (0..s.n).flat_map(|b| (0..s.c_out).flat_map(move |o| (0..s.c_in).map(move |i| (b, o, i))))
-            {
-                for (ky, kx, y, xx) in (0..3).flat_map(|ky| {
-                    (0..3).flat_map(move |kx| (0..h).flat_map(move |y| (0..wd).map(move |xx| (ky, kx, y, xx))))
-                }) {
-                    let (iy, ix) = (y + ky as isize - 1, xx + kx as isize - 1);
-                    if iy >= 0 && ix >= 0 && iy < h && ix < wd {
-                        let g = dout[((b * s.c_out + o) * s.h + y as usize) * s.w + xx as usize] as f64;
-                        let xv = x[((b * s.c_in + i) * s.h + iy as usize) * s.w + ix as usize] as f64;
-                        want[((o * s.c_in + i) * 3 + ky) * 3 + kx] += g * xv;
-                    }
-                }
-            }
-            let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+            let want: Vec<f32> = conv_weight_grad_direct(s, &x, &dout).iter().map(|&v| v as f32).collect();
             let mut dw = vec![f32::NAN; want.len()];
             weight_grad(s, &x, &dout, &mut dw);
             assert_close(&dw, &want, 1e-4, &format!("weight_grad {s:?}"));
