@@ -178,7 +178,7 @@ mod winograd;
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    use super::conv::Conv2dShape;
+    use super::conv::{Conv2dShape, ConvOutput};
 
     /// Uniform values in [-1, 1) from a xorshift stream: reproducible without a dependency.
     pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
@@ -226,6 +226,36 @@ pub(crate) mod testutil {
             }
         }
         dw
+    }
+
+    /// `conv`, a kernel's forward pass `(x, w, bias, out)` for the 3×3 shape `s`, against [`conv_direct`] on seeded
+    /// data: plain and through a ReLU to 1e-5, and the fused ReLU + 2×2 max-pool exactly as pooling its own ReLU
+    /// output (each window's first maximum, an odd last row or column dropped).
+    pub fn check_forward(
+        s: &Conv2dShape,
+        seed: u64,
+        what: &str,
+        conv: impl Fn(&[f32], &[f32], Option<&[f32]>, ConvOutput),
+    ) {
+        let x = rand_vec(s.n * s.c_in * s.h * s.w, 1 + seed);
+        let w = rand_vec(s.c_out * s.c_in * 9, 100 + seed);
+        let b = rand_vec(s.c_out, 200 + seed);
+        let want: Vec<f32> = conv_direct(s, &x, &w, Some(&b)).iter().map(|&v| v as f32).collect();
+        let mut out = vec![f32::NAN; want.len()];
+        conv(&x, &w, Some(&b), ConvOutput::Plain(&mut out));
+        assert_close(&out, &want, 1e-5, &format!("{what} {s:?}"));
+        conv(&x, &w, Some(&b), ConvOutput::Relu(&mut out));
+        let relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
+        assert_close(&out, &relu, 1e-5, &format!("{what} relu {s:?}"));
+        let (ph, pw) = (s.h / 2, s.w / 2);
+        let (mut pooled, mut which) = (vec![f32::NAN; s.n * s.c_out * ph * pw], vec![9u8; s.n * s.c_out * ph * pw]);
+        conv(&x, &w, Some(&b), ConvOutput::ReluMaxPool2 { out: &mut pooled, which: &mut which });
+        for (j, (&got, &at)) in pooled.iter().zip(&which).enumerate() {
+            let (plane, py, px) = (j / (ph * pw), j % (ph * pw) / pw, j % pw);
+            let window = [0, 1, 2, 3].map(|d| out[(plane * s.h + 2 * py + d / 2) * s.w + 2 * px + d % 2]);
+            let best = (1..4).fold(0, |b, d| if window[d] > window[b] { d } else { b });
+            assert_eq!((got.to_bits(), at as usize), (window[best].to_bits(), best), "{what} pooled {s:?} at {j}");
+        }
     }
 
     /// Every output (image, channel, y, x) in memory order.

@@ -21,8 +21,8 @@ use super::matmul::sgemm_serial;
 const MAX_SIDE: usize = 3;
 
 /// Output channels per task, at most. Two tasks of 256 for a ResNet's 512 channels ran its 2×2 stage's convolution
-/// faster than four of 128 or eight of 64 (each task's GEMMs pack the same input again), and one GEMM threaded
-/// within took twice as long (bench/README.md).
+/// faster than four of 128 or eight of 64 (every task's GEMMs read the whole input), and one GEMM threaded within
+/// took twice as long (bench/README.md).
 const BLOCK: usize = 256;
 
 /// Rows per block of `c` channels: at most [`BLOCK`], and at least two blocks, so that both cores have one.
@@ -241,7 +241,9 @@ pub(crate) fn backward(s: &Conv2dShape, x: &[f32], w: &[f32], dout: &[f32], dx: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::kernels::testutil::{affordable, assert_close, conv_direct, conv_weight_grad_direct, rand_vec};
+    use crate::tensor::kernels::testutil::{
+        affordable, assert_close, check_forward, conv_direct, conv_weight_grad_direct, rand_vec,
+    };
 
     fn sh(n: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Conv2dShape {
         Conv2dShape { n, c_in, h, w, c_out, kh: 3, kw: 3, stride: 1, pad: 1 }
@@ -264,26 +266,7 @@ mod tests {
     #[test]
     fn forward_matches_the_direct_sum() {
         for (k, s) in shapes().iter().enumerate() {
-            let x = rand_vec(s.n * s.c_in * s.h * s.w, 1 + k as u64);
-            let w = rand_vec(s.c_out * s.c_in * 9, 100 + k as u64);
-            let b = rand_vec(s.c_out, 200 + k as u64);
-            let want: Vec<f32> = conv_direct(s, &x, &w, Some(&b)).iter().map(|&v| v as f32).collect();
-            let mut out = vec![f32::NAN; want.len()];
-            conv(s, &x, &w, Some(&b), ConvOutput::Plain(&mut out));
-            assert_close(&out, &want, 1e-5, &format!("tapwise {s:?}"));
-            conv(s, &x, &w, Some(&b), ConvOutput::Relu(&mut out));
-            let relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
-            assert_close(&out, &relu, 1e-5, &format!("tapwise relu {s:?}"));
-            // Pooled: each window's first maximum of the ReLU'd outputs, an odd last row or column dropped.
-            let (ph, pw) = (s.h / 2, s.w / 2);
-            let (mut pooled, mut which) = (vec![f32::NAN; s.n * s.c_out * ph * pw], vec![9u8; s.n * s.c_out * ph * pw]);
-            conv(s, &x, &w, Some(&b), ConvOutput::ReluMaxPool2 { out: &mut pooled, which: &mut which });
-            for (j, (&got, &at)) in pooled.iter().zip(&which).enumerate() {
-                let (plane, py, px) = (j / (ph * pw), j % (ph * pw) / pw, j % pw);
-                let window = [0, 1, 2, 3].map(|d| out[(plane * s.h + 2 * py + d / 2) * s.w + 2 * px + d % 2]);
-                let best = (1..4).fold(0, |b, d| if window[d] > window[b] { d } else { b });
-                assert_eq!((got.to_bits(), at as usize), (window[best].to_bits(), best), "pooled {s:?} at {j}");
-            }
+            check_forward(s, k as u64, "tapwise", |x, w, b, out| conv(s, x, w, b, out));
         }
     }
 

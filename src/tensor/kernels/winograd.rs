@@ -892,7 +892,9 @@ fn transform_output(m: &[&[f32]; XI], at: usize, bias: f32, relu: bool, y: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::kernels::testutil::{affordable, assert_close, conv_direct, conv_weight_grad_direct, rand_vec};
+    use crate::tensor::kernels::testutil::{
+        affordable, assert_close, check_forward, conv_weight_grad_direct, rand_vec,
+    };
 
     /// Every way the tiles are cut: narrow rows gathered across images (1×1 to 7 wide), wide rows with a partial
     /// last block and odd widths and heights, one chunk shared out or many, chunk boundaries inside an image.
@@ -915,26 +917,7 @@ mod tests {
             if !affordable(s.n * s.c_out * s.h * s.w * s.c_in * 9) {
                 continue;
             }
-            let x = rand_vec(s.n * s.c_in * s.h * s.w, 1 + k as u64);
-            let w = rand_vec(s.c_out * s.c_in * 9, 100 + k as u64);
-            let b = rand_vec(s.c_out, 200 + k as u64);
-            let want: Vec<f32> = conv_direct(s, &x, &w, Some(&b)).iter().map(|&v| v as f32).collect();
-            let mut out = vec![f32::NAN; want.len()];
-            conv(s, &x, &w, Some(&b), ConvOutput::Plain(&mut out));
-            assert_close(&out, &want, 1e-5, &format!("winograd {s:?}"));
-            conv(s, &x, &w, Some(&b), ConvOutput::Relu(&mut out));
-            let relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
-            assert_close(&out, &relu, 1e-5, &format!("winograd relu {s:?}"));
-            // Pooled: each window's first maximum of the ReLU'd outputs computed here, odd edges dropped.
-            let (ph, pw) = (s.h / 2, s.w / 2);
-            let (mut pooled, mut which) = (vec![f32::NAN; s.n * s.c_out * ph * pw], vec![9u8; s.n * s.c_out * ph * pw]);
-            conv(s, &x, &w, Some(&b), ConvOutput::ReluMaxPool2 { out: &mut pooled, which: &mut which });
-            for (j, (&got, &at)) in pooled.iter().zip(&which).enumerate() {
-                let (plane, py, px) = (j / (ph * pw), j % (ph * pw) / pw, j % pw);
-                let window = [0, 1, 2, 3].map(|d| out[(plane * s.h + 2 * py + d / 2) * s.w + 2 * px + d % 2]);
-                let best = (1..4).fold(0, |b, d| if window[d] > window[b] { d } else { b });
-                assert_eq!((got.to_bits(), at as usize), (window[best].to_bits(), best), "pooled {s:?} at {j}");
-            }
+            check_forward(s, k as u64, "winograd", |x, w, b, out| conv(s, x, w, b, out));
         }
     }
 
