@@ -107,6 +107,57 @@ fn imported_weights_predict_pytorch_s_probabilities() {
     assert_eq!(crest::model_io::load(&model).unwrap().1.classes[9], "class 9");
 }
 
+/// `crest evaluate` applies the preprocessing an imported model records, as `crest predict` does: on a folder of
+/// the fixture's images (each class folder holding one, of every size, mode and format), the probability of every
+/// class in its `--csv` rows is PyTorch's for that image. An IDX folder, which holds no image to resize, is refused.
+#[test]
+fn imported_weights_evaluate_a_folder_as_pytorch_classifies_it() {
+    let dir = temp_dir("import-evaluate");
+    let model = dir.join("model.safetensors");
+    assert!(import(&model, &["--classes", fixture("classes.txt").to_str().unwrap()]).status.success());
+    let expected = expected();
+    let images = expected["images"].as_array().unwrap();
+    let folder = dir.join("digits");
+    for class in 0..10 {
+        let k = class % images.len();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(images[k]["path"].as_str().unwrap());
+        let copy = folder
+            .join(format!("digit {class}"))
+            .join(format!("image{k}.{}", source.extension().unwrap().to_str().unwrap()));
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(&source, &copy).unwrap();
+    }
+    let csv = dir.join("predictions.csv");
+    let out = crest(&["evaluate", model.to_str().unwrap(), folder.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(": 10 images of 12x12x3, all of them"), "{stdout}");
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = rows.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[3..], (0..10).map(|c| format!("digit {c}")).collect::<Vec<_>>());
+    let mut seen = 0;
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let name = Path::new(fields[0]).file_stem().unwrap().to_str().unwrap();
+        let k: usize = name.strip_prefix("image").unwrap().parse().unwrap();
+        for (class, field) in fields[3..].iter().enumerate() {
+            let (ours, torch) = (field.parse::<f64>().unwrap(), images[k]["probabilities"][class].as_f64().unwrap());
+            assert!((ours - torch).abs() <= 1e-4, "{line}: class {class}, PyTorch's {torch}");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 10);
+
+    let idx = dir.join("idx");
+    std::fs::create_dir_all(&idx).unwrap();
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+        std::fs::write(idx.join(name), b"").unwrap();
+    }
+    let out = crest(&["evaluate", model.to_str().unwrap(), idx.to_str().unwrap()]);
+    assert!(refusal(out).contains("holds IDX files, whose images are all one size"));
+}
+
 fn refusal(out: std::process::Output) -> String {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success() && stdout.is_empty(), "{stdout}");

@@ -80,6 +80,9 @@ fn load(args: &EvaluateArgs, meta: &ModelMeta) -> Result<Split> {
         valid_pct: if args.split.is_some() { args.valid_pct.unwrap_or(0.2) } else { 0.0 },
         seed: args.seed.unwrap_or(42),
         strict: args.strict,
+        // Imported weights expect torchvision's evaluation transform, as `crest predict` applies it; a model
+        // trained by crest, the images stretched to its size as training loaded them.
+        preprocess: meta.preprocess.clone(),
         ..LoadOptions::default()
     };
     let split = data::load(&args.dir, &opts)?;
@@ -189,16 +192,6 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         careful_write::check(page, "the report")?;
     }
     let (mut model, meta) = load_model(&args.model)?;
-    // Its data is loaded as training loads it (stretched to the model's size), which is not what imported weights
-    // expect: their scores would be wrong without a word. (A model fine-tuned from them was trained on such images,
-    // normalised with the mean and std it records, as the interpretation's inputs are.)
-    if meta.preprocess.is_some() {
-        return Err(Error::InvalidArgument(format!(
-            "{} expects torchvision's preprocessing (it was imported), which crest evaluate does not apply yet; \
-             crest predict does",
-            args.model.display()
-        )));
-    }
     let split = load(&args, &meta)?;
     split.warnings.iter().for_each(|w| eprintln!("warning: {}", printable(w)));
     let source = split.source.clone();

@@ -137,7 +137,10 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
     check_classes(&classes, kept.iter().map(item).filter(|i| !i.valid).map(|i| i.label), root)?;
 
     let (channels, channels_note) = choose_channels(opts.channels, &headers);
-    let (height, width, size_note) = choose_size(opts.size, opts.min_size, &headers);
+    let (height, width, size_note) = match &opts.preprocess {
+        Some(p) => (p.crop, p.crop, format!("size: shorter side resized to {}, centre {1}x{1} kept", p.resize, p.crop)),
+        None => choose_size(opts.size, opts.min_size, &headers),
+    };
     let item_len = channels * height * width;
     progress.set_message("decoding");
     let mut all = Dataset {
@@ -157,7 +160,11 @@ pub(crate) fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         .zip(kept.par_iter().zip(&headers))
         .map(|(out, (&f, header))| {
             let _reserved = budget.reserve(header.decode_cost(channels));
-            let r = decode::decode_into(&files.path(f as usize), channels, height, width, opts.max_pixels, out);
+            let path = files.path(f as usize);
+            let r = match &opts.preprocess {
+                Some(p) => decode::decode_preprocessed_into(&path, channels, p, header, opts.max_pixels, out),
+                None => decode::decode_into(&path, channels, height, width, opts.max_pixels, out),
+            };
             progress.inc();
             r
         })

@@ -90,6 +90,10 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Where decoded images of an image folder are kept for the next load with these options.
     pub cache: Caching,
+    /// Instead of resizing every image to `size`, resize its shorter side and keep the centre square, as
+    /// torchvision's evaluation transform does ([`Preprocess`]): the images imported weights expect. Image folders
+    /// only; `size` is then ignored.
+    pub preprocess: Option<Preprocess>,
 }
 
 impl Default for LoadOptions {
@@ -105,6 +109,7 @@ impl Default for LoadOptions {
             decode_budget: DEFAULT_DECODE_BUDGET,
             progress: true,
             cache: Caching::Off,
+            preprocess: None,
         }
     }
 }
@@ -153,6 +158,12 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Split> {
         _ => {}
     }
     if idx::is_idx_dir(root) {
+        if opts.preprocess.is_some() {
+            return Err(Error::Data(format!(
+                "{name} holds IDX files, whose images are all one size: resizing the shorter side and cropping the \
+                 centre (the preprocessing imported weights expect) applies to image folders"
+            )));
+        }
         idx::load(root, opts)
     } else {
         image_folder::load(root, opts)

@@ -71,10 +71,12 @@ pub(crate) fn options(opts: &LoadOptions) -> String {
         decode_budget: _,
         progress: _,
         cache: _,
+        preprocess,
     } = opts;
+    let preprocess = preprocess.as_ref().map(|p| (p.resize, p.crop));
     format!(
         "size {size:?}, min_size {min_size}, channels {channels:?}, valid_pct {valid_pct}, seed {seed}, strict {strict}, \
-         max_pixels {max_pixels}"
+         max_pixels {max_pixels}, preprocess {preprocess:?}"
     )
 }
 

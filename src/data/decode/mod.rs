@@ -266,19 +266,38 @@ pub fn load_image(path: &Path, channels: usize, height: usize, width: usize, max
 pub fn load_image_preprocessed(path: &Path, channels: usize, p: &Preprocess, max_pixels: u64) -> Result<Vec<u8>> {
     check_request(channels, p.crop, p.crop, max_pixels)?;
     let header = probe_file(path, max_pixels)?;
-    let name = path.display();
-    let (width, height) = p.resized_size(header.width as usize, header.height as usize);
-    if (width as u64).saturating_mul(height as u64) > max_pixels {
-        return Err(Error::Data(format!(
-            "{name}: resized to {width}x{height} for the model, it is over the limit of {max_pixels} pixels"
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let pixels = decoded(&bytes, Some(path), max_pixels).map_err(|why| Error::Data(format!("{name}: {why}")))?;
-    let hwc = converted_resized(pixels, channels, width, height);
     let mut out = vec![0; channels * p.crop * p.crop];
-    planes_into(&hwc, channels, width, p.crop_origin(width, height), (p.crop, p.crop), &mut out);
+    decode_preprocessed_into(path, channels, p, &header, max_pixels, &mut out)
+        .map_err(|why| Error::Data(format!("{}: {why}", path.display())))?;
     Ok(out)
+}
+
+/// A file decoded as [`load_image_preprocessed`] decodes it, into `out` (`[channels, crop, crop]`), for a folder
+/// whose `header`s were read already: the resized size is checked against `max_pixels` from the header before
+/// decoding, and worked out again from the pixels themselves (a header that lies changes nothing).
+pub(crate) fn decode_preprocessed_into(
+    path: &Path,
+    channels: usize,
+    p: &Preprocess,
+    header: &Header,
+    max_pixels: u64,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let fits = |(width, height): (usize, usize)| {
+        if (width as u64).saturating_mul(height as u64) > max_pixels {
+            return Err(format!(
+                "resized to {width}x{height} for the model, it is over the limit of {max_pixels} pixels"
+            ));
+        }
+        Ok((width, height))
+    };
+    fits(p.resized_size(header.width as usize, header.height as usize))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let pixels = decoded(&bytes, Some(path), max_pixels)?;
+    let (width, height) = fits(p.resized_size(pixels.width as usize, pixels.height as usize))?;
+    let hwc = converted_resized(pixels, channels, width, height);
+    planes_into(&hwc, channels, width, p.crop_origin(width, height), (p.crop, p.crop), out);
+    Ok(())
 }
 
 /// Refuses what is not a regular file holding an image of at most `max_pixels`, from its header.
