@@ -39,8 +39,16 @@ pub fn check_options(args: &TrainArgs) -> Result<()> {
     }
 }
 
+/// A `--pretrained` model as read: the model and its metadata.
+pub type Pretrained = (Box<dyn Module>, ModelMeta);
+
+/// The `--pretrained` model, if `args` name one: read once, before the data loads, and fine-tuned from by every run.
+pub fn load_if_asked(args: &TrainArgs) -> Result<Option<Pretrained>> {
+    args.pretrained.as_ref().map(|path| load(path, args)).transpose()
+}
+
 /// The pretrained model and its metadata, refused unless it is the architecture `--arch` names.
-pub fn load(path: &Path, args: &TrainArgs) -> Result<(Box<dyn Module>, ModelMeta)> {
+fn load(path: &Path, args: &TrainArgs) -> Result<Pretrained> {
     let (model, meta) = model_io::load(path)?;
     let arch = args.arch.to_string();
     if meta.arch != arch {
@@ -57,12 +65,11 @@ pub fn load(path: &Path, args: &TrainArgs) -> Result<(Box<dyn Module>, ModelMeta
 /// head, and returns the mean and std the pretrained model's inputs are normalised with, if they are. `shape` is
 /// the data's image shape, for the message when the model was made for other sizes.
 pub fn transfer_into(
-    path: &Path,
+    (pretrained, meta): &Pretrained,
     args: &TrainArgs,
     fresh: &dyn Module,
     shape: [usize; 3],
 ) -> Result<Option<Normalize>> {
-    let (pretrained, meta) = load(path, args)?;
     let groups = LayerGroups::of(fresh);
     if groups.count < 2 {
         return Err(Error::InvalidArgument(format!(

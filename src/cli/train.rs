@@ -16,6 +16,7 @@ use crest::{careful_write, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::pretrained::Pretrained;
 use super::world::{self, World};
 
 #[derive(clap::Args, Clone)]
@@ -372,14 +373,15 @@ fn build_model(
     args: &TrainArgs,
     data: &Data,
     recipe: &Recipe,
+    pretrained: Option<&Pretrained>,
 ) -> Result<(Box<dyn Module>, LayerSpec, Option<Normalize>)> {
     let classes = data.train.classes.len();
     let shape = [data.train.channels, data.train.height, data.train.width];
     let spec = args.arch.spec(shape, recipe.loss.outputs(classes));
     check_memory(args, &spec, shape, recipe.bs.min(data.train.len()))?;
     let model = spec.build(&mut Rng::fork(args.seed, 0x1417));
-    let statistics = match &args.pretrained {
-        Some(path) => super::pretrained::transfer_into(path, args, model.as_ref(), shape)?,
+    let statistics = match pretrained {
+        Some(p) => super::pretrained::transfer_into(p, args, model.as_ref(), shape)?,
         None => None,
     };
     if let Some(std) = recipe.init_std {
@@ -417,9 +419,10 @@ fn learner(
     recipe: &Recipe,
     verbose: bool,
     world: &World,
+    pretrained: Option<&Pretrained>,
 ) -> Result<(Learner, LayerSpec)> {
     let classes = data.train.classes.len();
-    let (model, spec, statistics) = build_model(args, data, recipe)?;
+    let (model, spec, statistics) = build_model(args, data, recipe, pretrained)?;
     let scaled = Inputs::Scaled(recipe.scale);
     let (inputs, note) = super::pretrained::inputs(statistics, data.train.channels, scaled);
     if let (true, Some(note)) = (verbose, note) {
@@ -473,8 +476,9 @@ fn train(
     recipe: &Recipe,
     verbose: bool,
     world: &World,
+    pretrained: Option<&Pretrained>,
 ) -> Result<(Learner, LayerSpec, Option<LrFind>)> {
-    let (mut learner, spec) = learner(args, data, recipe, verbose, world)?;
+    let (mut learner, spec) = learner(args, data, recipe, verbose, world, pretrained)?;
     // The identity reads every image (for their fingerprints): only a run that checkpoints or resumes needs it.
     let run = match verbose && (args.checkpoint_every.is_some() || args.resume.is_some()) {
         true => run_identity(args, data),
@@ -612,18 +616,22 @@ pub fn untrained(args: &TrainArgs) -> Result<Learner> {
     let classes = split.train.classes.len();
     let recipe = Recipe::for_args(args, classes)?;
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
-    Ok(learner(args, &data, &recipe, false, &world::solo())?.0)
+    let pretrained = super::pretrained::load_if_asked(args)?;
+    Ok(learner(args, &data, &recipe, false, &world::solo(), pretrained.as_ref())?.0)
 }
 
 /// `crest train`: load, describe, train, save, and write the report (rank 0 alone, under `mpirun`).
 pub fn run(args: TrainArgs, world: &World) -> Result<Trained> {
     // `crest bench` writes no report: only here is its path checked.
     let report = super::report::path(&args).filter(|_| world.rank() == 0);
+    // The pretrained model is read (and checked) before the data, and kept for the runs to fine-tune.
+    let mut pretrained = None;
     let split = load(&args, world, || {
         report.as_ref().map_or(Ok(()), |page| careful_write::check(page, "the report").map(drop))?;
-        args.pretrained.as_ref().map_or(Ok(()), |path| super::pretrained::load(path, &args).map(drop))
+        pretrained = super::pretrained::load_if_asked(&args)?;
+        Ok(())
     })?;
-    let mut trained = run_on(args.clone(), split, world)?;
+    let mut trained = run_with(args.clone(), split, world, pretrained.as_ref())?;
     if let Some(path) = report {
         let page = super::report::training(&args, &mut trained)?;
         crest::report::write(&page, &path)?;
@@ -653,8 +661,14 @@ pub fn load(args: &TrainArgs, world: &World, more_checks: impl FnOnce() -> Resul
 /// `crest train` on data loaded by [`load`]. Under `mpirun`, rank 0 goes on as one process would, and the others
 /// train beside it silently ([`follow`]).
 pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
+    let pretrained = super::pretrained::load_if_asked(&args)?;
+    run_with(args, split, world, pretrained.as_ref())
+}
+
+/// [`run_on`] with the `--pretrained` model already read, if there is one.
+fn run_with(args: TrainArgs, split: Split, world: &World, pretrained: Option<&Pretrained>) -> Result<Trained> {
     if world.rank() != 0 {
-        return follow(args, split, world);
+        return follow(args, split, world, pretrained);
     }
     split.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     describe(&args, &split);
@@ -700,7 +714,8 @@ pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
         if runs > 1 {
             println!("run {} of {runs}: seed {seed}", run + 1);
         }
-        let (learner, spec, sweep) = train(&run_args, &data, &Recipe::for_args(&run_args, classes)?, true, world)?;
+        let recipe = Recipe::for_args(&run_args, classes)?;
+        let (learner, spec, sweep) = train(&run_args, &data, &recipe, true, world, pretrained)?;
         if run == 0 {
             print_fusions(&learner);
         }
@@ -727,7 +742,7 @@ pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
     }
     if args.as_posted {
         let defaults = Recipe::from_args(&TrainArgs { as_posted: false, ..args.clone() }, classes)?;
-        let (crest, _, _) = train(&args, &data, &defaults, false, world)?;
+        let (crest, _, _) = train(&args, &data, &defaults, false, world, pretrained)?;
         println!(
             "as posted: {:.4}; crest's defaults on the same split: {:.4}",
             accuracy.unwrap_or(f32::NAN),
@@ -753,11 +768,11 @@ pub fn run_on(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
 }
 
 /// A rank other than 0 under `mpirun`: the training rank 0 does, step for step, printing and saving nothing.
-fn follow(args: TrainArgs, split: Split, world: &World) -> Result<Trained> {
+fn follow(args: TrainArgs, split: Split, world: &World, pretrained: Option<&Pretrained>) -> Result<Trained> {
     super::stop_signals::stop_on_signals()?;
     let recipe = Recipe::for_args(&args, split.train.classes.len())?;
     let data = Data { train: Arc::new(split.train), valid: Arc::new(split.valid) };
-    let (learner, _, lr_find) = train(&args, &data, &recipe, false, world)?;
+    let (learner, _, lr_find) = train(&args, &data, &recipe, false, world, pretrained)?;
     let accuracy = model_epoch(&learner).and_then(|row| row.metrics[0]);
     Ok(Trained { learner, data, accuracy, runs: Vec::new(), loss: recipe.loss, lr_find })
 }
