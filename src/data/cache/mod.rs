@@ -63,10 +63,12 @@ fn folder(root: &Path, caching: &Caching) -> Option<PathBuf> {
 fn file_name(root: &Path, opts: &LoadOptions) -> String {
     let real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let auto = |v: Option<usize>| v.map_or("auto".to_string(), |v| v.to_string());
-    // An automatic size may be raised to the architecture's smallest (`min_size`): part of the name too.
-    let size = match (opts.size, opts.min_size) {
-        (None, min) if min > 1 => format!("auto-min{min}"),
-        (size, _) => auto(size),
+    // An automatic size may be raised to the architecture's smallest (`min_size`): part of the name too. A resize
+    // and centre crop (`preprocess`) replaces the size.
+    let size = match (&opts.preprocess, opts.size, opts.min_size) {
+        (Some(p), _, _) => format!("resize{}-crop{}", p.resize, p.crop),
+        (None, None, min) if min > 1 => format!("auto-min{min}"),
+        (None, size, _) => auto(size),
     };
     format!(
         "{:08x}-size-{}-channels-{}-valid-{}-seed-{}.pixels",
@@ -173,7 +175,7 @@ impl Pending {
 mod tests {
     use super::*;
     use crate::data::fixtures::{grey_png, TempDir};
-    use crate::data::load;
+    use crate::data::{load, Preprocess};
     use std::time::{Duration, SystemTime};
 
     fn cached() -> LoadOptions {
@@ -320,6 +322,23 @@ mod tests {
                 key::options(&cached())
             )]
         );
+    }
+
+    /// A load with torchvision's resize and centre crop (an imported model's `evaluate`) keeps a cache file of its
+    /// own, one per resize and crop: switching back and forth reads each cache as it was, with no warning.
+    #[test]
+    fn each_resize_and_crop_has_a_cache_of_its_own() {
+        let d = folder();
+        let cropped = |crop| LoadOptions { preprocess: Some(Preprocess::imagenet(4, crop)), ..cached() };
+        let names = [cached(), cropped(2), cropped(3)].map(|o| file_name(d.path(), &o));
+        assert!(names[0] != names[1] && names[1] != names[2] && names[0] != names[2], "{names:?}");
+        let first: Vec<Split> = [cached(), cropped(2)].iter().map(|o| load(d.path(), o).unwrap()).collect();
+        assert_eq!((first[1].train.height, first[1].train.width), (2, 2));
+        for (o, fresh) in [cached(), cropped(2)].iter().zip(&first) {
+            let again = load(d.path(), o).unwrap();
+            assert_eq!((&again.train, &again.valid, &again.warnings), (&fresh.train, &fresh.valid, &fresh.warnings));
+            assert!(again.notes.iter().any(|n| n.starts_with("cache: decoded images read from")), "{:?}", again.notes);
+        }
     }
 
     #[test]
