@@ -80,9 +80,7 @@ impl BatchNorm {
             x.conv2d(&weight, Some(&bias), conv.stride, conv.padding)
         }
     }
-}
 
-impl BatchNorm {
     /// `conv`'s weight and bias with this norm folded in, from the cache while nothing they come from has changed.
     fn folded_into(&self, conv: &Conv2d) -> (Tensor, Tensor) {
         let sources = [Some(&conv.weight), conv.bias.as_ref(), Some(&self.weight), Some(&self.bias)];

@@ -1,7 +1,8 @@
 //! 2-D convolution, NCHW, as im2col + GEMM over groups of images (their columns side by
 //! side, so narrow outputs still make wide GEMMs), groups spread over rayon tasks.
 //! A lone image of a 1×1, stride-1, unpadded convolution skips im2col: it already is the column
-//! matrix. A 3×3, stride-1, padding-1 convolution goes to Winograd's transforms instead (winograd.rs).
+//! matrix. A 3×3, stride-1, padding-1 convolution goes to one GEMM per kernel tap on planes up to 3×3 (tapwise.rs),
+//! and to Winograd's transforms on larger ones with enough channels (winograd.rs).
 
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -768,16 +769,17 @@ mod tests {
     #[test]
     fn fused_relu_maxpool_matches_the_three_ops() {
         let sh = |n, c_in, h, w, c_out, stride, pad| Conv2dShape { n, c_in, h, w, c_out, kh: 3, kw: 3, stride, pad };
-        // Even and odd outputs (an odd last row/column is dropped), one image per GEMM and groups.
-        for (i, s) in
-            [sh(3, 2, 8, 8, 4, 1, 1), sh(5, 3, 7, 9, 3, 1, 0), sh(2, 1, 33, 32, 5, 1, 1), sh(40, 2, 10, 20, 3, 2, 1)]
-                .into_iter()
-                // Planes of at most 3×3 take tapwise.rs's GEMMs.
-                .chain([sh(3, 2, 3, 2, 4, 1, 1), sh(2, 3, 2, 3, 2, 1, 1)])
-                .collect::<Vec<_>>()
-                .iter()
-                .enumerate()
-        {
+        // Even and odd outputs (an odd last row/column is dropped), one image per GEMM and groups; planes of at most
+        // 3×3 (the last two) take tapwise.rs's GEMMs.
+        let shapes = [
+            sh(3, 2, 8, 8, 4, 1, 1),
+            sh(5, 3, 7, 9, 3, 1, 0),
+            sh(2, 1, 33, 32, 5, 1, 1),
+            sh(40, 2, 10, 20, 3, 2, 1),
+            sh(3, 2, 3, 2, 4, 1, 1),
+            sh(2, 3, 2, 3, 2, 1, 1),
+        ];
+        for (i, s) in shapes.iter().enumerate() {
             let x = rand_vec(s.n * s.in_image(), 80 + i as u64);
             let w = rand_vec(s.c_out * s.k_dim(), 90 + i as u64);
             let b = rand_vec(s.c_out, 100 + i as u64);

@@ -40,13 +40,13 @@ multiversion! {
         let mut total = 0.0f64;
         for block in x.chunks(1024) {
             let mut acc = [0.0f32; 16];
-            let main = block.len() / 16 * 16;
-            for chunk in block.as_chunks::<16>().0 {
+            let (chunks, tail) = block.as_chunks::<16>();
+            for chunk in chunks {
                 for l in 0..16 {
                     acc[l] += chunk[l];
                 }
             }
-            let tail: f32 = block[main..].iter().sum();
+            let tail: f32 = tail.iter().sum();
             total += (fold_lanes(lanes_apart(acc)) + tail) as f64;
         }
         total
@@ -86,8 +86,8 @@ multiversion! {
         let mut total = [0.0f64; 2];
         for (xb, yb) in x.chunks(1024).zip(y.chunks(1024)) {
             let (mut sum, mut dot) = ([0.0f32; 16], [0.0f32; 16]);
-            let main = xb.len() / 16 * 16;
-            for (xs, ys) in xb.as_chunks::<16>().0.iter().zip(yb.as_chunks::<16>().0) {
+            let ((xc, xt), (yc, yt)) = (xb.as_chunks::<16>(), yb.as_chunks::<16>());
+            for (xs, ys) in xc.iter().zip(yc) {
                 for l in 0..16 {
                     let dy = ys[l] - nu;
                     sum[l] += dy;
@@ -96,7 +96,7 @@ multiversion! {
             }
             let (sum, dot) = lanes_apart((sum, dot));
             let (mut sum, mut dot) = (fold_lanes(sum), fold_lanes(dot));
-            for (&a, &b) in xb[main..].iter().zip(&yb[main..]) {
+            for (&a, &b) in xt.iter().zip(yt) {
                 sum += b - nu;
                 dot += (a - mu) * (b - nu);
             }

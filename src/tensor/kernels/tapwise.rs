@@ -110,10 +110,10 @@ fn images_inner(x: &[f32], n: usize, xt: &mut [f32]) {
     }
 }
 
-/// `yt [c_out][h·w][n]` = the convolution of `xt [c_in][h·w][n]` with `taps` (`[c_out, c_in]` each).
-fn convolve(s: &Conv2dShape, taps: Taps, xt: &[f32], yt: &mut [f32]) {
+/// `yt [c_out][h·w][n]` = the convolution of `xt [c_in][h·w][n]` with `taps` (`[c_out, c_in]` each), in the GEMMs
+/// `runs` (of [`runs`]).
+fn convolve(s: &Conv2dShape, runs: &[Run], taps: Taps, xt: &[f32], yt: &mut [f32]) {
     let ld = s.h * s.w * s.n;
-    let runs = runs(s.h, s.w, s.n);
     each_block(yt, ld, |row, block| {
         for (i, r) in runs.iter().enumerate() {
             // As its transpose, columns × channels, so that both the input and the output are column-major.
@@ -182,7 +182,7 @@ pub(crate) fn conv(s: &Conv2dShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, 
         let xt = scratch(xt, s.c_in * ld);
         images_inner(x, s.n, xt);
         let yt = scratch(yt, s.c_out * ld);
-        convolve(s, Taps::forward(s, w), xt, yt);
+        convolve(s, &runs(s.h, s.w, s.n), Taps::forward(s, w), xt, yt);
         write_out(s, yt, bias, out);
     });
 }
@@ -195,19 +195,20 @@ pub(crate) fn backward(s: &Conv2dShape, x: &[f32], w: &[f32], dout: &[f32], dx: 
         dw.fill(0.0);
         return;
     }
+    // The input gradient's GEMMs and the weight gradient's are the same runs: the planes are the same.
+    let runs = runs(s.h, s.w, s.n);
     with_scratch(|[xt, gt, work]| {
         let gt = scratch(gt, s.c_out * ld);
         images_inner(dout, s.n, gt);
         if let Some(dx) = dx {
             let t = Conv2dShape { c_in: s.c_out, c_out: s.c_in, ..*s };
             let dxt = scratch(work, s.c_in * ld);
-            convolve(&t, Taps::flipped(s, w), gt, dxt);
+            convolve(&t, &runs, Taps::flipped(s, w), gt, dxt);
             write_out(&t, dxt, None, ConvOutput::Plain(dx));
         }
         let xt = scratch(xt, s.c_in * ld);
         images_inner(x, s.n, xt);
         // Each block's nine tap sums `[tap][rows][c_in]`, then interleaved into its rows of dw.
-        let runs = runs(s.h, s.w, s.n);
         let sums = scratch(work, 9 * s.c_out * s.c_in);
         let (k, l) = (9 * s.c_in, ld as isize);
         let block = block_rows(s.c_out);

@@ -1,5 +1,6 @@
 //! 2-D convolution over NCHW batches: im2col + GEMM forward, and the same for both gradients (kernels/conv.rs), or
-//! Winograd's F(2×2, 3×3) for 3×3 stride-1 padding-1 kernels (kernels/winograd.rs);
+//! for 3×3 stride-1 padding-1 kernels one GEMM per kernel tap on planes up to 3×3 (kernels/tapwise.rs) or
+//! Winograd's F(2×2, 3×3) (kernels/winograd.rs);
 //! and the same convolution fused with the ReLU, or the ReLU and 2×2 max-pool, that follow it in most CNNs.
 
 use crate::tensor::kernels::conv::{conv2d_backward, conv2d_forward, Conv2dShape, ConvGrad, ConvOutput};
