@@ -159,7 +159,7 @@ impl Tiling {
     fn chunk(&self, s: &Conv2dShape, chunk: usize) -> (usize, usize, Option<Narrow>) {
         let first = chunk * self.rows;
         let last = (first + self.rows).min(s.n * self.th);
-        (first, last, (self.tw < WIDE).then(|| Narrow::new(s, self, first..last)))
+        (first, last, (self.tw <= WIDE).then(|| Narrow::new(s, self, first..last)))
     }
 }
 
@@ -362,11 +362,12 @@ fn channel_blocks(
     let padded = matches!(kind, Blocks::Input);
     split_rows(s, t, planes, channels, rows, narrow.is_some(), padded, |buf, segment| {
         let starts = || &narrow.expect("narrow rows").blocks;
+        let group = || narrow.expect("narrow rows").group;
         match (kind, segment) {
             (Blocks::Input, Some((count, t0))) => input_segment(buf, split_len, count, v, t0),
-            (Blocks::Input, None) => input_gathered(buf, split_len, starts(), v),
+            (Blocks::Input, None) => input_gathered(buf, split_len, group(), starts(), v),
             (Blocks::OutputGrad, Some((count, t0))) => grad_segment(buf, split_len, count, v, t0),
-            (Blocks::OutputGrad, None) => grad_gathered(buf, split_len, starts(), v),
+            (Blocks::OutputGrad, None) => grad_gathered(buf, split_len, group(), starts(), v),
         }
     });
 }
@@ -425,13 +426,17 @@ fn split_rows(
     }
 }
 
-/// Where a chunk of tile rows narrower than [`WIDE`] reads and writes each tile: its tiles go through the
-/// transforms sixteen at a time across rows and images, each lane's block gathered and its outputs scattered.
+/// Where a chunk of tile rows no wider than [`WIDE`] reads and writes its tiles: they go through the transforms
+/// sixteen at a time across rows and images, in groups of consecutive tiles of one row (`group` of them, the
+/// largest power of two up to 8 that divides the row: 16×16 planes fill a register with two whole tile rows, 8×8
+/// with one image's four), each group's blocks gathered and its outputs scattered.
 struct Narrow {
-    /// Per tile, where its block starts in the chunk's split rows (all images' rows, one after the other).
+    group: usize,
+    /// Per group, where its first block starts in the chunk's split rows (all images' rows, one after the other).
     blocks: Vec<usize>,
-    /// Per tile, its image's piece in the chunk, its tile row there and its column, and whether the tile has a
-    /// right column and a bottom row (an odd width's or height's last tile has not).
+    /// Per group, its image's piece in the chunk, its tile row there and its first column, how many output columns
+    /// it has (fewer than two a tile where an odd width clips the last), and whether it has a bottom row (an odd
+    /// height's last tile row has not).
     places: Vec<Place>,
 }
 
@@ -441,43 +446,64 @@ struct Place {
     piece: usize,
     k: usize,
     i: usize,
-    right: bool,
+    cols: usize,
     below: bool,
 }
 
 impl Narrow {
     fn new(s: &Conv2dShape, t: &Tiling, rows: std::ops::Range<usize>) -> Narrow {
         let split_len = 2 * (t.tw + 1);
+        let group = 1 << t.tw.trailing_zeros().min(3);
         let (mut blocks, mut places) = (Vec::new(), Vec::new());
         let mut first_row = 0;
         for (piece, (_, first, last, _)) in segments(t, rows).enumerate() {
             for k in 0..last - first {
-                for i in 0..t.tw {
+                for i in (0..t.tw).step_by(group) {
                     blocks.push((first_row + 2 * k) * split_len + i);
-                    places.push(Place { piece, k, i, right: 2 * i + 1 < s.w, below: 2 * (first + k) + 1 < s.h });
+                    let (cols, below) = ((2 * group).min(s.w - 2 * i), 2 * (first + k) + 1 < s.h);
+                    places.push(Place { piece, k, i, cols, below });
                 }
             }
             first_row += 2 * (last - first) + 2;
         }
-        Narrow { blocks, places }
+        Narrow { group, blocks, places }
     }
 }
 
+/// `f::<G>()` for the group width `g` of a [`Narrow`] chunk, so each width's copies have a fixed size.
+macro_rules! by_group {
+    ($g:expr, $f:ident($($arg:expr),*)) => {
+        match $g {
+            8 => $f::<8>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            _ => $f::<1>($($arg),*),
+        }
+    };
+}
+
 multiversion! {
-    /// The blocks of a narrow chunk (see [`Narrow`]), each gathered from the split rows in `buf` at its start in
-    /// `starts`, into `v[ξ]`.
-    fn input_gathered(buf: &[f32], split_len: usize, starts: &[usize], v: &mut [&mut [f32]]) {
-        let tw = split_len / 2 - 1;
-        let mut d = [[[0.0f32; LANES]; 4]; 4];
-        for b in blocks(starts.len()) {
-            for (l, &at) in starts[b..].iter().take(LANES).enumerate() {
-                for (r, d) in d.iter_mut().enumerate() {
-                    let row = &buf[at + r * split_len..][..tw + 3];
-                    [d[0][l], d[1][l], d[2][l], d[3][l]] = [row[0], row[tw + 1], row[1], row[tw + 2]];
+    /// The blocks of a narrow chunk (see [`Narrow`]), each group's gathered from the split rows in `buf` at its
+    /// start in `starts`, into `v[ξ]`.
+    fn input_gathered(buf: &[f32], split_len: usize, group: usize, starts: &[usize], v: &mut [&mut [f32]]) {
+        by_group!(group, input_groups(buf, split_len, starts, v))
+    }
+}
+
+#[inline(always)]
+fn input_groups<const G: usize>(buf: &[f32], split_len: usize, starts: &[usize], v: &mut [&mut [f32]]) {
+    let tw = split_len / 2 - 1;
+    let mut d = [[[0.0f32; LANES]; 4]; 4];
+    for b in blocks(starts.len() * G) {
+        for (l, &at) in (0..LANES).step_by(G).zip(&starts[b / G..]) {
+            for (r, d) in d.iter_mut().enumerate() {
+                let row = &buf[at + r * split_len..][..tw + 2 + G];
+                for (c, from) in [0, tw + 1, 1, tw + 2].into_iter().enumerate() {
+                    d[c][l..l + G].copy_from_slice(&row[from..from + G]);
                 }
             }
-            transform_input(&d, v, b);
         }
+        transform_input(&d, v, b);
     }
 }
 
@@ -507,8 +533,9 @@ multiversion! {
 /// Tiles per step of the transforms: one AVX-512 register of f32.
 const LANES: usize = 16;
 
-/// Tile rows at least this wide go through the transforms along the row; narrower ones across rows (see [`Narrow`]).
-const WIDE: usize = 8;
+/// Tile rows wider than this go through the transforms along the row; others across rows (see [`Narrow`]), so that
+/// a block holds two or more whole rows rather than one row and the wasted start of the next.
+const WIDE: usize = LANES / 2;
 
 /// Where the blocks of `LANES` tiles of a row of `len` start.
 fn blocks(len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
@@ -590,18 +617,24 @@ multiversion! {
 }
 
 multiversion! {
-    /// The output-gradient blocks of a narrow chunk (see [`Narrow`]), each gathered from the split rows in `buf` at
-    /// its start in `starts`, into `dm[ξ]`.
-    fn grad_gathered(buf: &[f32], split_len: usize, starts: &[usize], dm: &mut [&mut [f32]]) {
-        let tw = split_len / 2 - 1;
-        let mut d = [[0.0f32; LANES]; 4];
-        for b in blocks(starts.len()) {
-            for (l, &at) in starts[b..].iter().take(LANES).enumerate() {
-                let (top, bottom) = (&buf[at..], &buf[at + split_len..]);
-                [d[0][l], d[1][l], d[2][l], d[3][l]] = [top[0], top[tw + 1], bottom[0], bottom[tw + 1]];
+    /// The output-gradient blocks of a narrow chunk (see [`Narrow`]), each group's gathered from the split rows in
+    /// `buf` at its start in `starts`, into `dm[ξ]`.
+    fn grad_gathered(buf: &[f32], split_len: usize, group: usize, starts: &[usize], dm: &mut [&mut [f32]]) {
+        by_group!(group, grad_groups(buf, split_len, starts, dm))
+    }
+}
+
+#[inline(always)]
+fn grad_groups<const G: usize>(buf: &[f32], split_len: usize, starts: &[usize], dm: &mut [&mut [f32]]) {
+    let tw = split_len / 2 - 1;
+    let mut d = [[0.0f32; LANES]; 4];
+    for b in blocks(starts.len() * G) {
+        for (l, &at) in (0..LANES).step_by(G).zip(&starts[b / G..]) {
+            for (d, from) in d.iter_mut().zip([at, at + tw + 1, at + split_len, at + split_len + tw + 1]) {
+                d[l..l + G].copy_from_slice(&buf[from..from + G]);
             }
-            transform_grad(&d, dm, b);
         }
+        transform_grad(&d, dm, b);
     }
 }
 
@@ -755,7 +788,7 @@ fn output_tiles(
         for (xi, row) in rows.iter_mut().enumerate() {
             *row = &m[(xi * s.c_out + co) * ld..][..ld];
         }
-        return output_scattered(rows, bias, relu, &narrow.places, &mut pieces, s.w);
+        return output_scattered(rows, bias, relu, narrow.group, &narrow.places, &mut pieces, s.w);
     }
     for ((_, first, last, t0), piece) in segments(t, rows).zip(pieces) {
         let mut seg: [&[f32]; XI] = [&[]; XI];
@@ -829,36 +862,71 @@ fn pool(y: &[[f32; LANES]; 4]) -> ([f32; LANES], [u8; LANES]) {
 
 multiversion! {
     /// A narrow chunk's tiles `Aᵀ·M·A` (+ `bias`, then a ReLU if `relu`) of one channel, sixteen at a time across
-    /// rows and images, each lane's outputs scattered to its place (see [`Narrow`]) in the channel's `pieces`, or
+    /// rows and images, each group's outputs scattered to its place (see [`Narrow`]) in the channel's `pieces`, or
     /// pooled there.
-    fn output_scattered(m: [&[f32]; XI], bias: f32, relu: bool, places: &[Place], pieces: &mut [Dest], w: usize) {
-        let mut y = [[0.0f32; LANES]; 4];
-        for b in blocks(places.len()) {
-            transform_output(&m, b, bias, relu, &mut y);
-            let (best, win) = pool(&y);
-            for (l, p) in places[b..].iter().take(LANES).enumerate() {
-                match &mut pieces[p.piece] {
-                    Dest::Full(piece) => {
-                        let at = 2 * p.k * w + 2 * p.i;
-                        piece[at] = y[0][l];
-                        if p.right {
-                            piece[at + 1] = y[1][l];
-                        }
-                        if p.below {
-                            piece[at + w] = y[2][l];
-                            if p.right {
-                                piece[at + w + 1] = y[3][l];
+    #[allow(clippy::too_many_arguments)]
+    fn output_scattered(
+        m: [&[f32]; XI],
+        bias: f32,
+        relu: bool,
+        group: usize,
+        places: &[Place],
+        pieces: &mut [Dest],
+        w: usize,
+    ) {
+        by_group!(group, output_groups(m, bias, relu, places, pieces, w))
+    }
+}
+
+#[inline(always)]
+fn output_groups<const G: usize>(
+    m: [&[f32]; XI],
+    bias: f32,
+    relu: bool,
+    places: &[Place],
+    pieces: &mut [Dest],
+    w: usize,
+) {
+    let mut y = [[0.0f32; LANES]; 4];
+    let mut line = [0.0f32; 2 * LANES];
+    for b in blocks(places.len() * G) {
+        transform_output(&m, b, bias, relu, &mut y);
+        let (best, win) = pool(&y);
+        for (l, p) in (0..LANES).step_by(G).zip(&places[b / G..]) {
+            match &mut pieces[p.piece] {
+                Dest::Full(piece) => {
+                    let at = 2 * p.k * w + 2 * p.i;
+                    for (dy, pair) in y.chunks_exact(2).enumerate().take(1 + usize::from(p.below)) {
+                        let row = &mut piece[at + dy * w..];
+                        if G == 1 {
+                            // Stored one by one: a two-entry line would be stored by halves and then read whole,
+                            // which store forwarding cannot serve.
+                            row[0] = pair[0][l];
+                            if p.cols == 2 {
+                                row[1] = pair[1][l];
                             }
+                            continue;
+                        }
+                        // The group's two output columns a tile, interleaved in registers, then stored: a fixed
+                        // size where the group is whole, so the copy is a move rather than a call.
+                        for j in 0..G {
+                            line[2 * j] = pair[0][l + j];
+                            line[2 * j + 1] = pair[1][l + j];
+                        }
+                        if p.cols == 2 * G {
+                            row[..2 * G].copy_from_slice(&line[..2 * G]);
+                        } else {
+                            row[..p.cols].copy_from_slice(&line[..p.cols]);
                         }
                     }
-                    // Floor mode: a tile without its right column or bottom row has no pooled output.
-                    Dest::Pooled(out, which) if p.right && p.below => {
-                        let at = p.k * (w / 2) + p.i;
-                        out[at] = best[l];
-                        which[at] = win[l];
-                    }
-                    Dest::Pooled(..) => {}
                 }
+                // Floor mode: a tile without its right column or bottom row has no pooled output.
+                Dest::Pooled(out, which) if p.below => {
+                    let (at, n) = (p.k * (w / 2) + p.i, p.cols / 2);
+                    out[at..at + n].copy_from_slice(&best[l..l + n]);
+                    which[at..at + n].copy_from_slice(&win[l..l + n]);
+                }
+                Dest::Pooled(..) => {}
             }
         }
     }
@@ -896,8 +964,9 @@ mod tests {
         affordable, assert_close, check_forward, conv_weight_grad_direct, rand_vec,
     };
 
-    /// Every way the tiles are cut: narrow rows gathered across images (1×1 to 7 wide), wide rows with a partial
-    /// last block and odd widths and heights, one chunk shared out or many, chunk boundaries inside an image.
+    /// Every way the tiles are cut: narrow rows gathered across images a tile at a time (1×1 to 7 wide, and 6 and
+    /// 14) or in groups of 2, 4 and 8 (4, 7, 8, 11, 12, 15, 16 wide), wide rows with a partial last block and odd
+    /// widths and heights, one chunk shared out or many, chunk boundaries inside an image.
     #[test]
     fn forward_matches_the_direct_sum() {
         let sh = |n, c_in, c_out, h, w| Conv2dShape { n, c_in, h, w, c_out, kh: 3, kw: 3, stride: 1, pad: 1 };
@@ -912,6 +981,11 @@ mod tests {
             sh(1, 4, 3, 9, 64),
             sh(30, 2, 2, 14, 14),
             sh(25, 2, 3, 9, 7),
+            sh(5, 3, 2, 6, 6),
+            sh(16, 2, 2, 14, 16),
+            sh(4, 3, 2, 11, 12),
+            sh(3, 2, 3, 9, 15),
+            sh(20, 2, 2, 8, 8),
         ];
         for (k, s) in shapes.iter().enumerate() {
             if !affordable(s.n * s.c_out * s.h * s.w * s.c_in * 9) {
@@ -926,8 +1000,16 @@ mod tests {
     #[test]
     fn weight_grad_matches_the_direct_sum() {
         let sh = |n, c_in, c_out, h, w| Conv2dShape { n, c_in, h, w, c_out, kh: 3, kw: 3, stride: 1, pad: 1 };
-        for (k, s) in
-            [sh(3, 2, 3, 5, 7), sh(70, 3, 2, 4, 4), sh(3, 2, 4, 33, 17), sh(40, 2, 3, 20, 36)].iter().enumerate()
+        for (k, s) in [
+            sh(3, 2, 3, 5, 7),
+            sh(70, 3, 2, 4, 4),
+            sh(3, 2, 4, 33, 17),
+            sh(40, 2, 3, 20, 36),
+            sh(16, 2, 3, 14, 16),
+            sh(5, 3, 2, 11, 12),
+        ]
+        .iter()
+        .enumerate()
         {
             if !affordable(s.n * s.c_out * s.h * s.w * s.c_in * 9) {
                 continue;
