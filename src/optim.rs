@@ -112,14 +112,17 @@ impl SGD {
 impl Optimizer for SGD {
     fn step(&mut self) {
         let (mom, wd) = (self.momentum, self.weight_decay);
+        // Iterators without index checks, and the momentum branch outside the loop, so the update vectorises.
         for_each_param(&self.params, self.lr, &self.param_lrs, &mut self.velocity, |p, g, lr, [v]| {
-            for i in 0..p.len() {
-                let mut d = g[i] + wd * p[i];
-                if mom != 0.0 {
-                    v[i] = mom * v[i] + d;
-                    d = v[i];
+            if mom == 0.0 {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * (g + wd * *p);
                 }
-                p[i] -= lr * d;
+                return;
+            }
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                *v = mom * *v + (g + wd * *p);
+                *p -= lr * *v;
             }
         });
     }
