@@ -112,8 +112,10 @@ fn normalise(
 }
 
 /// Training-mode backward; `dx`, `dgamma`, `dbeta` are overwritten. With x̂ = (x-μ)·invstd
-/// and m = n·hw: dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd·(dy - dβ/m - x̂·dγ/m). With `relu_out`, the forward's
-/// output after its ReLU, dy is `dout` where that output is positive and 0 elsewhere, the ReLU's backward.
+/// and m = n·hw: dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd·(dy - dβ/m - x̂·dγ/m). With `relu`, the forward's
+/// `(scale, shift)` of [`affine`] (it had a ReLU), dy is `dout` where that forward's output was positive and 0
+/// elsewhere, the ReLU's backward. That output, `x·scale + shift` before the ReLU, is computed again here as
+/// [`normalise`] computed it (the same bits), rather than read: one array fewer in each of the two passes.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     n: usize,
@@ -124,7 +126,7 @@ pub fn batchnorm_backward(
     mean: &[f32],
     invstd: &[f32],
     dout: &[f32],
-    relu_out: Option<&[f32]>,
+    relu: Option<(&[f32], &[f32])>,
     dx: &mut [f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
@@ -136,8 +138,11 @@ pub fn batchnorm_backward(
     assert_eq!(dx.len(), x.len(), "batchnorm: dx is not [n,c,hw]");
     assert_eq!(dgamma.len(), c, "batchnorm: dgamma is not [c]");
     assert_eq!(dbeta.len(), c, "batchnorm: dbeta is not [c]");
-    assert!(relu_out.is_none_or(|o| o.len() == x.len()), "batchnorm: relu_out is not [n,c,hw]");
-    let relu_dy = |g: f32, out: f32| if out > 0.0 { g } else { 0.0 };
+    assert!(relu.is_none_or(|(a, b)| a.len() == c && b.len() == c), "batchnorm: relu's scale or shift is not [c]");
+    // Channel `ch`'s (scale, shift) of the forward, if it had a ReLU; dy at x = v is then `g` where its output was
+    // positive.
+    let relu_of = |ch: usize| relu.map(|(scale, shift)| (scale[ch], shift[ch]));
+    let relu_dy = |g: f32, v: f32, (a, b): (f32, f32)| if v * a + b > 0.0 { g } else { 0.0 };
     dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate().for_each(|(ch, (dg, db))| {
         let (mu, is) = (mean[ch] as f64, invstd[ch] as f64);
         let mut sum_dy = 0.0f64;
@@ -145,11 +150,11 @@ pub fn batchnorm_backward(
         let mut masked = Vec::new();
         for s in 0..n {
             let range = (s * c + ch) * hw..(s * c + ch + 1) * hw;
-            let (xp, mut gp) = (&x[range.clone()], &dout[range.clone()]);
-            if let Some(out) = relu_out {
+            let (xp, mut gp) = (&x[range.clone()], &dout[range]);
+            if let Some(ab) = relu_of(ch) {
                 // The plane's dy, in a buffer the size of one plane, so still in cache for dev_sums.
                 masked.clear();
-                masked.extend(gp.iter().zip(&out[range]).map(|(&g, &o)| relu_dy(g, o)));
+                masked.extend(gp.iter().zip(xp).map(|(&g, &v)| relu_dy(g, v, ab)));
                 gp = &masked;
             }
             // Σdy and Σdy·(x-μ) per plane, in one pass (f64 totals); invstd applied once at the end.
@@ -161,21 +166,20 @@ pub fn batchnorm_backward(
         *dg = (sum_dy_xhat * is) as f32;
     });
     let inv_m = 1.0 / (n * hw) as f32;
-    // Without a ReLU there is no mask: `mask` is then dout itself, unused.
-    let (mask, relu) = (relu_out.unwrap_or(dout), relu_out.is_some());
     let samples = dx.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).zip(dout.par_chunks(c * hw));
-    samples.zip(mask.par_chunks(c * hw)).for_each(|(((d, xs), gs), os)| {
+    samples.for_each(|((d, xs), gs)| {
         for ch in 0..c {
             let (mu, is) = (mean[ch], invstd[ch]);
             let k = gamma[ch] * is;
             let mean_dy = dbeta[ch] * inv_m;
             let mean_dy_xhat = dgamma[ch] * inv_m;
             let range = ch * hw..(ch + 1) * hw;
-            let planes = d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range.clone()]).zip(&os[range]);
-            for (((dv, &v), &g), &o) in planes {
-                let xhat = (v - mu) * is;
-                let g = if relu { relu_dy(g, o) } else { g };
-                *dv = k * (g - mean_dy - xhat * mean_dy_xhat);
+            let planes = d[range.clone()].iter_mut().zip(&xs[range.clone()]).zip(&gs[range]);
+            let dx = |dv: &mut f32, v: f32, g: f32| *dv = k * (g - mean_dy - (v - mu) * is * mean_dy_xhat);
+            // One loop for each case, so that each vectorises.
+            match relu_of(ch) {
+                Some(ab) => planes.for_each(|((dv, &v), &g)| dx(dv, v, relu_dy(g, v, ab))),
+                None => planes.for_each(|((dv, &v), &g)| dx(dv, v, g)),
             }
         }
     });

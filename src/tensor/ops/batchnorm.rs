@@ -2,7 +2,7 @@
 //! running statistics updated as PyTorch does) or the running statistics in evaluation.
 
 use crate::tensor::kernels::batchnorm::{
-    batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, unbiased_var,
+    affine, batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, unbiased_var,
 };
 use crate::tensor::kernels::zeros;
 use crate::tensor::Tensor;
@@ -95,10 +95,11 @@ impl Tensor {
             }
         }
         let (x, gamma) = (self.clone(), st.gamma.clone());
+        // What the ReLU's mask is computed from in the backward pass, as the forward pass's γ and β made it.
+        let relu_affine = relu.then(|| affine(&st.gamma.data(), &st.beta.data(), &mean, &invstd));
         let name = if relu { "BatchNormReluBackward" } else { "NativeBatchNormBackward" };
         Tensor::from_op(out, &s, name, &[self, st.gamma, st.beta], move |ctx| {
             let (mut dx, mut dgamma, mut dbeta) = (zeros(n * c * hw), vec![0.0; c], vec![0.0; c]);
-            let out = ctx.out.data();
             batchnorm_backward(
                 n,
                 c,
@@ -108,7 +109,7 @@ impl Tensor {
                 &mean,
                 &invstd,
                 ctx.g,
-                relu.then_some(&out[..]),
+                relu_affine.as_ref().map(|(scale, shift)| (&scale[..], &shift[..])),
                 &mut dx,
                 &mut dgamma,
                 &mut dbeta,
