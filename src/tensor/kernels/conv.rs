@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::matmul::{sgemm, sgemm_serial};
-use super::{add_assign, sum_f64};
+use super::{add_assign, deinterleave, sum_f64};
 use super::{tapwise, winograd};
 
 /// The batch is cut into at most this many chunks for the weight gradient: enough to keep
@@ -481,10 +481,11 @@ fn gather_cols<'a>(s: &Conv2dShape, xg: &'a [f32], buf: &'a mut Vec<f32>, alone:
     }
     let (p, ld, hw, taps) = (s.positions(), imgs * s.positions(), s.h * s.w, Taps::new(s));
     let cols = scratch(buf, s.k_dim() * ld);
-    cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s, alone)).enumerate().for_each(
-        |(c, rows)| {
+    cols.par_chunks_mut(s.kh * s.kw * ld).with_min_len(channels_per_task(s, alone)).enumerate().for_each_init(
+        Vec::new,
+        |phases, (c, rows)| {
             for (img, xi) in xg.chunks_exact(s.in_image()).enumerate() {
-                im2col_plane(&taps, &xi[c * hw..][..hw], &mut rows[img * p..], ld);
+                im2col_plane(&taps, &xi[c * hw..][..hw], &mut rows[img * p..], ld, phases);
             }
         },
     );
@@ -508,10 +509,14 @@ struct Taps {
     s: Conv2dShape,
     oh: usize,
     ow: usize,
-    /// Stride 1 with an output as wide as the input: a step of one row in a column row is a step of one row in
-    /// the image, so each column row reads one contiguous run of its plane (plus padding) and im2col/col2im move
-    /// whole runs instead of row pieces.
+    /// Each column row reads one contiguous run (plus padding) of a plane as wide as the output, so im2col/col2im
+    /// move whole runs instead of row pieces: at stride 1 with an output as wide as the input, of the input plane
+    /// itself (a step of one row in a column row is a step of one row in the image); at stride 2 with an output
+    /// half the input's height and width and a kernel wider than 1 (`phases`), of one of its four phases, its even
+    /// or odd rows and columns.
+    /// ResNet's stride-2 convolutions on small planes spent most of their im2col on rows a few entries long.
     contiguous: bool,
+    phases: bool,
     /// One per kernel offset, row-major over (ky, kx).
     taps: Vec<Tap>,
 }
@@ -519,32 +524,73 @@ struct Taps {
 struct Tap {
     ky: usize,
     kx: usize,
-    /// The output columns whose input column lies inside the image (the rest read padding).
+    /// The output columns and rows whose input column or row lies inside the image (the rest read padding).
     cols: std::ops::Range<usize>,
-    /// For a contiguous shape: the output rows whose input row lies inside the image, and the run they read as
-    /// (start in the column row, start in the plane, length), `None` when it reads only padding.
     rows: std::ops::Range<usize>,
+    /// For a contiguous shape: the run the valid rows read as (start in the column row, start in the plane or
+    /// phase, length), `None` when the tap reads only padding, and the phase (`2·(row parity) + column parity`,
+    /// 0 at stride 1).
     run: Option<(usize, usize, usize)>,
+    phase: usize,
 }
 
 impl Taps {
     fn new(s: &Conv2dShape) -> Taps {
         let (oh, ow) = (s.out_h(), s.out_w());
-        let contiguous = s.stride == 1 && ow == s.w;
+        // A 1×1 kernel reads one phase of four: splitting all four would cost more than reading its rows.
+        let phases = s.stride == 2 && s.h == 2 * oh && s.w == 2 * ow && s.kh.min(s.kw) > 1;
+        let contiguous = (s.stride == 1 && ow == s.w) || phases;
+        // The outputs whose input lies inside a side of `size` at kernel offset `k`.
+        let valid = |k: usize, size: usize, out: usize| {
+            let lo = if k >= s.pad { 0 } else { (s.pad - k).div_ceil(s.stride) };
+            let hi = if size + s.pad > k { (size + s.pad - k).div_ceil(s.stride).min(out) } else { 0 };
+            lo.min(hi)..hi
+        };
+        // Where output 0 reads along a side at kernel offset `k`, in steps of the plane read (which may be before
+        // its start), and for phases that offset's parity.
+        let shift = |k: usize| {
+            let d = k as isize - s.pad as isize;
+            if phases {
+                (d.div_euclid(2), d.rem_euclid(2) as usize)
+            } else {
+                (d, 0)
+            }
+        };
         let tap = |ky: usize, kx: usize| {
-            let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
-            let hi = if s.w + s.pad > kx { (s.w + s.pad - kx).div_ceil(s.stride).min(ow) } else { 0 };
-            let cols = lo.min(hi)..hi;
-            let top = (s.h + s.pad).saturating_sub(ky).min(oh);
-            let rows = s.pad.saturating_sub(ky).min(top)..top;
+            let (cols, rows) = (valid(kx, s.w, ow), valid(ky, s.h, oh));
+            let ((sy, py), (sx, px)) = (shift(ky), shift(kx));
             let run = (contiguous && !rows.is_empty() && !cols.is_empty()).then(|| {
                 let at = rows.start * ow + cols.start;
-                (at, (rows.start + ky - s.pad) * s.w + cols.start + kx - s.pad, (rows.end - 1) * ow + cols.end - at)
+                // Inside the plane read: the valid outputs read rows and columns from 0 there.
+                let from = (rows.start as isize + sy) * ow as isize + cols.start as isize + sx;
+                (at, from as usize, (rows.end - 1) * ow + cols.end - at)
             });
-            Tap { ky, kx, cols, rows, run }
+            Tap { ky, kx, cols, rows, run, phase: 2 * py + px }
         };
         let taps = (0..s.kh).flat_map(|ky| (0..s.kw).map(move |kx| (ky, kx))).map(|(ky, kx)| tap(ky, kx)).collect();
-        Taps { s: *s, oh, ow, contiguous, taps }
+        Taps { s: *s, oh, ow, contiguous, phases, taps }
+    }
+
+    /// Where row `y` of the plane goes among its phases (`[4][oh][ow]`): its even columns from the first index,
+    /// its odd ones from the second.
+    fn phase_rows(&self, y: usize) -> (usize, usize) {
+        let even = 2 * (y % 2) * self.oh * self.ow + (y / 2) * self.ow;
+        (even, even + self.oh * self.ow)
+    }
+
+    /// The plane a contiguous shape's taps read runs of: the input plane itself, or its four phases split into
+    /// `buf`.
+    fn source<'a>(&self, plane: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
+        if !self.phases {
+            return plane;
+        }
+        let phases = scratch(buf, 4 * self.oh * self.ow);
+        for (y, row) in plane.chunks_exact(self.s.w).enumerate() {
+            let (even, odd) = self.phase_rows(y);
+            let (left, right) = phases.split_at_mut(odd);
+            deinterleave(row, &mut left[even..], right);
+        }
+        phases
     }
 
     /// Input row read by output row `oy` at kernel row `ky`, if not padding.
@@ -569,13 +615,15 @@ impl Taps {
 
 /// The `kh·kw` rows `[kh·kw, oh·ow]` of one input plane `[h,w]` in the column matrix, rows `ld` apart; padding
 /// reads as zero.
-fn im2col_plane(t: &Taps, plane: &[f32], cols: &mut [f32], ld: usize) {
+fn im2col_plane(t: &Taps, plane: &[f32], cols: &mut [f32], ld: usize, phases: &mut Vec<f32>) {
     let (ow, w, stride) = (t.ow, t.s.w, t.s.stride);
+    let source = if t.contiguous { t.source(plane, phases) } else { plane };
     for (r, tap) in t.taps.iter().enumerate() {
         let row = &mut cols[r * ld..r * ld + t.oh * ow];
         if t.contiguous {
             if let Some((at, from, len)) = tap.run {
-                row[at..at + len].copy_from_slice(&plane[from..from + len]);
+                let read = &source[tap.phase * t.oh * ow + from..];
+                row[at..at + len].copy_from_slice(&read[..len]);
             }
             t.zero_padding(tap, row);
             continue;
@@ -622,29 +670,44 @@ fn col2im(s: &Conv2dShape, dcols: &mut [f32], dx: &mut [f32], alone: bool) {
         planes[i % s.c_in].push(plane);
     }
     let rows = dcols[..s.k_dim() * ld].par_chunks_mut(s.kh * s.kw * ld);
-    rows.zip(planes).with_min_len(channels_per_task(s, alone)).for_each(|(rows, planes)| {
+    rows.zip(planes).with_min_len(channels_per_task(s, alone)).for_each_init(Vec::new, |phases, (rows, planes)| {
         for (img, plane) in planes.into_iter().enumerate() {
-            col2im_plane(&taps, &mut rows[img * p..], ld, plane);
+            col2im_plane(&taps, &mut rows[img * p..], ld, plane, phases);
         }
     });
 }
 
-/// Adjoint of [`im2col_plane`]: one input plane `[h,w]` (overwritten) from its `kh·kw` rows, `ld` apart.
-fn col2im_plane(t: &Taps, dcols: &mut [f32], ld: usize, plane: &mut [f32]) {
-    plane.fill(0.0);
+/// Adjoint of [`im2col_plane`]: one input plane `[h,w]` (overwritten) from its `kh·kw` rows, `ld` apart; a
+/// phased shape's runs add into its phases in `phases`, then interleaved into the plane.
+fn col2im_plane(t: &Taps, dcols: &mut [f32], ld: usize, plane: &mut [f32], phases: &mut Vec<f32>) {
     let (ow, w, stride) = (t.ow, t.s.w, t.s.stride);
-    for (r, tap) in t.taps.iter().enumerate() {
-        let row = &mut dcols[r * ld..r * ld + t.oh * ow];
-        if t.contiguous {
+    if t.contiguous {
+        let target = if t.phases { scratch(phases, 4 * t.oh * ow) } else { &mut *plane };
+        target.fill(0.0);
+        for (r, tap) in t.taps.iter().enumerate() {
+            let row = &mut dcols[r * ld..r * ld + t.oh * ow];
             // Zeroed padding entries add nothing to the pixels the run wraps onto.
             t.zero_padding(tap, row);
             if let Some((at, from, len)) = tap.run {
-                for (d, &v) in plane[from..from + len].iter_mut().zip(&row[at..at + len]) {
+                let read = &mut target[tap.phase * t.oh * ow + from..];
+                for (d, &v) in read[..len].iter_mut().zip(&row[at..at + len]) {
                     *d += v;
                 }
             }
-            continue;
         }
+        if t.phases {
+            for (y, row) in plane.chunks_exact_mut(w).enumerate() {
+                let (even, odd) = t.phase_rows(y);
+                for (pair, (&e, &o)) in row.chunks_exact_mut(2).zip(phases[even..].iter().zip(&phases[odd..])) {
+                    (pair[0], pair[1]) = (e, o);
+                }
+            }
+        }
+        return;
+    }
+    plane.fill(0.0);
+    for (r, tap) in t.taps.iter().enumerate() {
+        let row = &mut dcols[r * ld..r * ld + t.oh * ow];
         let (lo, hi) = (tap.cols.start, tap.cols.end);
         for (oy, src) in row.chunks_exact(ow).enumerate() {
             let Some(iy) = t.input_row(oy, tap.ky) else {
@@ -698,6 +761,13 @@ mod tests {
             // Planes small enough for one GEMM per tap (tapwise.rs).
             sh(4, 3, 2, 3, 5, 3, 3, 1, 1),
             sh(3, 2, 1, 1, 3, 3, 3, 1, 1),
+            // Stride 2 with outputs half the input each way, read as phases (`Taps::phases`): ResNet's 3×3 and its
+            // 7×7 stem, and kernels of 4 and 2; its 1×1 downsampling, which is not.
+            sh(3, 3, 8, 10, 5, 3, 3, 2, 1),
+            sh(2, 3, 12, 8, 4, 7, 7, 2, 3),
+            sh(3, 4, 6, 4, 5, 1, 1, 2, 0),
+            sh(2, 2, 8, 6, 3, 4, 4, 2, 1),
+            sh(2, 2, 6, 8, 3, 2, 2, 2, 0),
         ]
         .into_iter()
         // The finite-difference check runs the direct convolution a hundred times or so per shape.

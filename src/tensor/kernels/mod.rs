@@ -160,6 +160,48 @@ pub(crate) fn add_assign(acc: &mut [f32], x: &[f32]) {
     acc.par_chunks_mut(PAR_MAP_MIN / 4).zip(x.par_chunks(PAR_MAP_MIN / 4)).for_each(add);
 }
 
+multiversion! {
+    /// `src`'s even entries into `even`, its odd ones into `odd`, from the start of each: sixteen pairs at a time
+    /// from a fixed-size block, which compiles to two shuffles where a loop over pairs stays scalar, then a block
+    /// of eight, four and two pairs for what is left (rows of 16, 8 and 4: ResNet's small planes), then single
+    /// entries. Winograd's tiles and the phases of a stride-2 im2col read planes split this way.
+    pub(crate) fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+        let mut done = 0;
+        while src.len() - done >= 32 {
+            pairs::<16>(&src[done..], &mut even[done / 2..], &mut odd[done / 2..]);
+            done += 32;
+        }
+        for n in [8, 4, 2] {
+            if src.len() - done >= 2 * n {
+                let (src, even, odd) = (&src[done..], &mut even[done / 2..], &mut odd[done / 2..]);
+                match n {
+                    8 => pairs::<8>(src, even, odd),
+                    4 => pairs::<4>(src, even, odd),
+                    _ => pairs::<2>(src, even, odd),
+                }
+                done += 2 * n;
+            }
+        }
+        for j in done..src.len() {
+            if j % 2 == 0 {
+                even[j / 2] = src[j];
+            } else {
+                odd[j / 2] = src[j];
+            }
+        }
+    }
+}
+
+/// The first `N` pairs of `src`, split into `even` and `odd`; a fixed size, so the loop unrolls into shuffles.
+#[inline(always)]
+fn pairs<const N: usize>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let (src, e, o) = (&src[..2 * N], &mut even[..N], &mut odd[..N]);
+    for l in 0..N {
+        e[l] = src[2 * l];
+        o[l] = src[2 * l + 1];
+    }
+}
+
 /// `f` of each pair of elements, as [`map`].
 pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "zip_map: lengths differ");

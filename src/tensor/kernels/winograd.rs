@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 use std::cell::RefCell;
 
-use super::add_assign;
 use super::conv::{scratch, with_scratch, Conv2dShape, ConvOutput};
 use super::matmul::sgemm_serial;
+use super::{add_assign, deinterleave};
 
 /// Entries of a transformed 4×4 block.
 const XI: usize = 16;
@@ -470,8 +470,7 @@ impl Narrow {
     }
 }
 
-/// `f::<G>()` for `g` of 8, 4, 2 or 1 (the group width of a [`Narrow`] chunk), so that each width's copies have a
-/// fixed size.
+/// `f::<G>()` for the group width `g` of a [`Narrow`] chunk, so each width's copies have a fixed size.
 macro_rules! by_group {
     ($g:expr, $f:ident($($arg:expr),*)) => {
         match $g {
@@ -505,43 +504,6 @@ fn input_groups<const G: usize>(buf: &[f32], split_len: usize, starts: &[usize],
             }
         }
         transform_input(&d, v, b);
-    }
-}
-
-multiversion! {
-    /// `src`'s even entries into `even`, its odd ones into `odd`, from the start of each: sixteen pairs at a time
-    /// from a fixed-size block, which compiles to two shuffles where a loop over pairs stays scalar, then a block
-    /// of eight, four and two pairs for what is left (rows of 16, 8 and 4: ResNet's small planes), then single
-    /// entries.
-    fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
-        let mut done = 0;
-        while src.len() - done >= 2 * LANES {
-            pairs::<LANES>(&src[done..], &mut even[done / 2..], &mut odd[done / 2..]);
-            done += 2 * LANES;
-        }
-        for n in [LANES / 2, LANES / 4, LANES / 8] {
-            if src.len() - done >= 2 * n {
-                by_group!(n, pairs(&src[done..], &mut even[done / 2..], &mut odd[done / 2..]));
-                done += 2 * n;
-            }
-        }
-        for j in done..src.len() {
-            if j % 2 == 0 {
-                even[j / 2] = src[j];
-            } else {
-                odd[j / 2] = src[j];
-            }
-        }
-    }
-}
-
-/// The first `N` pairs of `src`, split into `even` and `odd`; a fixed size, so the loop unrolls into shuffles.
-#[inline(always)]
-fn pairs<const N: usize>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    let (src, e, o) = (&src[..2 * N], &mut even[..N], &mut odd[..N]);
-    for l in 0..N {
-        e[l] = src[2 * l];
-        o[l] = src[2 * l + 1];
     }
 }
 
