@@ -513,8 +513,8 @@ struct Taps {
     /// move whole runs instead of row pieces: at stride 1 with an output as wide as the input, of the input plane
     /// itself (a step of one row in a column row is a step of one row in the image); at stride 2 with an output
     /// half the input's height and width and a kernel wider than 1 (`phases`), of one of its four phases, its even
-    /// or odd rows and columns.
-    /// ResNet's stride-2 convolutions on small planes spent most of their im2col on rows a few entries long.
+    /// or odd rows and columns (read row by row, ResNet's stride-2 convolutions on small planes spent most of their
+    /// im2col on rows a few entries long).
     contiguous: bool,
     phases: bool,
     /// One per kernel offset, row-major over (ky, kx).
