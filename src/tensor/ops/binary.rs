@@ -43,18 +43,23 @@ fn binary(a: &Tensor, b: &Tensor, op: Op) -> Tensor {
         let g = ctx.g;
         let (la, lb) = (layout(ac.shape(), &shape), layout(bc.shape(), &shape));
         // d(a∘b)/da and d(a∘b)/db per element, then summed back over broadcast axes.
+        // `f(g, other)` per element, with a plain loop (vectorised, on both threads) where `other` has g's shape.
+        let with = |l: &Layout, other: &[f32], f: fn(f32, f32) -> f32| match l {
+            Layout::Same => zip_map(g, other, f),
+            _ => g.iter().enumerate().map(|(i, &gi)| f(gi, other[l.at(i)])).collect(),
+        };
         let (ga, gb): (Option<Vec<f32>>, Option<Vec<f32>>) = match op {
             Op::Add => (Some(g.to_vec()), Some(g.to_vec())),
             Op::Sub => (Some(g.to_vec()), Some(g.iter().map(|v| -v).collect())),
             Op::Mul => {
                 let (ad, bd) = (ac.data(), bc.data());
-                let ga = ctx.needs[0].then(|| g.iter().enumerate().map(|(i, gi)| gi * bd[lb.at(i)]).collect());
-                let gb = ctx.needs[1].then(|| g.iter().enumerate().map(|(i, gi)| gi * ad[la.at(i)]).collect());
+                let ga = ctx.needs[0].then(|| with(&lb, &bd, |g, b| g * b));
+                let gb = ctx.needs[1].then(|| with(&la, &ad, |g, a| g * a));
                 (ga, gb)
             }
             Op::Div => {
                 let (ad, bd) = (ac.data(), bc.data());
-                let ga = ctx.needs[0].then(|| g.iter().enumerate().map(|(i, gi)| gi / bd[lb.at(i)]).collect());
+                let ga = ctx.needs[0].then(|| with(&lb, &bd, |g, b| g / b));
                 let gb = ctx.needs[1].then(|| {
                     g.iter()
                         .enumerate()
