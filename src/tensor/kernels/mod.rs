@@ -160,6 +160,19 @@ pub(crate) fn add_assign(acc: &mut [f32], x: &[f32]) {
     acc.par_chunks_mut(PAR_MAP_MIN / 4).zip(x.par_chunks(PAR_MAP_MIN / 4)).for_each(add);
 }
 
+/// `f::<G>(…)` for `g` of 8, 4, 2 or 1 (any other: 1), so that code generic over a width of consecutive entries
+/// (a Winograd group of tiles, a block of pairs to split) gets each width's copies at a fixed size.
+macro_rules! by_group {
+    ($g:expr, $f:ident($($arg:expr),*)) => {
+        match $g {
+            8 => $f::<8>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            _ => $f::<1>($($arg),*),
+        }
+    };
+}
+
 multiversion! {
     /// `src`'s even entries into `even`, its odd ones into `odd`, from the start of each: sixteen pairs at a time
     /// from a fixed-size block, which compiles to two shuffles where a loop over pairs stays scalar, then a block
@@ -173,12 +186,7 @@ multiversion! {
         }
         for n in [8, 4, 2] {
             if src.len() - done >= 2 * n {
-                let (src, even, odd) = (&src[done..], &mut even[done / 2..], &mut odd[done / 2..]);
-                match n {
-                    8 => pairs::<8>(src, even, odd),
-                    4 => pairs::<4>(src, even, odd),
-                    _ => pairs::<2>(src, even, odd),
-                }
+                by_group!(n, pairs(&src[done..], &mut even[done / 2..], &mut odd[done / 2..]));
                 done += 2 * n;
             }
         }

@@ -470,18 +470,6 @@ impl Narrow {
     }
 }
 
-/// `f::<G>()` for the group width `g` of a [`Narrow`] chunk, so each width's copies have a fixed size.
-macro_rules! by_group {
-    ($g:expr, $f:ident($($arg:expr),*)) => {
-        match $g {
-            8 => $f::<8>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            _ => $f::<1>($($arg),*),
-        }
-    };
-}
-
 multiversion! {
     /// The blocks of a narrow chunk (see [`Narrow`]), each group's gathered from the split rows in `buf` at its
     /// start in `starts`, into `v[ξ]`.
