@@ -578,8 +578,7 @@ impl Taps {
         (even, even + self.oh * self.ow)
     }
 
-    /// The plane a contiguous shape's taps read runs of: the input plane itself, or its four phases split into
-    /// `buf`.
+    /// The plane the taps read: the input plane itself, or for a phased shape its four phases split into `buf`.
     fn source<'a>(&self, plane: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
         if !self.phases {
             return plane;
@@ -617,7 +616,7 @@ impl Taps {
 /// reads as zero.
 fn im2col_plane(t: &Taps, plane: &[f32], cols: &mut [f32], ld: usize, phases: &mut Vec<f32>) {
     let (ow, w, stride) = (t.ow, t.s.w, t.s.stride);
-    let source = if t.contiguous { t.source(plane, phases) } else { plane };
+    let source = t.source(plane, phases);
     for (r, tap) in t.taps.iter().enumerate() {
         let row = &mut cols[r * ld..r * ld + t.oh * ow];
         if t.contiguous {
